@@ -170,3 +170,25 @@ backends.register(
 _D = "dlbench.adapters.datasets"
 datasets.register("digits", f"{_D}.digits:DigitsDataset")
 datasets.register("synthetic", f"{_D}.synthetic:SyntheticDataset")
+datasets.register("cifar10", f"{_D}.cifar:Cifar10")
+datasets.register("cifar100", f"{_D}.cifar:Cifar100")
+datasets.register("coco", f"{_D}.coco:CocoDetection")
+datasets.register("imagefolder", f"{_D}.imagefolder:ImageFolder")
+
+_M = "dlbench.metrics"
+for _name, _cls in {
+    "accuracy": "Accuracy",
+    "top_k_accuracy": "TopKAccuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1Score",
+    "confusion_matrix": "ConfusionMatrix",
+    "roc_auc": "RocAuc",
+    "log_loss": "LogLoss",
+    "mse": "MeanSquaredError",
+    "mae": "MeanAbsoluteError",
+    "r2": "R2Score",
+    "ece": "CalibrationError",
+    "coco_map": "CocoMeanAveragePrecision",
+}.items():
+    metrics.register(_name, f"{_M}:{_cls}")
