@@ -37,7 +37,9 @@ DEVICES = ("cpu", "cuda")
 def parse_device(device: str) -> tuple[str, int]:
     """Split ``"cuda:1"`` into ``("cuda", 1)``; ``"cpu"`` into ``("cpu", 0)``."""
     if not isinstance(device, str):
-        raise ConfigError(f"Expected device to be a string like 'cpu' or 'cuda:0'. Received: {device!r}")
+        raise ConfigError(
+            f"Expected device to be a string like 'cpu' or 'cuda:0'. Received: {device!r}"
+        )
     kind, _, index = device.partition(":")
     if kind not in DEVICES or (index and not index.isdigit()):
         raise ConfigError(

@@ -1,0 +1,359 @@
+"""The ``dlbench`` command line.
+
+Exit codes: 0 success; 1 the run finished but some cells failed or a backend failed the parity
+check (or a check found an error); 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import DlbenchError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {value!r}")
+    return items
+
+
+def _csv_ints(value: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 1,32,128, got {value!r}"
+        ) from None
+
+
+def _option(value: str) -> tuple[str, str, Any]:
+    """``backend.key=value`` with value parsed as JSON when possible (``true``, ``2``, ``"x"``)."""
+    head, sep, raw = value.partition("=")
+    backend, dot, key = head.partition(".")
+    if not sep or not dot or not backend or not key:
+        raise argparse.ArgumentTypeError(
+            f"expected BACKEND.KEY=VALUE, e.g. torch.mode=compile; got {value!r}"
+        )
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return backend, key, parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dlbench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="dlbench",
+        description="Benchmark the same model across PyTorch, TensorFlow, JAX and ONNX Runtime, fairly.",
+    )
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run a benchmark (no arguments: digits on every installed backend)"
+    )
+    run.add_argument("--config", help="TOML config file; flags given here override it")
+    run.add_argument("--model", help="zoo model name or a saved ModelSpec .json (default mlp)")
+    run.add_argument("--dataset", help="dataset name (default digits)")
+    run.add_argument("--dataset-root", help="where the dataset's files are")
+    run.add_argument("--split", help="dataset split (default test)")
+    run.add_argument(
+        "--backends", type=_csv, help="comma-separated backends (default: all installed)"
+    )
+    run.add_argument(
+        "--device", dest="devices", type=_csv, help="cpu, cuda or cuda:N (comma-separated)"
+    )
+    run.add_argument("--scenario", dest="scenarios", type=_csv, help="latency,throughput,accuracy")
+    run.add_argument("--batch-sizes", type=_csv_ints, help="throughput batch sizes, e.g. 1,32,128")
+    run.add_argument(
+        "--threads", dest="intra_op_threads", type=int, help="intra-op threads for every backend"
+    )
+    run.add_argument(
+        "--inter-op-threads", type=int, help="inter-op threads for every backend (default 1)"
+    )
+    run.add_argument("--timing-mode", choices=["compute", "end_to_end"])
+    run.add_argument("--min-iters", type=int, help="measure at least this many calls")
+    run.add_argument("--min-time", type=float, help="measure at least this many seconds")
+    run.add_argument("--max-time", type=float, help="measure at most this many seconds")
+    run.add_argument(
+        "--target-ci",
+        type=float,
+        help="measure until the 95%% CI of the median is this narrow (relative)",
+    )
+    run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
+    run.add_argument(
+        "--cell-timeout", type=float, help="seconds a cell may take before its worker is killed"
+    )
+    run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--option",
+        "-O",
+        dest="options",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="a backend option, e.g. -O torch.mode=compile",
+    )
+    run.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        help="a module every worker imports first (registers extra backends/datasets)",
+    )
+    run.add_argument("--out", help="result file (default dlbench-results/run-<time>.json)")
+    run.add_argument("--resume", action="store_true", help="skip cells already finished in --out")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    lst = sub.add_parser("list", help="list backends, models, datasets, metrics or scenarios")
+    lst.add_argument(
+        "what",
+        nargs="?",
+        default="backends",
+        choices=["backends", "models", "datasets", "metrics", "scenarios"],
+    )
+
+    env = sub.add_parser("env", help="show the environment a result would record")
+    env.add_argument("--json", action="store_true", help="print JSON")
+
+    par = sub.add_parser("parity", help="check that backends agree with the numpy reference")
+    par.add_argument("--model", default="mlp")
+    par.add_argument("--backends", type=_csv)
+    par.add_argument("--batch-size", type=int, default=256)
+    par.add_argument("--device", default="cpu")
+
+    data = sub.add_parser("data", help="dataset tools")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    check = data_sub.add_parser(
+        "check", help="data-quality checks (balance, duplicates, leakage, ...)"
+    )
+    check.add_argument("name")
+    check.add_argument("--root")
+    check.add_argument("--split")
+    check.add_argument("--json", dest="json_out", help="write the JSON report here")
+    return parser
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+def _config_from_args(args: argparse.Namespace):
+    from dlbench.config import BenchmarkConfig
+
+    flat = {
+        k: getattr(args, k)
+        for k in (
+            "model",
+            "dataset",
+            "dataset_root",
+            "split",
+            "backends",
+            "devices",
+            "scenarios",
+            "batch_sizes",
+            "intra_op_threads",
+            "inter_op_threads",
+            "timing_mode",
+            "accuracy_limit",
+            "cell_timeout",
+            "seed",
+        )
+        if getattr(args, k) is not None
+    }
+    stop = {
+        k: getattr(args, k)
+        for k in ("min_iters", "min_time", "max_time", "target_ci")
+        if getattr(args, k) is not None
+    }
+    if args.config:
+        cfg = BenchmarkConfig.from_toml(args.config)
+        data = cfg.to_dict()
+        data.update(flat)
+        data["stop_rule"] = {**data["stop_rule"], **stop}
+    else:
+        data = {**flat, "stop_rule": stop}
+        if "scenarios" not in data and "backends" not in data and "model" not in data:
+            pass  # the embedded default: digits x every installed backend
+    options = data.setdefault("backend_options", {})
+    for backend, key, value in args.options:
+        options.setdefault(backend, {})[key] = value
+    return BenchmarkConfig.from_dict(data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dlbench.console import print_summary, progress_callback
+    from dlbench.runner import run
+
+    console = _console()
+    config = _config_from_args(args)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("dlbench-results") / f"run-{datetime.now():%Y%m%d-%H%M%S}.json"
+    )
+    backends = config.resolved_backends()
+    if not backends:
+        console.print(
+            "[red]No backend is installed.[/] Install one, e.g. pip install 'dlbench[torch]'"
+        )
+        return EXIT_FAILED
+    console.print(
+        f"[bold]dlbench run[/]: model [cyan]{config.model}[/] on [cyan]{config.dataset}[/]/{config.split}, "
+        f"backends {', '.join(backends)}, devices {', '.join(config.devices)}, "
+        f"{config.intra_op_threads} intra-op / {config.inter_op_threads} inter-op threads"
+    )
+    with progress_callback(console, enabled=not args.quiet) as on_event:
+        try:
+            doc = run(config, out=out, resume=args.resume, on_event=on_event, plugins=args.plugins)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]Interrupted.[/] Finished cells are kept in {out}; continue with --resume."
+            )
+            return 130
+    print_summary(doc, console)
+    console.print(f"Results: {out}")
+    failed = [c for c in doc["cells"] if c["status"] == "failed"]
+    parity_bad = [
+        f"{b}/{d}"
+        for b, per in doc["backends"].items()
+        for d, i in per.items()
+        if (i.get("parity") or {}).get("ok") is False
+    ]
+    return EXIT_FAILED if failed or parity_bad else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from dlbench import registry
+
+    console = _console()
+    what = args.what
+    if what == "scenarios":
+        from dlbench.scenarios import SCENARIOS
+
+        table = Table("scenario", "what it measures")
+        for name, fn in SCENARIOS.items():
+            table.add_row(name, (fn.__doc__ or "").strip().splitlines()[0])
+        console.print(table)
+        return EXIT_OK
+    if what == "models":
+        from dlbench import zoo
+
+        rows = zoo.describe()
+        table = Table("model", "input shape", "params")
+        for row in rows:
+            table.add_row(row["name"], str(tuple(row["input_shape"])), f"{row['params']:,}")
+        console.print(table)
+        return EXIT_OK
+    reg = {
+        "backends": registry.backends,
+        "datasets": registry.datasets,
+        "metrics": registry.metrics,
+    }[what]
+    table = Table(what[:-1], "installed", "from", "install with")
+    for name in reg.names():
+        entry = reg.entry(name)
+        missing = entry.missing()
+        hint = f"pip install 'dlbench[{entry.extra}]'" if missing and entry.extra else ""
+        table.add_row(name, "no" if missing else "yes", entry.origin, hint)
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from dlbench import environment
+
+    env = environment.capture()
+    if args.json:
+        print(json.dumps(env, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table("what", "value", show_header=False)
+    cpu = env["cpu"]
+    table.add_row("OS", env["os"]["platform"])
+    table.add_row(
+        "CPU",
+        f"{cpu['model']} ({cpu['physical_cores']} physical / {cpu['logical_cores']} logical cores, "
+        f"{cpu['usable_cores']} usable; {' '.join(cpu['flags'])})",
+    )
+    if env["memory"]:
+        table.add_row("Memory", f"{env['memory']['total_bytes'] / 2**30:.1f} GiB")
+    table.add_row("Python", f"{env['python']['version']} ({env['python']['executable']})")
+    table.add_row("BLAS", f"{env['blas'].get('name')} {env['blas'].get('version')}")
+    for gpu in env["gpus"] or []:
+        table.add_row(
+            f"GPU {gpu['index']}",
+            f"{gpu['name']}, {gpu['memory_total_mib']:.0f} MiB, driver {gpu['driver']}",
+        )
+    if not env["gpus"]:
+        table.add_row("GPU", "none found")
+    for name, version in env["packages"].items():
+        table.add_row(name, version)
+    for name, value in env["env"].items():
+        table.add_row(f"${name}", value)
+    table.add_row(
+        "dlbench", f"{env['dlbench']['version']} (git {env['dlbench']['git_commit'] or 'n/a'})"
+    )
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from dlbench.parity import cli_main
+
+    return cli_main(args.model, args.backends, args.batch_size, args.device, _console())
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command != "check":
+        print(
+            "usage: dlbench data check NAME [--root DIR] [--split S] [--json FILE]", file=sys.stderr
+        )
+        return EXIT_USAGE
+    from dlbench.datacheck import cli_main
+
+    return cli_main(args.name, args.root, args.split, args.json_out, _console())
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "env": cmd_env,
+    "parity": cmd_parity,
+    "data": cmd_data,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except DlbenchError as exc:
+        from dlbench.errors import ConfigError, RegistryError
+
+        print(f"dlbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, (ConfigError, RegistryError)) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
