@@ -44,18 +44,23 @@ class Entry:
     def missing(self) -> list[str]:
         return [m for m in self.requires if not is_installed(m)]
 
+    def missing_message(self) -> str | None:
+        """A one-line explanation naming the extra to install, or None when nothing is missing."""
+        missing = self.missing()
+        if not missing:
+            return None
+        hint = f" Install it with: pip install 'dlbench[{self.extra}]'" if self.extra else ""
+        return f"{self.name!r} needs {', '.join(missing)}, which is not installed.{hint}"
+
     def load(self) -> Any:
         if self._loaded is not None:
             return self._loaded
         if not isinstance(self.target, str):
             self._loaded = self.target
             return self._loaded
-        missing = self.missing()
-        if missing:
-            hint = f" Install it with: pip install 'dlbench[{self.extra}]'" if self.extra else ""
-            raise MissingFrameworkError(
-                f"{self.name!r} needs {', '.join(missing)}, which is not installed.{hint}"
-            )
+        message = self.missing_message()
+        if message:
+            raise MissingFrameworkError(message)
         module_name, _, attr = self.target.partition(":")
         module = importlib.import_module(module_name)
         obj = module

@@ -10,6 +10,7 @@ cells that remain, and every finished cell is already in the result file.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -184,6 +185,16 @@ def run(
 
     if isinstance(config, dict):
         config = BenchmarkConfig.from_dict(config)
+    for module in plugins or []:
+        importlib.import_module(module)
+    from dlbench.registry import backends as backend_registry
+
+    missing_framework: dict[str, str] = {}
+    for name in config.resolved_backends():
+        entry = backend_registry.entry(name)  # unknown name: RegistryError, a usage error
+        message = entry.missing_message()  # found without importing the framework
+        if message:
+            missing_framework[name] = message
     emit = on_event or (lambda kind, payload: None)
     cfg_dict = config.to_dict()
     out_path = Path(out) if out is not None else None
@@ -270,6 +281,14 @@ def run(
         spec.save(spec_path)
         try:
             for (backend, device), group_cells in groups.items():
+                if backend in missing_framework:
+                    doc["backends"].setdefault(backend, {})[device] = {
+                        "status": "failed",
+                        "error": missing_framework[backend],
+                    }
+                    for c in group_cells:
+                        fail(c, missing_framework[backend])
+                    continue
                 _run_group(
                     config,
                     backend,
