@@ -89,7 +89,7 @@ def iter_members(archive: str | Path) -> Iterator[tuple[str, Callable[[], bytes]
                             "link. Expected only regular files and folders."
                         )
                     if not info.is_dir():
-                        yield name, (lambda info=info: zf.read(info))
+                        yield name, _guarded(archive, lambda info=info: zf.read(info))
             return
         with tarfile.open(archive, mode="r|*") as tf:
             for m in tf:
@@ -104,17 +104,31 @@ def iter_members(archive: str | Path) -> Iterator[tuple[str, Callable[[], bytes]
                             raise EOFError(f"member {m.name!r} is cut short")
                         return data
 
-                    yield name, read
+                    yield name, _guarded(archive, read)
     except FileNotFoundError:
         raise DataError(f"Archive not found: {archive}") from None
     except UnsafeDataError:
         raise
     except _READ_ERRORS as e:
-        raise DataError(
-            f"Could not read archive {archive}: it is truncated or corrupt "
-            f"({type(e).__name__}: {e}). Expected a complete .tar.gz/.tar/.zip file; "
-            "delete it and download it again."
-        ) from None
+        raise _corrupt(archive, e) from None
+
+
+def _corrupt(archive: Path, e: BaseException) -> DataError:
+    return DataError(
+        f"Could not read archive {archive}: it is truncated or corrupt "
+        f"({type(e).__name__}: {e}). Expected a complete .tar.gz/.tar/.zip file; "
+        "delete it and download it again."
+    )
+
+
+def _guarded(archive: Path, read: Callable[[], bytes]) -> Callable[[], bytes]:
+    def guarded() -> bytes:
+        try:
+            return read()
+        except _READ_ERRORS as e:
+            raise _corrupt(archive, e) from None
+
+    return guarded
 
 
 def read_members(archive: str | Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
