@@ -198,7 +198,7 @@ def check(
             if s in wanted:
                 report.add("info", "splits", f"split {s!r} not checked: {e}", split=s)
             continue
-        if any(d.info.source == ds.info.source for d in loaded.values()):
+        if any(_same_files(d, ds) for d in loaded.values()):
             continue  # the same files under two split names (e.g. a flat image folder)
         loaded[s] = ds
     if not any(s in loaded for s in wanted):
@@ -208,6 +208,13 @@ def check(
         hashes[s] = _check_split(report, s, ds, full=s in wanted)
     _check_leakage(report, hashes)
     return report
+
+
+def _same_files(a: Dataset, b: Dataset) -> bool:
+    fa, fb = getattr(a, "files", None), getattr(b, "files", None)
+    if fa is not None and fb is not None:
+        return list(fa) == list(fb)
+    return (a.info.source, a.info.split) == (b.info.source, b.info.split)
 
 
 def cli_main(
