@@ -361,7 +361,7 @@ def _run_group(
         by_id = {c.id: c for c in remaining}
         current: Cell | None = None
         deadline = time.monotonic() + config.cell_timeout
-        finished_ok = False
+        finished_ok = timed_out = False
         fatal: str | None = None
         try:
             while True:
@@ -426,6 +426,7 @@ def _run_group(
                     else:
                         fail(current, reason)
                         remaining.remove(current)
+                    timed_out = True
                     break
                 time.sleep(POLL_S)
         except BaseException:
@@ -437,7 +438,7 @@ def _run_group(
             for c in list(remaining):
                 fail(c, f"{backend} on {device} could not start: {fatal}")
             remaining.clear()
-        elif not finished_ok and worker.proc.returncode is not None:
+        elif not finished_ok and not timed_out:
             tail = worker.stderr_tail()
             reason = worker.exit_reason() + (f"; last output: {tail[-500:]}" if tail else "")
             if current is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -57,6 +58,7 @@ def faulty_plugin(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     yield "faulty_plugin"
     dlbench.registry.backends.unregister("faulty")
+    sys.modules.pop("faulty_plugin", None)
 
 
 def _config(**kw):
