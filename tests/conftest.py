@@ -17,7 +17,7 @@ def run_cli(tmp_path):
     import subprocess
 
     def _run(*args: str, timeout: float = 300, env: dict | None = None, cwd: Path | None = None):
-        full_env = {**os.environ, **(env or {})}
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
         return subprocess.run(
             [sys.executable, "-m", "dlbench.cli", *args],
             capture_output=True,
