@@ -186,8 +186,6 @@ def _config_from_args(args: argparse.Namespace):
         data["stop_rule"] = {**data["stop_rule"], **stop}
     else:
         data = {**flat, "stop_rule": stop}
-        if "scenarios" not in data and "backends" not in data and "model" not in data:
-            pass  # the embedded default: digits x every installed backend
     options = data.setdefault("backend_options", {})
     for backend, key, value in args.options:
         options.setdefault(backend, {})[key] = value
