@@ -1,0 +1,1 @@
+"""The jax backend (see ``backend.py``); importing this package imports no framework."""

@@ -1,0 +1,164 @@
+"""The JAX backend: a ModelSpec becomes a pure function ``apply(params, x)`` over a pytree.
+
+Modes: ``jit`` (``jax.jit``, compiled by XLA once per input shape) and ``eager`` (op by op).
+Outputs are synced with ``block_until_ready``. Matmuls and convolutions use
+``Precision.HIGHEST`` for float32. JAX takes its threads from ``XLA_FLAGS`` (set by the runner
+before import); the backend records what was in force.
+
+Example:
+    >>> import numpy as np, dlbench
+    >>> m = dlbench.get_backend("jax").build(dlbench.zoo.get("mlp"))
+    >>> m.predict(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
+from dlbench.backends.jax.ops import OPS, prepare
+
+from dlbench.backend import Backend, Model, parse_device
+from dlbench.errors import BackendError
+from dlbench.spec import ModelSpec
+
+MODES = ("jit", "eager")
+
+
+def make_apply(
+    spec: ModelSpec,
+) -> tuple[Callable[[dict, jax.Array], jax.Array], dict[str, dict[str, np.ndarray]]]:
+    """``(apply, params)``: a pure function of a params pytree and an NCHW batch."""
+    plan = spec.resolved()
+    for rn in plan:
+        if rn.op not in OPS:
+            raise BackendError(f"Node {rn.name!r}: op {rn.op!r} has no JAX implementation")
+    params = {rn.name: prepare(rn) for rn in plan}
+    input_name, outputs = spec.inputs[0].name, list(spec.outputs)
+
+    def apply(params: dict, x: jax.Array) -> jax.Array:
+        env = {input_name: x}
+        for rn in plan:
+            env[rn.name] = OPS[rn.op]([env[i] for i in rn.inputs], rn, params[rn.name])
+        return env[outputs[0]]
+
+    return apply, params
+
+
+class JaxModel(Model):
+    def __init__(
+        self,
+        backend: JaxBackend,
+        apply: Callable,
+        params: Any,
+        device: str,
+        jax_device: Any,
+        name: str,
+    ) -> None:
+        super().__init__(backend, device, name)
+        self.jax_device = jax_device
+        self.params = jax.device_put(params, jax_device)
+        self.apply = jax.jit(apply) if backend.options["mode"] == "jit" else apply
+        self._weight_bytes = sum(
+            int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(self.params)
+        )
+
+    def to_device(self, batch: np.ndarray) -> jax.Array:
+        return jax.device_put(np.asarray(batch, dtype=np.float32), self.jax_device)
+
+    def forward(self, x: jax.Array) -> jax.Array:
+        return self.apply(self.params, x)
+
+    def sync(self, y: Any) -> None:
+        jax.block_until_ready(y)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        return np.asarray(jax.device_get(y))
+
+    def weight_bytes(self) -> int:
+        return int(self._weight_bytes)
+
+
+class JaxBackend(Backend):
+    """JAX. Options: ``mode`` (jit | eager), plus threads (recorded; XLA reads ``XLA_FLAGS``)
+    and precision."""
+
+    name: ClassVar[str] = "jax"
+    requires: ClassVar[tuple[str, ...]] = ("jax",)
+    default_options: ClassVar[dict[str, Any]] = {**COMMON_OPTIONS, "mode": "jit"}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_common(self.name, self.options)
+        check_choice(self.name, self.options, "mode", MODES)
+
+    def _device(self, device: str) -> Any:
+        kind, index = parse_device(device)
+        try:
+            devs = jax.devices("gpu" if kind == "cuda" else "cpu")
+        except RuntimeError as exc:
+            raise BackendError(f"JAX has no {kind} device here: {exc}") from None
+        if index >= len(devs):
+            raise BackendError(f"JAX sees {len(devs)} {kind} device(s); asked for {device!r}")
+        return devs[index]
+
+    def build(self, spec: ModelSpec, device: str = "cpu") -> JaxModel:
+        self.check_device(device)
+        apply, params = make_apply(spec.validate())
+        return JaxModel(self, apply, params, device, self._device(device), spec.name)
+
+    def wrap(
+        self,
+        native: Any,
+        params: Any = None,
+        device: str = "cpu",
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> JaxModel:
+        """Wrap a user's ``fn(params, x)`` and its params pytree."""
+        if not callable(native):
+            raise BackendError(
+                f"Expected a function fn(params, x). Received: {type(native).__name__}"
+            )
+        self.check_device(device)
+        return JaxModel(
+            self,
+            native,
+            params,
+            device,
+            self._device(device),
+            name or getattr(native, "__name__", "fn"),
+        )
+
+    def devices(self) -> list[str]:
+        out = ["cpu"]
+        with contextlib.suppress(Exception):
+            if jax.devices("gpu"):
+                out.append("cuda")
+        return out
+
+    def versions(self) -> dict[str, str]:
+        v = {"jax": jax.__version__}
+        with contextlib.suppress(Exception):
+            import jaxlib
+
+            v["jaxlib"] = jaxlib.__version__
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "matmul_precision": "highest",
+            "default_backend": jax.default_backend(),
+            "x64": bool(jnp.zeros(()).dtype == jnp.float64),
+            "thread_env": thread_env(),
+            "versions": self.versions(),
+        }

@@ -1,0 +1,89 @@
+"""The NumPy backend: a float64 interpreter of the ModelSpec, the reference for parity.
+
+Correctness over speed: every op is written out in :mod:`dlbench.backends.numpy.ops` in float64
+from the float32 weights, so that float32 backends can be compared against a result whose own
+rounding error is negligible.
+
+Example:
+    >>> import numpy as np, dlbench
+    >>> model = dlbench.get_backend("numpy").build(dlbench.zoo.get("mlp"))
+    >>> model.predict(np.zeros((2, 1, 8, 8), np.float32)).dtype
+    dtype('float64')
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
+from dlbench.backends.numpy.ops import OPS
+
+from dlbench.backend import Backend, Model
+from dlbench.errors import BackendError
+from dlbench.spec import ModelSpec, ResolvedNode
+
+
+class NumpyModel(Model):
+    """Runs a spec node by node in float64 (the output is float64 too)."""
+
+    def __init__(self, backend: NumpyBackend, spec: ModelSpec, device: str) -> None:
+        super().__init__(backend, device, spec.name)
+        self.spec = spec
+        self.input_name = spec.inputs[0].name
+        self.nodes: list[ResolvedNode] = []
+        for rn in spec.resolved():
+            if rn.op not in OPS:
+                raise BackendError(f"Node {rn.name!r}: op {rn.op!r} has no NumPy implementation")
+            rn.params = {k: np.asarray(v, np.float64) for k, v in rn.params.items()}
+            self.nodes.append(rn)
+        self.outputs = list(spec.outputs)
+        self._weight_bytes = sum(a.nbytes for rn in self.nodes for a in rn.params.values())
+
+    def to_device(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(batch, dtype=np.float64)
+
+    def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        env: dict[str, np.ndarray] = {self.input_name: x}
+        for rn in self.nodes:
+            env[rn.name] = OPS[rn.op]([env[i] for i in rn.inputs], rn)
+        outs = tuple(env[o] for o in self.outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def sync(self, y: Any) -> None:
+        return None
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        return y if isinstance(y, np.ndarray) else np.asarray(y[0])
+
+    def weight_bytes(self) -> int:
+        return int(self._weight_bytes)
+
+
+class NumpyBackend(Backend):
+    """Float64 NumPy interpreter. Options: the common ones (threads are up to the BLAS library
+    and only recorded)."""
+
+    name: ClassVar[str] = "numpy"
+    requires: ClassVar[tuple[str, ...]] = ("numpy",)
+    default_options: ClassVar[dict[str, Any]] = dict(COMMON_OPTIONS)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_common(self.name, self.options)
+
+    def build(self, spec: ModelSpec, device: str = "cpu") -> NumpyModel:
+        self.check_device(device)
+        return NumpyModel(self, spec.validate(), device)
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "mode": "interpreter",
+            "compute_dtype": "float64",
+            "thread_env": thread_env(),
+            "versions": self.versions(),
+        }

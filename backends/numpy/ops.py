@@ -1,0 +1,191 @@
+"""ModelSpec ops in plain NumPy, float64: the reference every other backend is checked against.
+
+Written for clarity and exactness, not speed. Every function takes the list of input arrays
+and the :class:`~dlbench.spec.ResolvedNode`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from dlbench.backends.common.pooling import avg_pool_divisor
+
+from dlbench.spec import ResolvedNode
+
+try:  # SciPy comes with scikit-learn, a core dependency; keep a fallback anyway
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover
+    _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+Op = Callable[[list[np.ndarray], ResolvedNode], np.ndarray]
+OPS: dict[str, Op] = {}
+
+
+def op(name: str) -> Callable[[Op], Op]:
+    def deco(fn: Op) -> Op:
+        OPS[name] = fn
+        return fn
+
+    return deco
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@op("conv2d")
+def conv2d(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x, w = xs[0], n.params["weight"]
+    t, b, l, r = n.attrs["pads"]  # noqa: E741
+    (sh, sw), (dh, dw), g = n.attrs["stride"], n.attrs["dilation"], n.attrs["groups"]
+    x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    o, cg, kh, kw = w.shape
+    _, oh, ow = n.out_shape
+    nb = x.shape[0]
+    out = np.zeros((nb, o, oh, ow))
+    og = o // g
+    for i in range(kh):
+        for j in range(kw):
+            xs_ij = x[
+                :,
+                :,
+                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+            ]
+            w_ij = w[:, :, i, j]  # (O, Cg)
+            if g == 1:
+                out += np.einsum("nchw,oc->nohw", xs_ij, w_ij, optimize=True)
+            elif cg == 1 and og == 1:  # depthwise
+                out += xs_ij * w_ij[:, 0][None, :, None, None]
+            else:
+                for k in range(g):
+                    out[:, k * og : (k + 1) * og] += np.einsum(
+                        "nchw,oc->nohw",
+                        xs_ij[:, k * cg : (k + 1) * cg],
+                        w_ij[k * og : (k + 1) * og],
+                        optimize=True,
+                    )
+    if "bias" in n.params:
+        out += n.params["bias"][None, :, None, None]
+    return out
+
+
+@op("batch_norm")
+def batch_norm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x, p = xs[0], n.params
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    scale = p["weight"] / np.sqrt(p["var"] + n.attrs["eps"])
+    return (x - p["mean"].reshape(shape)) * scale.reshape(shape) + p["bias"].reshape(shape)
+
+
+@op("dense")
+def dense(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    y = xs[0] @ n.params["weight"].T
+    return y + n.params["bias"] if "bias" in n.params else y
+
+
+OPS["relu"] = lambda xs, n: np.maximum(xs[0], 0.0)
+OPS["relu6"] = lambda xs, n: np.clip(xs[0], 0.0, 6.0)
+OPS["sigmoid"] = lambda xs, n: sigmoid(xs[0])
+OPS["tanh"] = lambda xs, n: np.tanh(xs[0])
+OPS["silu"] = lambda xs, n: xs[0] * sigmoid(xs[0])
+OPS["hard_swish"] = lambda xs, n: xs[0] * np.clip(xs[0] + 3.0, 0.0, 6.0) / 6.0
+OPS["dropout"] = lambda xs, n: xs[0]
+OPS["softmax"] = lambda xs, n: softmax(xs[0], n.attrs["axis"])
+OPS["flatten"] = lambda xs, n: xs[0].reshape(xs[0].shape[0], -1)
+OPS["reshape"] = lambda xs, n: xs[0].reshape(xs[0].shape[0], *n.attrs["shape"])
+OPS["transpose"] = lambda xs, n: xs[0].transpose(n.attrs["perm"])
+OPS["global_avg_pool"] = lambda xs, n: xs[0].mean(axis=(2, 3))
+OPS["concat"] = lambda xs, n: np.concatenate(xs, axis=n.attrs["axis"])
+OPS["matmul"] = lambda xs, n: xs[0] @ xs[1]
+OPS["reduce_mean"] = lambda xs, n: xs[0].mean(
+    axis=tuple(n.attrs["axes"]), keepdims=n.attrs["keepdims"]
+)
+
+
+@op("gelu")
+def gelu(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x = xs[0]
+    if n.attrs["approximate"] == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+@op("add")
+def add(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    return xs[0] + (xs[1] if len(xs) == 2 else n.params["other"])
+
+
+@op("mul")
+def mul(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    return xs[0] * (xs[1] if len(xs) == 2 else n.params["other"])
+
+
+def _windows(x: np.ndarray, n: ResolvedNode, fill: float) -> np.ndarray:
+    t, b, l, r = n.attrs["pads"]  # noqa: E741
+    x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=fill)
+    (kh, kw), (sh, sw) = n.attrs["kernel_size"], n.attrs["stride"]
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    _, oh, ow = n.out_shape
+    return win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+
+
+@op("max_pool")
+def max_pool(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    return _windows(xs[0], n, -np.inf).max(axis=(4, 5))
+
+
+@op("avg_pool")
+def avg_pool(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    s = _windows(xs[0], n, 0.0).sum(axis=(4, 5))
+    return s / avg_pool_divisor(n.in_shapes[0][1:], n.attrs, n.out_shape[1:])
+
+
+@op("layer_norm")
+def layer_norm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x = xs[0]
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + n.attrs["eps"]) * n.params["weight"] + n.params["bias"]
+
+
+@op("multi_head_attention")
+def multi_head_attention(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x, p, h = xs[0], n.params, n.attrs["num_heads"]
+    nb, t, d = x.shape
+    qkv = x @ p["in_weight"].T + p["in_bias"]  # (N, T, 3D)
+    qkv = qkv.reshape(nb, t, 3, h, d // h).transpose(2, 0, 3, 1, 4)  # (3, N, H, T, Dh)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    att = softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(d // h), axis=-1)
+    y = (att @ v).transpose(0, 2, 1, 3).reshape(nb, t, d)
+    return y @ p["out_weight"].T + p["out_bias"]
+
+
+@op("upsample")
+def upsample(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    sh, sw = n.attrs["scale_factor"]
+    return xs[0].repeat(sh, axis=2).repeat(sw, axis=3)
+
+
+@op("lstm")
+def lstm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    x, p, hs = xs[0], n.params, n.attrs["hidden_size"]
+    nb, t, _ = x.shape
+    h = np.zeros((nb, hs))
+    c = np.zeros((nb, hs))
+    xw = x @ p["weight_ih"].T + p["bias_ih"] + p["bias_hh"]  # (N, T, 4H)
+    seq = []
+    for step in range(t):
+        z = xw[:, step] + h @ p["weight_hh"].T
+        i, f, g, o = np.split(z, 4, axis=1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        seq.append(h)
+    return np.stack(seq, axis=1) if n.attrs["return_sequences"] else h

@@ -1,0 +1,1 @@
+"""The onnxruntime backend (see ``backend.py``); importing this package imports no framework."""

@@ -1,0 +1,194 @@
+"""The TensorFlow backend: a ModelSpec becomes a ``tf.Module`` run eagerly or via ``tf.function``.
+
+Modes: ``eager`` (op by op), ``graph`` (``tf.function``), ``xla`` (``tf.function(jit_compile=
+True)``). Activations are NHWC inside (TensorFlow's native layout on CPU); weights are
+transposed once at build time; ``to_device`` hands the model NHWC inputs and the model returns
+canonical outputs. With float32 precision TF32 is disabled.
+
+Example:
+    >>> import numpy as np, dlbench
+    >>> m = dlbench.get_backend("tensorflow", mode="graph").build(dlbench.zoo.get("mlp"))
+    >>> m.predict(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, ClassVar
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from dlbench.backends.common.options import (  # noqa: E402
+    COMMON_OPTIONS,
+    check_choice,
+    check_common,
+    thread_env,
+)
+from dlbench.backends.tensorflow.ops import CANON, NHWC, OPS, prepare, to_canon  # noqa: E402
+
+from dlbench.backend import Backend, Model, parse_device  # noqa: E402
+from dlbench.errors import BackendError  # noqa: E402
+from dlbench.spec import ModelSpec  # noqa: E402
+
+MODES = ("eager", "graph", "xla")
+
+
+class SpecModule(tf.Module):
+    """The spec as a ``tf.Module``: non-trainable variables plus a call that runs the graph."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(name=None)
+        self.spec_name = spec.name
+        self.plan = spec.resolved()
+        for rn in self.plan:
+            if rn.op not in OPS:
+                raise BackendError(
+                    f"Node {rn.name!r}: op {rn.op!r} has no TensorFlow implementation"
+                )
+        self.weights = {
+            rn.name: {
+                k: tf.Variable(v, trainable=False, name=f"{rn.name}.{k}".replace("/", "_"))
+                for k, v in prepare(rn).items()
+            }
+            for rn in self.plan
+        }
+        self.input_name = spec.inputs[0].name
+        self.input_rank = len(spec.input_shape) + 1
+        self.outputs = list(spec.outputs)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        env = {self.input_name: (x, NHWC if self.input_rank == 4 else CANON)}
+        for rn in self.plan:
+            args = [env[i] for i in rn.inputs]
+            env[rn.name] = OPS[rn.op](
+                [a[0] for a in args], [a[1] for a in args], rn, self.weights[rn.name]
+            )
+        y, layout = env[self.outputs[0]]
+        return to_canon(y, layout)
+
+
+class TensorFlowModel(Model):
+    def __init__(
+        self, backend: TensorFlowBackend, module: SpecModule, device: str, tf_device: str
+    ) -> None:
+        super().__init__(backend, device, module.spec_name)
+        self.module = module
+        self.tf_device = tf_device
+        mode = backend.options["mode"]
+        shape = [None, *module.plan[0].in_shapes[0]] if module.plan else None
+        if module.input_rank == 4 and shape is not None:
+            c, h, w = shape[1:]
+            shape = [None, h, w, c]
+        if mode == "eager":
+            self.fn = module.__call__
+        else:
+            self.fn = tf.function(
+                module.__call__,
+                input_signature=[tf.TensorSpec(shape, tf.float32)] if shape else None,
+                jit_compile=mode == "xla",
+                reduce_retracing=True,
+            )
+        self._weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in module.variables)
+
+    def to_device(self, batch: np.ndarray) -> tf.Tensor:
+        a = np.asarray(batch, dtype=np.float32)
+        if a.ndim == 4:
+            a = a.transpose(0, 2, 3, 1)
+        with tf.device(self.tf_device):
+            return tf.identity(tf.convert_to_tensor(np.ascontiguousarray(a)))
+
+    def forward(self, x: tf.Tensor) -> tf.Tensor:
+        with tf.device(self.tf_device):
+            return self.fn(x)
+
+    def sync(self, y: Any) -> None:
+        if "GPU" in self.tf_device:
+            sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+            if sync is not None:
+                sync()
+            else:  # pragma: no cover - older TF
+                y.numpy()
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        return y.numpy()
+
+    def weight_bytes(self) -> int:
+        return int(self._weight_bytes)
+
+
+class TensorFlowBackend(Backend):
+    """TensorFlow. Options: ``mode`` (eager | graph | xla), plus threads and precision."""
+
+    name: ClassVar[str] = "tensorflow"
+    requires: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    default_options: ClassVar[dict[str, Any]] = {**COMMON_OPTIONS, "mode": "graph"}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_common(self.name, self.options)
+        check_choice(self.name, self.options, "mode", MODES)
+        self._applied: dict[str, Any] = {}
+        for key, setter, getter in (
+            (
+                "intra_op_threads",
+                tf.config.threading.set_intra_op_parallelism_threads,
+                tf.config.threading.get_intra_op_parallelism_threads,
+            ),
+            (
+                "inter_op_threads",
+                tf.config.threading.set_inter_op_parallelism_threads,
+                tf.config.threading.get_inter_op_parallelism_threads,
+            ),
+        ):
+            n = self.options[key]
+            if n and getter() != n:
+                try:
+                    setter(n)
+                except RuntimeError as exc:  # the runtime is already initialised
+                    self._applied[f"{key}_error"] = str(exc)
+        if self.options["precision"] == "float32":
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+
+    def build(self, spec: ModelSpec, device: str = "cpu") -> TensorFlowModel:
+        self.check_device(device)
+        kind, index = parse_device(device)
+        tf_device = f"/GPU:{index}" if kind == "cuda" else "/CPU:0"
+        with tf.device(tf_device):
+            module = SpecModule(spec.validate())
+        return TensorFlowModel(self, module, device, tf_device)
+
+    def devices(self) -> list[str]:
+        out = ["cpu"]
+        with contextlib.suppress(Exception):
+            if tf.config.list_physical_devices("GPU"):
+                out.append("cuda")
+        return out
+
+    def versions(self) -> dict[str, str]:
+        v = {"tensorflow": tf.__version__}
+        with contextlib.suppress(Exception):
+            info = tf.sysconfig.get_build_info()
+            for k in ("cuda_version", "cudnn_version"):
+                if info.get(k):
+                    v[k.replace("_version", "")] = str(info[k])
+        with contextlib.suppress(Exception):
+            import keras
+
+            v["keras"] = keras.__version__
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "intra_op_threads_in_force": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads_in_force": tf.config.threading.get_inter_op_parallelism_threads(),
+            "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "layout": "NHWC",
+            "thread_env": thread_env(),
+            **self._applied,
+            "versions": self.versions(),
+        }

@@ -1,0 +1,183 @@
+"""The PyTorch backend: a ModelSpec becomes a real ``nn.Module`` (a ``torch.fx.GraphModule``).
+
+Modes: ``eager`` (the module as is) and ``compile`` (``torch.compile``). Forward passes run
+under ``torch.inference_mode()`` by default. ``channels_last`` converts the module and 4-D
+inputs to the channels-last memory format. On CUDA, float32 precision disables TF32 in matmul
+and cuDNN; on every device ``torch.set_float32_matmul_precision("highest")`` is set.
+
+Example:
+    >>> import numpy as np, dlbench
+    >>> m = dlbench.get_backend("torch", mode="eager").build(dlbench.zoo.get("mlp"))
+    >>> m.predict(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
+from dlbench.backends.torch.ops import EMITTERS, Emitter
+from torch import fx, nn
+
+from dlbench.backend import Backend, Model, parse_device
+from dlbench.errors import BackendError
+from dlbench.spec import ModelSpec
+
+MODES = ("eager", "compile")
+_INTEROP_SET: int | None = None  # torch.set_num_interop_threads may be called once per process
+
+
+def build_module(spec: ModelSpec) -> fx.GraphModule:
+    """The spec as an ``fx.GraphModule`` in eval mode, float32, on the CPU."""
+    e = Emitter()
+    env: dict[str, fx.Node] = {t.name: e.graph.placeholder(t.name) for t in spec.inputs}
+    for rn in spec.resolved():
+        try:
+            emit = EMITTERS[rn.op]
+        except KeyError:
+            raise BackendError(
+                f"Node {rn.name!r}: op {rn.op!r} has no PyTorch implementation"
+            ) from None
+        env[rn.name] = emit(e, rn, [env[i] for i in rn.inputs])
+    outs = [env[o] for o in spec.outputs]
+    e.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+    gm = fx.GraphModule(e.root, e.graph, class_name=f"{spec.name}_module")
+    return gm.eval()
+
+
+class TorchModel(Model):
+    """A module on one device; ``forward`` runs it under inference mode (or no_grad)."""
+
+    def __init__(self, backend: TorchBackend, module: nn.Module, device: str, name: str) -> None:
+        super().__init__(backend, device, name)
+        self.torch_device = torch.device(device)
+        self.channels_last = bool(backend.options["channels_last"])
+        module = module.to(self.torch_device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        self._weight_bytes = sum(
+            t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()]
+        )
+        mode = backend.options["mode"]
+        if mode == "compile":
+            kw = (
+                {"mode": backend.options["compile_mode"]} if backend.options["compile_mode"] else {}
+            )
+            self.runner = torch.compile(module, dynamic=False, **kw)
+        else:
+            self.runner = module
+        self._ctx = torch.inference_mode if backend.options["inference_mode"] else torch.no_grad
+
+    def to_device(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.torch_device)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self._ctx():
+            return self.runner(x)
+
+    def sync(self, y: Any) -> None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        if isinstance(y, (tuple, list)):
+            y = y[0]
+        return y.detach().to("cpu").numpy()
+
+    def weight_bytes(self) -> int:
+        return int(self._weight_bytes)
+
+
+class TorchBackend(Backend):
+    """PyTorch. Options: ``mode`` (eager | compile), ``compile_mode`` (torch.compile's mode,
+    e.g. "max-autotune"; None for its default), ``inference_mode`` (bool), ``channels_last``
+    (bool), plus threads and precision."""
+
+    name: ClassVar[str] = "torch"
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
+    default_options: ClassVar[dict[str, Any]] = {
+        **COMMON_OPTIONS,
+        "mode": "eager",
+        "compile_mode": None,
+        "inference_mode": True,
+        "channels_last": False,
+    }
+
+    def __init__(self, **options: Any) -> None:
+        global _INTEROP_SET
+        super().__init__(**options)
+        check_common(self.name, self.options)
+        check_choice(self.name, self.options, "mode", MODES)
+        self._applied: dict[str, Any] = {}
+        if self.options["intra_op_threads"]:
+            torch.set_num_threads(self.options["intra_op_threads"])
+        inter = self.options["inter_op_threads"]
+        if inter:
+            if _INTEROP_SET is None:
+                try:
+                    torch.set_num_interop_threads(inter)
+                    _INTEROP_SET = inter
+                except RuntimeError as exc:  # parallel work already started in this process
+                    self._applied["inter_op_threads_error"] = str(exc)
+            elif _INTEROP_SET != inter:
+                self._applied["inter_op_threads_error"] = (
+                    f"already set to {_INTEROP_SET} in this process; it can be set only once"
+                )
+        # float32 means float32: no TF32, no reduced-precision matmul
+        if self.options["precision"] == "float32":
+            torch.set_float32_matmul_precision("highest")
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+
+    def build(self, spec: ModelSpec, device: str = "cpu") -> TorchModel:
+        self.check_device(device)
+        kind, index = parse_device(device)
+        dev = f"cuda:{index}" if kind == "cuda" else "cpu"
+        return TorchModel(self, build_module(spec.validate()), dev, spec.name)
+
+    def wrap(
+        self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any
+    ) -> TorchModel:
+        """Wrap a user's ``nn.Module`` (put in eval mode)."""
+        if not isinstance(native, nn.Module):
+            raise BackendError(f"Expected a torch.nn.Module. Received: {type(native).__name__}")
+        self.check_device(device)
+        return TorchModel(self, native.eval(), device, name or type(native).__name__)
+
+    def devices(self) -> list[str]:
+        out = ["cpu"]
+        with contextlib.suppress(Exception):
+            if torch.cuda.is_available():
+                out.append("cuda")
+        return out
+
+    def versions(self) -> dict[str, str]:
+        v = {"torch": torch.__version__.split("+")[0], "torch_build": torch.__version__}
+        if torch.version.cuda:
+            v["cuda"] = str(torch.version.cuda)
+        with contextlib.suppress(Exception):
+            if torch.backends.cudnn.is_available():
+                v["cudnn"] = str(torch.backends.cudnn.version())
+        v["mkldnn"] = str(torch.backends.mkldnn.is_available())
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "intra_op_threads_in_force": torch.get_num_threads(),
+            "inter_op_threads_in_force": torch.get_num_interop_threads(),
+            "allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "allow_tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "thread_env": thread_env(),
+            **self._applied,
+            "versions": self.versions(),
+        }
