@@ -127,12 +127,15 @@ def _prf_compute(
         "sample_weight": w,
         "pos_label": pos_label,
     }
-    if which == "precision":
-        value = precision_score(t, p, **kw)
-    elif which == "recall":
-        value = recall_score(t, p, **kw)
-    else:
-        value = fbeta_score(t, p, beta=beta, **kw)
+    try:
+        if which == "precision":
+            value = precision_score(t, p, **kw)
+        elif which == "recall":
+            value = recall_score(t, p, **kw)
+        else:
+            value = fbeta_score(t, p, beta=beta, **kw)
+    except ValueError as e:  # e.g. average="binary" on more than two classes
+        raise MetricError(f"scikit-learn rejected the {which} inputs: {e}") from None
     return np.asarray(value).tolist() if average == "none" else float(value)
 
 

@@ -229,3 +229,8 @@ def test_report_from_scores():
     )
     assert np.asarray(r["confusion_matrix"]).shape == (10, 10)
     assert "top_5_accuracy" not in M.classification_report_from_scores(y % 3, s[:, :3])
+
+
+def test_binary_average_on_multiclass_is_a_metric_error():
+    with pytest.raises(MetricError, match="binary"):
+        M.f1([0, 1, 2], [0, 1, 2], average="binary")
