@@ -1,0 +1,258 @@
+"""The numbers every view shares: one summary row per backend and device, one row per cell.
+
+Framework-free and matplotlib-free: the terminal table (:mod:`dlbench.console`), the HTML report
+and the Markdown/CSV exports all read these rows, so they always agree. Each :class:`Column`
+says whether lower or higher is better, which is how best and worst are picked and coloured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def fmt_time(seconds: float | None) -> str:
+    """A duration with a sensible unit: ``812 µs``, ``3.41 ms``, ``1.20 s``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def fmt_bytes(n: float | None) -> str:
+    """A size in binary units: ``512 B``, ``12.0 KiB``, ``410.3 MiB``."""
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def fmt_rate(per_s: float | None) -> str:
+    """Samples per second: ``12,345/s``, ``1.23M/s``."""
+    if per_s is None or not math.isfinite(per_s):
+        return "-"
+    if per_s >= 1e6:
+        return f"{per_s / 1e6:.3g}M/s"
+    return f"{per_s:,.0f}/s" if per_s >= 100 else f"{per_s:.3g}/s"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.2f}%"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A numeric column of the summary table."""
+
+    key: str
+    label: str
+    unit: str
+    better: str  # "lower" or "higher"
+    fmt: Callable[[float | None], str]
+    #: Short name used in the winner sentence ("lowest latency p50").
+    metric: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("latency_median", "latency p50", "time/sample", "lower", fmt_time, "latency (p50)"),
+    Column("latency_p99", "latency p99", "time/sample", "lower", fmt_time, "tail latency (p99)"),
+    Column("throughput", "throughput", "samples/s", "higher", fmt_rate, "throughput"),
+    Column("peak_rss_bytes", "peak RSS", "bytes", "lower", fmt_bytes, "memory (peak RSS)"),
+    Column("accuracy", "accuracy", "%", "higher", fmt_pct, "accuracy"),
+    Column("build_time_s", "build", "s", "lower", fmt_time, "build time"),
+)
+
+
+def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per backend and device, from the cells of a result document.
+
+    Keys: ``backend, device, label, status, error, parity, build_time_s, failed, invalid,
+    latency_median, latency_p90, latency_p99, latency_ci, latency_noisy, throughput,
+    throughput_bs, peak_rss_bytes, accuracy``. Missing values are absent or ``None``.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for backend, per_device in (doc.get("backends") or {}).items():
+        for device, info in per_device.items():
+            rows[(backend, device)] = {
+                "backend": backend,
+                "device": device,
+                "parity": info.get("parity"),
+                "build_time_s": info.get("build_time_s"),
+                "status": info.get("status"),
+                "error": info.get("error"),
+            }
+    for cell in doc.get("cells") or []:
+        row = rows.setdefault(
+            (cell["backend"], cell["device"]),
+            {"backend": cell["backend"], "device": cell["device"]},
+        )
+        if cell.get("status") == "failed":
+            row.setdefault("failed", []).append(cell["scenario"])
+            continue
+        if cell.get("status") == "invalid":
+            row.setdefault("invalid", []).append(cell["scenario"])
+        timing = cell.get("timing") or {}
+        stats = timing.get("stats") or {}
+        mem = (cell.get("memory") or {}).get("peak_rss_bytes")
+        if mem is not None:
+            row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, mem)
+        if cell["scenario"] == "latency" and stats:
+            row["latency_median"] = stats.get("median")
+            row["latency_p90"] = stats.get("p90")
+            row["latency_p99"] = stats.get("p99")
+            row["latency_ci"] = (stats.get("ci95_low"), stats.get("ci95_high"))
+            row["latency_noisy"] = stats.get("noisy")
+        elif cell["scenario"] == "throughput":
+            tput = timing.get("throughput")
+            if tput is not None and tput > (row.get("throughput") or 0):
+                row["throughput"] = tput
+                row["throughput_bs"] = cell["batch_size"]
+        elif cell["scenario"] == "accuracy":
+            acc = (cell.get("metrics") or {}).get("accuracy")
+            if acc is not None:
+                row["accuracy"] = acc
+    devices = {r["device"] for r in rows.values()}
+    for r in rows.values():
+        r["label"] = r["backend"] if len(devices) <= 1 else f"{r['backend']}/{r['device']}"
+    return list(rows.values())
+
+
+def best_worst(rows: list[dict[str, Any]], column: Column) -> tuple[Any, Any]:
+    """The best and worst value of ``column`` (``None`` for both with fewer than two values)."""
+    vals = [r[column.key] for r in rows if r.get(column.key) is not None]
+    if len(vals) < 2 or min(vals) == max(vals):
+        return None, None
+    lo, hi = min(vals), max(vals)
+    return (lo, hi) if column.better == "lower" else (hi, lo)
+
+
+def _overlap(a: tuple[Any, Any] | None, b: tuple[Any, Any] | None) -> bool:
+    if not a or not b or None in a or None in b:
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
+    """A short plain-text sentence per metric naming the winner and its margin.
+
+    Latency winners whose 95% confidence interval overlaps the runner-up's are called a tie.
+    """
+    out = []
+    for col in COLUMNS:
+        if col.key == "build_time_s":
+            continue
+        vals = [(r[col.key], r) for r in rows if r.get(col.key) is not None]
+        if len(vals) < 2:
+            continue
+        vals.sort(key=lambda v: v[0], reverse=col.better == "higher")
+        (v1, r1), (v2, r2) = vals[0], vals[1]
+        tied = [r["label"] for v, r in vals if v == v1]
+        adjective = (
+            "Best" if col.key == "accuracy" else ("Lowest" if col.better == "lower" else "Highest")
+        )
+        if col.key == "peak_rss_bytes":
+            adjective = "Least"
+        if len(tied) == len(vals):
+            out.append(f"All tie on {col.metric} at {col.fmt(v1)}.")
+            continue
+        if len(tied) > 1:
+            out.append(f"{adjective} {col.metric}: {', '.join(tied)} tie at {col.fmt(v1)}.")
+            continue
+        if col.key == "accuracy":
+            out.append(
+                f"{adjective} {col.metric}: {r1['label']} at {col.fmt(v1)}, "
+                f"{(v1 - v2) * 100:.2f} points above {r2['label']}."
+            )
+            continue
+        ratio = v2 / v1 if col.better == "lower" else v1 / v2
+        if col.key == "latency_median" and _overlap(r1.get("latency_ci"), r2.get("latency_ci")):
+            out.append(
+                f"{adjective} {col.metric}: {r1['label']} ({col.fmt(v1)}), statistically tied "
+                f"with {r2['label']} ({col.fmt(v2)}; 95% intervals overlap)."
+            )
+            continue
+        extra = f" at batch {r1['throughput_bs']}" if col.key == "throughput" else ""
+        out.append(
+            f"{adjective} {col.metric}: {r1['label']} at {col.fmt(v1)}{extra}, "
+            f"{ratio:.2f}x better than {r2['label']} ({col.fmt(v2)})."
+        )
+    return out
+
+
+def parity_text(parity: dict[str, Any] | None) -> str:
+    if parity is None:
+        return "reference"
+    if parity.get("ok"):
+        d = parity.get("max_abs_diff")
+        return "ok" + (f" ({d:.1e})" if d is not None else "")
+    return "MISMATCH"
+
+
+#: Columns of the per-cell CSV export, in order.
+CELL_FIELDS = (
+    "id",
+    "backend",
+    "device",
+    "scenario",
+    "batch_size",
+    "status",
+    "n",
+    "median_s",
+    "p90_s",
+    "p99_s",
+    "mean_s",
+    "iqr_s",
+    "ci95_low_s",
+    "ci95_high_s",
+    "noisy",
+    "throughput_per_s",
+    "peak_rss_bytes",
+    "metrics",
+    "note",
+)
+
+
+def cell_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per cell (see :data:`CELL_FIELDS`), numbers in SI units."""
+    out = []
+    for cell in doc.get("cells") or []:
+        timing = cell.get("timing") or {}
+        stats = timing.get("stats") or {}
+        metrics = {
+            k: v
+            for k, v in (cell.get("metrics") or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        reasons = (cell.get("validity") or {}).get("reasons") or []
+        out.append(
+            {
+                "id": cell["id"],
+                "backend": cell["backend"],
+                "device": cell["device"],
+                "scenario": cell["scenario"],
+                "batch_size": cell["batch_size"],
+                "status": cell.get("status"),
+                "n": stats.get("n"),
+                "median_s": stats.get("median"),
+                "p90_s": stats.get("p90"),
+                "p99_s": stats.get("p99"),
+                "mean_s": stats.get("mean"),
+                "iqr_s": stats.get("iqr"),
+                "ci95_low_s": stats.get("ci95_low"),
+                "ci95_high_s": stats.get("ci95_high"),
+                "noisy": stats.get("noisy"),
+                "throughput_per_s": timing.get("throughput"),
+                "peak_rss_bytes": (cell.get("memory") or {}).get("peak_rss_bytes"),
+                "metrics": "; ".join(f"{k}={v:.6g}" for k, v in metrics.items()),
+                "note": cell.get("error") or "; ".join(reasons),
+            }
+        )
+    return out
