@@ -10,26 +10,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-
-def fmt_time(seconds: float | None) -> str:
-    """A duration with a sensible unit: ``812 µs``, ``3.41 ms``, ``1.20 s``."""
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s"
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+from dlbench.report.table import (  # noqa: F401 - fmt_*, summary_rows: kept importable here
+    COLUMNS,
+    best_worst,
+    fmt_bytes,
+    fmt_time,
+    parity_text,
+    summary_rows,
+    winner_sentences,
+)
 
 
 @contextlib.contextmanager
@@ -76,115 +65,50 @@ def progress_callback(console: Console, *, enabled: bool = True) -> Iterator[Any
         yield on_event
 
 
-def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per backend and device, from the cells of a result document."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for backend, per_device in doc.get("backends", {}).items():
-        for device, info in per_device.items():
-            rows[(backend, device)] = {
-                "backend": backend,
-                "device": device,
-                "parity": info.get("parity"),
-                "build_time_s": info.get("build_time_s"),
-                "status": info.get("status"),
-                "error": info.get("error"),
-            }
-    for cell in doc.get("cells", []):
-        row = rows.setdefault(
-            (cell["backend"], cell["device"]),
-            {"backend": cell["backend"], "device": cell["device"]},
-        )
-        if cell["status"] == "failed":
-            row.setdefault("failed", []).append(cell["scenario"])
-            continue
-        timing = cell.get("timing") or {}
-        stats = timing.get("stats") or {}
-        mem = (cell.get("memory") or {}).get("peak_rss_bytes")
-        if mem is not None:
-            row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, mem)
-        if cell["scenario"] == "latency":
-            row["latency_median"] = stats.get("median")
-            row["latency_p99"] = stats.get("p99")
-            row["latency_noisy"] = stats.get("noisy")
-        elif cell["scenario"] == "throughput":
-            tput = timing.get("throughput")
-            if tput is not None and tput > (row.get("throughput") or 0):
-                row["throughput"] = tput
-                row["throughput_bs"] = cell["batch_size"]
-        elif cell["scenario"] == "accuracy":
-            row["accuracy"] = (cell.get("metrics") or {}).get("accuracy")
-    return list(rows.values())
-
-
 def print_summary(doc: dict[str, Any], console: Console) -> None:
+    """The results table (units in the header, best value of each column green, worst red), a
+    sentence naming the winner of each metric, then the run's warnings."""
     rows = summary_rows(doc)
-    table = Table(
-        title=f"{doc['model'].get('name')} on {doc['dataset'].get('name')}/{doc['dataset'].get('split')}"
-    )
-    for col in (
-        "backend",
-        "device",
-        "latency p50",
-        "latency p99",
-        "throughput",
-        "peak RSS",
-        "accuracy",
-        "parity",
-        "build",
-    ):
-        table.add_column(col, justify="left" if col in ("backend", "device", "parity") else "right")
-
-    def best(key: str, lowest: bool) -> float | None:
-        vals = [r[key] for r in rows if r.get(key) is not None]
-        if len(vals) < 2:
-            return None
-        return min(vals) if lowest else max(vals)
-
-    best_lat, best_p99 = best("latency_median", True), best("latency_p99", True)
-    best_tput, best_mem = best("throughput", False), best("peak_rss_bytes", True)
-
-    def mark(text: str, value: Any, target: Any) -> str:
-        return f"[bold green]{text}[/]" if target is not None and value == target else text
-
+    model, dataset = doc.get("model") or {}, doc.get("dataset") or {}
+    table = Table(title=f"{model.get('name')} on {dataset.get('name')}/{dataset.get('split')}")
+    table.add_column("backend")
+    table.add_column("device")
+    for col in COLUMNS:
+        arrow = "↓" if col.better == "lower" else "↑"
+        table.add_column(f"{col.label}\n[dim]{col.unit} {arrow}[/]", justify="right")
+    table.add_column("parity")
+    marks = {c.key: best_worst(rows, c) for c in COLUMNS}
     for r in rows:
+        cells = []
+        for col in COLUMNS:
+            v = r.get(col.key)
+            text = col.fmt(v)
+            if col.key == "throughput" and r.get("throughput_bs"):
+                text += f" (bs {r['throughput_bs']})"
+            if col.key == "latency_median" and r.get("latency_noisy"):
+                text += " [yellow]~[/]"
+            best, worst = marks[col.key]
+            if v is not None and best is not None and v == best:
+                text = f"[bold green]{text}[/]"
+            elif v is not None and worst is not None and v == worst:
+                text = f"[red]{text}[/]"
+            cells.append(text)
         parity = r.get("parity")
+        ptxt = parity_text(parity)
         if parity is None:
-            ptxt = "-"
+            ptxt = f"[dim]{ptxt}[/]"
         elif parity.get("ok"):
-            ptxt = f"[green]ok[/] ({parity.get('max_abs_diff'):.1e})"
+            ptxt = f"[green]{ptxt}[/]"
         else:
-            ptxt = "[bold red]MISMATCH[/]"
-        lat = fmt_time(r.get("latency_median")) + (
-            " [yellow]~[/]" if r.get("latency_noisy") else ""
-        )
-        tput = f"{r['throughput']:,.0f}/s (bs {r['throughput_bs']})" if r.get("throughput") else "-"
-        acc = f"{r['accuracy'] * 100:.2f}%" if r.get("accuracy") is not None else "-"
+            ptxt = f"[bold red]{ptxt}[/]"
         backend = r["backend"] + (
             " [red](failed: " + ", ".join(r["failed"]) + ")[/]" if r.get("failed") else ""
         )
-        table.add_row(
-            backend,
-            r["device"],
-            mark(lat, r.get("latency_median"), best_lat),
-            mark(fmt_time(r.get("latency_p99")), r.get("latency_p99"), best_p99),
-            mark(tput, r.get("throughput"), best_tput),
-            mark(fmt_bytes(r.get("peak_rss_bytes")), r.get("peak_rss_bytes"), best_mem),
-            acc,
-            ptxt,
-            fmt_time(r.get("build_time_s")),
-        )
+        table.add_row(backend, r["device"], *cells, ptxt)
     console.print(table)
-    winners = []
-    for key, label, lowest in (
-        ("latency_median", "lowest latency", True),
-        ("throughput", "highest throughput", False),
-    ):
-        vals = [(r[key], r["backend"]) for r in rows if r.get(key) is not None]
-        if len(vals) >= 2:
-            vals.sort(reverse=not lowest)
-            ratio = vals[1][0] / vals[0][0] if lowest else vals[0][0] / vals[1][0]
-            winners.append(f"{label}: [bold]{vals[0][1]}[/] ({ratio:.2f}x ahead of {vals[1][1]})")
-    if winners:
-        console.print("; ".join(winners) + ".")
+    if any(r.get("latency_noisy") for r in rows):
+        console.print("[dim][yellow]~[/] noisy: IQR above 10% of the median[/]")
+    for sentence in winner_sentences(rows):
+        console.print(f"[bold]{sentence}[/]", highlight=False)
     for w in doc.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
