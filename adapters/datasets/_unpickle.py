@@ -7,6 +7,9 @@ and ``_codecs.encode`` restricted to latin-1 for files re-saved by Python 3) and
 everything else with :class:`~dlbench.errors.UnsafeDataError`. Plain containers (dicts, lists,
 tuples, bytes, str, ints, floats) need no globals. Object arrays are refused too, since they are
 the one NumPy path back to arbitrary objects.
+
+Arrays come back as read-only views of the bytes in the pickle (NumPy's own reconstruction
+would copy them once more): loading a 30 MB batch costs one copy less than ``pickle.load``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,6 @@ import numpy as np
 
 from dlbench.errors import DataError, UnsafeDataError
 
-try:  # NumPy 2 moved the module; old pickles still name numpy.core.multiarray
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-
 
 def _safe_dtype(*args: Any) -> np.dtype:
     dtype = np.dtype(*args)
@@ -34,10 +32,73 @@ def _safe_dtype(*args: Any) -> np.dtype:
     return dtype
 
 
-def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+class _PendingArray:
+    """Stands in for an ndarray while unpickling; its state (shape, dtype, raw bytes) becomes a
+    read-only array viewing those bytes, without NumPy's copy in ``ndarray.__setstate__``."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def to_array(self) -> np.ndarray:
+        st = self.state
+        if not isinstance(st, tuple) or len(st) not in (4, 5):
+            raise _Refused(f"unexpected ndarray state {type(st).__name__}")
+        shape, dtype, fortran, raw = st[-4:]
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise _Refused(f"array dtype {dtype!r} is not allowed")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise _Refused(f"array data of type {type(raw).__name__} is not allowed")
+        shape = tuple(int(d) for d in shape)
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(raw) != count * dtype.itemsize:
+            raise ValueError(
+                f"array data holds {len(raw)} bytes, expected {count * dtype.itemsize} for "
+                f"shape {shape} and dtype {dtype}"
+            )
+        arr = np.frombuffer(raw, dtype=dtype, count=count)
+        return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> _PendingArray:
     if cls is not np.ndarray:
         raise _Refused(f"array reconstruction of {cls!r} is not allowed (only numpy.ndarray)")
-    return _reconstruct(cls, shape, typecode)
+    return _PendingArray()
+
+
+def _resolve(obj: Any, pending: list[int]) -> Any:
+    """Replace every _PendingArray inside dicts, lists and tuples by its array.
+
+    ``pending[0]`` counts the stubs still to find, so the walk stops as soon as all are found
+    (a CIFAR batch's arrays sit at the top level, next to lists of 10,000 labels).
+    """
+    if isinstance(obj, _PendingArray):
+        pending[0] -= 1
+        return obj.to_array()
+    if pending[0] <= 0:
+        return obj
+    if isinstance(obj, dict):
+        items = sorted(obj.items(), key=lambda kv: not isinstance(kv[1], _PendingArray))
+        for k, v in items:
+            if pending[0] <= 0:
+                break
+            if isinstance(v, (_PendingArray, dict, list, tuple)):
+                obj[k] = _resolve(v, pending)
+        return obj
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            if pending[0] <= 0:
+                break
+            if isinstance(v, (_PendingArray, dict, list, tuple)):
+                obj[i] = _resolve(v, pending)
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_resolve(v, pending) for v in obj)
+    return obj
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
@@ -63,9 +124,17 @@ class _Refused(Exception):
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that resolves only :data:`ALLOWED_GLOBALS`."""
 
+    created = 0  # array stubs made by this unpickler
+
+    def _reconstruct(self, cls: Any, shape: Any, typecode: Any) -> _PendingArray:
+        stub = _safe_reconstruct(cls, shape, typecode)
+        self.created += 1
+        return stub
+
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            found = ALLOWED_GLOBALS[(module, name)]
+            return self._reconstruct if found is _safe_reconstruct else found
         except KeyError:
             allowed = ", ".join(f"{m}.{n}" for m, n in ALLOWED_GLOBALS)
             raise _Refused(
@@ -102,7 +171,9 @@ def safe_load(source: str | Path | bytes | BinaryIO, *, name: str | None = None)
 
 def _load(f: BinaryIO, label: str) -> Any:
     try:
-        return RestrictedUnpickler(f, encoding="bytes").load()
+        unpickler = RestrictedUnpickler(f, encoding="bytes")
+        obj = unpickler.load()
+        return _resolve(obj, [unpickler.created])
     except _Refused as e:
         raise UnsafeDataError(f"Refused to unpickle {label}: {e}.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:

@@ -1,0 +1,147 @@
+"""How fast dlbench reads CIFAR-10 into memory, against ``keras.datasets.cifar10``.
+
+Generates a full-size CIFAR-10 (50,000 + 10,000 images) in the official python format
+(``cifar-10-batches-py/``: Python 2 protocol-2 pickles, ``b"data"`` a uint8 ndarray pickled via
+``numpy.core.multiarray._reconstruct``, ``b"labels"`` a list), then times, on the same files:
+
+- dlbench: ``load("cifar10", split="train")`` + ``load("cifar10", split="test")``, arrays
+  from ``.raw()`` (uint8 N x 3 x 32 x 32, int64 labels);
+- keras: ``keras.datasets.cifar10.load_data()`` with its download step pointed at the folder
+  (``get_file`` patched to return it, so keras' sha256 of the archive is not timed; everything
+  else, reading the six batches and building its arrays, is).
+
+Each run is a fresh process (so neither loader inherits the other's heap); imports are outside
+the timed region; the two alternate and the median of ``--repeats`` is reported. The files are
+in the page cache for both alike. The first run of each also checks that both return the same
+images and labels.
+
+Usage:
+    .venv/bin/python benchmarks/cifar_loader_speed.py [--root DIR] [--repeats 7] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _formats():
+    path = HERE.parent / "tests" / "datasets" / "formats.py"
+    spec = importlib.util.spec_from_file_location("dlbench_bench_formats", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def generate(root: Path) -> Path:
+    folder = root / "cifar-10-batches-py"
+    marker = folder / ".complete"
+    if marker.is_file():
+        return root
+    formats = _formats()
+    t0 = time.perf_counter()
+    train = formats.random_cifar(50_000, 10, seed=0)
+    test = formats.random_cifar(10_000, 10, seed=1)
+    formats.write_files(formats.cifar10_files(train, test), root)
+    marker.write_text("60000\n")
+    print(f"generated 60,000 images in {folder} ({time.perf_counter() - t0:.1f} s)")
+    return root
+
+
+def time_dlbench(root: Path) -> tuple[float, tuple[np.ndarray, ...]]:
+    from dlbench import datasets
+
+    t0 = time.perf_counter()
+    tr = datasets.load("cifar10", root=str(root), split="train")
+    te = datasets.load("cifar10", root=str(root), split="test")
+    (xtr, ytr), (xte, yte) = tr.raw(), te.raw()
+    return time.perf_counter() - t0, (xtr, ytr, xte, yte)
+
+
+def time_keras(root: Path) -> tuple[float, tuple[np.ndarray, ...]]:
+    from keras.src.datasets import cifar10
+
+    cifar10.get_file = lambda *a, **k: str(root)  # the files are already here
+    t0 = time.perf_counter()
+    (xtr, ytr), (xte, yte) = cifar10.load_data()
+    return time.perf_counter() - t0, (xtr, ytr, xte, yte)
+
+
+def _worker(which: str, root: Path, check: Path | None) -> None:
+    """One timed load in this (fresh) process; prints the seconds."""
+    t, arrays = (time_dlbench if which == "dlbench" else time_keras)(root)
+    if check is not None:  # both loaders must return the same data
+        xtr, ytr, xte, yte = arrays
+        if which == "keras":
+            xtr, xte = xtr.transpose(0, 3, 1, 2), xte.transpose(0, 3, 1, 2)
+            ytr, yte = ytr[:, 0], yte[:, 0]
+        digest = hashlib.sha256()
+        for a in (xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        check.write_text(digest.hexdigest())
+    print(f"{t:.6f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, default=Path("/tmp/dlbench-cifar10-fullsize"))
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--worker", choices=["dlbench", "keras"], help=argparse.SUPPRESS)
+    p.add_argument("--check", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "numpy")  # the loader does not need a framework
+    if args.worker:
+        if args.worker == "keras":
+            import keras  # noqa: F401  (import time is not part of loading)
+        _worker(args.worker, args.root, args.check)
+        return 0
+
+    root = generate(args.root)
+    times: dict[str, list[float]] = {"dlbench": [], "keras": []}
+    digests: dict[str, str] = {}
+    for r in range(args.repeats):
+        for name in ("dlbench", "keras"):  # alternate, each run in a fresh process
+            cmd = [sys.executable, __file__, "--worker", name, "--root", str(root)]
+            check = args.root / f".check-{name}" if r == 0 else None
+            if check is not None:
+                cmd += ["--check", str(check)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            times[name].append(float(out.strip().splitlines()[-1]))
+            if check is not None:
+                digests[name] = check.read_text()
+    if digests["dlbench"] != digests["keras"]:
+        print("error: dlbench and keras returned different data")
+        return 1
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"CIFAR-10 python version, 60,000 images (train + test), {args.repeats} runs each, "
+        "each in a fresh process; same data from both (checked):"
+    )
+    for k, v in times.items():
+        print(
+            f"  {k:8s} median {med[k] * 1e3:7.1f} ms   (min {min(v) * 1e3:.1f}, max {max(v) * 1e3:.1f})"
+        )
+    print(f"  keras / dlbench: {med['keras'] / med['dlbench']:.2f}x")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"runs_s": times, "median_s": med, "images": 60_000}, indent=2) + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
