@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SCENARIOS = ("latency", "throughput", "accuracy")
+SCENARIOS = ("latency", "throughput", "server", "accuracy")
 PRECISIONS = ("float32",)
 DEFAULT_SCENARIOS = ("latency", "throughput", "accuracy")
 
@@ -77,8 +77,8 @@ class BenchmarkConfig:
         split: The dataset split to use.
         backends: Backend names; ``None`` means every installed backend.
         devices: ``"cpu"``, ``"cuda"``...
-        scenarios: Some of ``latency``, ``throughput``, ``accuracy``.
-        batch_sizes: Batch sizes for the throughput sweep (latency always uses 1).
+        scenarios: Some of ``latency``, ``throughput``, ``server``, ``accuracy``.
+        batch_sizes: Batch sizes for the throughput sweep (latency and server always use 1).
         accuracy_batch_size: Batch size used to run the split in the accuracy scenario.
         accuracy_limit: Evaluate only the first N samples (None: the whole split).
         precision: Numeric precision (``float32``).
@@ -93,6 +93,10 @@ class BenchmarkConfig:
         parity_samples: Samples in the parity batch.
         cell_timeout: Seconds a single cell may take before its worker is killed.
         seed: Seed for sampled inputs.
+        server_rate: Target arrivals per second of the server scenario (default: the search's
+            answer when a bound is given, else half the measured capacity).
+        server_p99_bound: p99 latency bound (seconds) of the server scenario; also turns on the
+            search for the highest rate under it.
     """
 
     model: str = "mlp"
@@ -117,6 +121,8 @@ class BenchmarkConfig:
     parity_samples: int = 16
     cell_timeout: float = 600.0
     seed: int = 0
+    server_rate: float | None = None
+    server_p99_bound: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -212,6 +218,14 @@ class BenchmarkConfig:
                 f"Expected `cell_timeout` > 0 seconds. Received: {self.cell_timeout!r}"
             )
         need_int("seed", self.seed, low=0)
+        for name in ("server_rate", "server_p99_bound"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
+            ):
+                raise ConfigError(
+                    f"Expected `{name}` to be a positive number or None. Received: {name}={value!r}"
+                )
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -254,7 +268,7 @@ class BenchmarkConfig:
         for backend in self.resolved_backends():
             for device in self.devices:
                 for scenario in self.scenarios:
-                    if scenario == "latency":
+                    if scenario in ("latency", "server"):
                         sizes = [1]
                     elif scenario == "accuracy":
                         sizes = [self.accuracy_batch_size]

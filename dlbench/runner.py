@@ -140,15 +140,35 @@ class _WorkerRun:
 
 
 def _settings_warnings(doc: dict[str, Any]) -> list[str]:
-    """Warn when backends in one comparison differ on a setting that changes speed."""
-    keys = ("intra_op_threads", "inter_op_threads", "precision", "tf32")
+    """Warn when backends in one comparison differ on a setting that changes speed.
+
+    Only settings that mean the same thing in every framework are compared: the threads asked
+    for and the threads actually in force (a swapped intra/inter knob shows up there), precision,
+    determinism, and TF32 (among CUDA devices only: TF32 does nothing on a CPU). Compile modes
+    (torch eager/compile, TF function/XLA, JAX jit, ORT optimisation level) have no common scale:
+    they are recorded per backend, not compared. Each key may have per-framework aliases.
+    """
+    keys: dict[str, tuple[str, ...]] = {
+        "intra_op_threads": ("intra_op_threads",),
+        "inter_op_threads": ("inter_op_threads",),
+        "intra_op_threads_in_force": ("intra_op_threads_in_force",),
+        "inter_op_threads_in_force": ("inter_op_threads_in_force",),
+        "precision": ("precision",),
+        "deterministic": ("deterministic",),
+        "tf32": ("tf32", "allow_tf32_matmul"),
+    }
+    gpu_only = {"tf32"}
     seen: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for backend, per_device in doc["backends"].items():
         for device, info in per_device.items():
             settings = info.get("settings") or {}
-            for k in keys:
-                if k in settings:
-                    seen[k][f"{backend}/{device}"] = settings[k]
+            for k, aliases in keys.items():
+                if k in gpu_only and not device.startswith("cuda"):
+                    continue
+                for alias in aliases:
+                    if alias in settings:
+                        seen[k][f"{backend}/{device}"] = settings[alias]
+                        break
     out = []
     for k, values in seen.items():
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:

@@ -59,7 +59,7 @@ def backend_options(config: Any, backend_cls: Any, name: str) -> dict[str, Any]:
 
 
 def run_job(job: dict[str, Any]) -> int:
-    from dlbench import datasets
+    from dlbench import datasets, memory
     from dlbench.config import BenchmarkConfig
     from dlbench.registry import backends as backend_registry
     from dlbench.scenarios import run_scenario
@@ -117,11 +117,10 @@ def run_job(job: dict[str, Any]) -> int:
                 stop_rule=stop_rule,
                 seed=config.seed,
                 limit=config.accuracy_limit,
+                server_rate=config.server_rate,
+                server_p99_bound=config.server_p99_bound,
             )
-            record["memory"] = {
-                "peak_rss_bytes": peak_rss_bytes(),
-                "weight_bytes": model.weight_bytes(),
-            }
+            record["memory"] = memory.snapshot(model)
             events.emit(
                 {
                     "type": "cell",
