@@ -1,0 +1,250 @@
+"""Single-op ModelSpecs covering every op of :mod:`dlbench.ops` and its attribute variants.
+
+Each :class:`OpCase` builds a tiny spec (one or a few nodes, small shapes) so that a backend's
+implementation of one op can be checked against the NumPy reference in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlbench.spec import ModelSpec
+from dlbench.zoo.builder import GraphBuilder
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """A named single-op spec, its input scale, and the op(s) it covers."""
+
+    id: str
+    op: str
+    input_shape: tuple[int, ...]
+    build: Callable[[GraphBuilder], str]
+    input_scale: float = 1.0
+
+    def spec(self, seed: int = 0) -> ModelSpec:
+        b = GraphBuilder(f"op_{self.id}", self.input_shape, seed)
+        return b.build([self.build(b)], {"task": "op-test", "op": self.op})
+
+
+def _conv_impl(b: GraphBuilder, kw: dict) -> str:
+    out, k = kw.pop("out", 4), kw.pop("k", 3)
+    return b.conv(b.input, out, k, **kw)
+
+
+def _act(op: str, **attrs) -> Callable[[GraphBuilder], str]:
+    return lambda b: b.act(b.input, op, **attrs)
+
+
+def _pool(op: str, **attrs) -> Callable[[GraphBuilder], str]:
+    return lambda b: b.add(op, [b.input], attrs)
+
+
+def _other(b: GraphBuilder, shape: tuple[int, ...]):
+    return b.rng.normal(0, 1, shape)
+
+
+C = (3, 9, 9)  # an odd-sized image, so stride/padding/ceil corner cases show up
+
+OP_CASES: list[OpCase] = [
+    OpCase("conv2d", "conv2d", C, lambda b: _conv_impl(b, {"bias": True})),
+    OpCase("conv2d_valid", "conv2d", C, lambda b: _conv_impl(b, {"padding": "valid", "k": 2})),
+    OpCase(
+        "conv2d_same_stride2",
+        "conv2d",
+        C,
+        lambda b: _conv_impl(b, {"padding": "same", "stride": 2}),
+    ),
+    OpCase(
+        "conv2d_same_even_kernel", "conv2d", C, lambda b: _conv_impl(b, {"padding": "same", "k": 4})
+    ),
+    OpCase("conv2d_asym_pad", "conv2d", C, lambda b: _conv_impl(b, {"padding": [1, 0, 2, 1]})),
+    OpCase("conv2d_dilation", "conv2d", C, lambda b: _conv_impl(b, {"dilation": 2})),
+    OpCase(
+        "conv2d_stride_pair",
+        "conv2d",
+        C,
+        lambda b: b.add(
+            "conv2d",
+            [b.input],
+            {"stride": [2, 1], "padding": 1},
+            {"weight": b.he_normal((5, 3, 3, 3), 27), "bias": b.uniform((5,), 0.2)},
+        ),
+    ),
+    OpCase("conv2d_groups", "conv2d", (4, 8, 8), lambda b: _conv_impl(b, {"out": 6, "groups": 2})),
+    OpCase(
+        "conv2d_depthwise", "conv2d", (4, 8, 8), lambda b: _conv_impl(b, {"out": 4, "groups": 4})
+    ),
+    OpCase(
+        "conv2d_depthwise_mult",
+        "conv2d",
+        (4, 8, 8),
+        lambda b: _conv_impl(b, {"out": 8, "groups": 4, "stride": 2}),
+    ),
+    OpCase("batch_norm", "batch_norm", (3, 5, 5), lambda b: b.bn(b.input)),
+    OpCase("batch_norm_2d", "batch_norm", (6,), lambda b: b.bn(b.input)),
+    OpCase("batch_norm_after_conv", "batch_norm", C, lambda b: b.bn(_conv_impl(b, {}))),
+    OpCase("dense", "dense", (7,), lambda b: b.dense(b.input, 5)),
+    OpCase("dense_no_bias", "dense", (7,), lambda b: b.dense(b.input, 5, bias=False)),
+    OpCase("dense_3d", "dense", (4, 7), lambda b: b.dense(b.input, 5)),
+    OpCase("relu", "relu", (3, 5, 5), _act("relu")),
+    OpCase("relu6", "relu6", (3, 5, 5), _act("relu6"), input_scale=5.0),
+    OpCase("gelu", "gelu", (3, 5, 5), _act("gelu"), input_scale=3.0),
+    OpCase("gelu_tanh", "gelu", (3, 5, 5), _act("gelu", approximate="tanh"), input_scale=3.0),
+    OpCase("silu", "silu", (3, 5, 5), _act("silu"), input_scale=3.0),
+    OpCase("sigmoid", "sigmoid", (3, 5, 5), _act("sigmoid"), input_scale=3.0),
+    OpCase("tanh", "tanh", (3, 5, 5), _act("tanh"), input_scale=3.0),
+    OpCase("hard_swish", "hard_swish", (3, 5, 5), _act("hard_swish"), input_scale=4.0),
+    OpCase("softmax", "softmax", (6,), _act("softmax"), input_scale=3.0),
+    OpCase("softmax_channels", "softmax", (3, 4, 4), _act("softmax", axis=1)),
+    OpCase(
+        "softmax_after_conv", "softmax", C, lambda b: b.act(_conv_impl(b, {}), "softmax", axis=1)
+    ),
+    OpCase("max_pool", "max_pool", (3, 8, 8), _pool("max_pool", kernel_size=2)),
+    OpCase(
+        "max_pool_pad_ceil",
+        "max_pool",
+        C,
+        _pool("max_pool", kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    ),
+    OpCase(
+        "max_pool_ceil",
+        "max_pool",
+        (2, 8, 8),
+        _pool("max_pool", kernel_size=3, stride=2, ceil_mode=True),
+    ),
+    OpCase("avg_pool", "avg_pool", (3, 8, 8), _pool("avg_pool", kernel_size=2)),
+    OpCase(
+        "avg_pool_pad_ceil",
+        "avg_pool",
+        C,
+        _pool("avg_pool", kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    ),
+    OpCase(
+        "avg_pool_exclude_pad",
+        "avg_pool",
+        C,
+        _pool("avg_pool", kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    ),
+    OpCase(
+        "avg_pool_ceil_rect",
+        "avg_pool",
+        (2, 7, 8),
+        _pool("avg_pool", kernel_size=[3, 2], stride=[2, 3], ceil_mode=True),
+    ),
+    OpCase(
+        "global_avg_pool",
+        "global_avg_pool",
+        (3, 5, 6),
+        lambda b: b.add("global_avg_pool", [b.input]),
+    ),
+    OpCase("flatten", "flatten", (3, 4, 5), lambda b: b.flatten(b.input)),
+    OpCase("flatten_after_conv", "flatten", C, lambda b: b.flatten(_conv_impl(b, {}))),
+    OpCase(
+        "reshape", "reshape", (3, 4, 4), lambda b: b.add("reshape", [b.input], {"shape": [4, -1]})
+    ),
+    OpCase(
+        "transpose",
+        "transpose",
+        (3, 4, 5),
+        lambda b: b.add("transpose", [b.input], {"perm": [0, 2, 3, 1]}),
+    ),
+    OpCase("add", "add", (3, 5, 5), lambda b: b.add("add", [b.input, b.act(b.input, "sigmoid")])),
+    OpCase(
+        "add_param",
+        "add",
+        (3, 5, 5),
+        lambda b: b.add("add", [b.input], {}, {"other": _other(b, (3, 1, 1))}),
+    ),
+    OpCase(
+        "add_mixed_layout", "add", C, lambda b: b.add("add", [b.input, _conv_impl(b, {"out": 3})])
+    ),
+    OpCase("mul", "mul", (3, 5, 5), lambda b: b.add("mul", [b.input, b.act(b.input, "tanh")])),
+    OpCase(
+        "mul_param",
+        "mul",
+        (4, 6),
+        lambda b: b.add("mul", [b.input], {}, {"other": _other(b, (6,))}),
+    ),
+    OpCase(
+        "concat", "concat", (3, 5, 5), lambda b: b.add("concat", [b.input, b.act(b.input, "relu")])
+    ),
+    OpCase(
+        "concat_width",
+        "concat",
+        (3, 5, 5),
+        lambda b: b.add("concat", [b.input, b.act(b.input, "tanh")], {"axis": 3}),
+    ),
+    OpCase(
+        "concat_after_conv",
+        "concat",
+        C,
+        lambda b: b.add("concat", [_conv_impl(b, {}), _conv_impl(b, {"out": 2})]),
+    ),
+    OpCase("layer_norm", "layer_norm", (5, 8), lambda b: b.ln(b.input), input_scale=2.0),
+    OpCase(
+        "multi_head_attention",
+        "multi_head_attention",
+        (6, 8),
+        lambda b: b.add(
+            "multi_head_attention",
+            [b.input],
+            {"num_heads": 2},
+            {
+                "in_weight": b.xavier((24, 8)),
+                "in_bias": b.uniform((24,), 0.1),
+                "out_weight": b.xavier((8, 8)),
+                "out_bias": b.uniform((8,), 0.1),
+            },
+        ),
+    ),
+    OpCase(
+        "matmul",
+        "matmul",
+        (4, 5),
+        lambda b: b.add("matmul", [b.input, b.add("transpose", [b.input], {"perm": [0, 2, 1]})]),
+    ),
+    OpCase("dropout", "dropout", (3, 5, 5), _act("dropout", rate=0.5)),
+    OpCase(
+        "upsample",
+        "upsample",
+        (3, 4, 4),
+        lambda b: b.add("upsample", [b.input], {"scale_factor": 2}),
+    ),
+    OpCase(
+        "upsample_rect",
+        "upsample",
+        (3, 4, 5),
+        lambda b: b.add("upsample", [b.input], {"scale_factor": [2, 3]}),
+    ),
+    OpCase("lstm", "lstm", (6, 5), lambda b: _lstm(b, False)),
+    OpCase("lstm_sequences", "lstm", (6, 5), lambda b: _lstm(b, True)),
+    OpCase(
+        "reduce_mean",
+        "reduce_mean",
+        (3, 4, 5),
+        lambda b: b.add("reduce_mean", [b.input], {"axes": [2, 3], "keepdims": True}),
+    ),
+    OpCase(
+        "reduce_mean_last",
+        "reduce_mean",
+        (4, 6),
+        lambda b: b.add("reduce_mean", [b.input], {"axes": [-1]}),
+    ),
+]
+
+
+def _lstm(b: GraphBuilder, seq: bool) -> str:
+    h, f = 4, b.shape(b.input)[-1]
+    return b.add(
+        "lstm",
+        [b.input],
+        {"hidden_size": h, "return_sequences": seq},
+        {
+            "weight_ih": b.uniform((4 * h, f), 0.5),
+            "weight_hh": b.uniform((4 * h, h), 0.5),
+            "bias_ih": b.uniform((4 * h,), 0.5),
+            "bias_hh": b.uniform((4 * h,), 0.5),
+        },
+    )
