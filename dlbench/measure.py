@@ -356,12 +356,6 @@ def time_model(
         t0, t1 = next(calls)
         append(t1 - t0)
         n = len(samples)
-        if n >= max_iters:
-            reason = "max_iters"
-            break
-        if t1 - start >= max_ns:
-            reason = "max_time"
-            break
         if n >= min_iters and t1 - start - paused >= min_ns:
             if target is None:
                 reason = "min_iters_and_min_time"
@@ -375,6 +369,12 @@ def time_model(
                     target_met = True
                     reason = "target_ci"
                     break
+        if n >= max_iters:
+            reason = "max_iters"
+            break
+        if t1 - start >= max_ns:
+            reason = "max_time"
+            break
     calls.close()
     return Timing(
         samples=np.asarray(samples, dtype=np.float64) * 1e-9,
