@@ -31,6 +31,22 @@ class ReportFiles:
     panels: dict[str, int] = field(default_factory=dict)
 
 
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a result file; a missing or foreign file is a :class:`ConfigError` that says what
+    was expected and what was received."""
+    from dlbench import results
+    from dlbench.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        what = "a folder" if p.is_dir() else "a path that does not exist"
+        raise ConfigError(
+            "Expected a dlbench result file (written by `dlbench run --out FILE`). "
+            f"Received: {p}, {what}"
+        )
+    return results.load(p)
+
+
 def default_out_dir(results_path: str | os.PathLike[str]) -> Path:
     """``runs/r.json`` -> ``runs/r-report``."""
     p = Path(results_path)
@@ -52,7 +68,6 @@ def write_report(
         ConfigError: The file is missing or not a dlbench result.
         MissingFrameworkError: matplotlib is not installed (``pip install 'dlbench[report]'``).
     """
-    from dlbench import results
     from dlbench.errors import ConfigError
     from dlbench.report import export, figures, html
 
@@ -61,7 +76,7 @@ def write_report(
         if out_dir is None:
             raise ConfigError("Expected an output folder for a report of an in-memory document.")
     else:
-        doc = results.load(doc_or_path)
+        doc = load_results(doc_or_path)
         out_dir = default_out_dir(doc_or_path) if out_dir is None else out_dir
     _check_document(doc)
     out = Path(out_dir)

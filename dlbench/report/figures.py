@@ -121,6 +121,75 @@ def _time_unit(values: np.ndarray) -> tuple[float, str]:
     return 1.0, "s"
 
 
+def _log_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Ticks 1-2-5 per decade on an axis that holds log10 values, labelled in plain numbers."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    ticks = [
+        math.log10(m * 10.0**k)
+        for k in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+        for m in (1, 2, 5)
+        if lo <= math.log10(m * 10.0**k) <= hi
+    ]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{10**y:g}"))
+
+
+def _latency_panel(ax: Any, device: str, series: list[dict], what: str, colours: dict) -> None:
+    scale, unit = _time_unit(np.concatenate([s["samples"] for s in series]))
+    data = [s["samples"] * scale for s in series]
+    pos = np.arange(1, len(series) + 1)
+    medians = np.array([np.median(d) for d in data])
+    # Real runs have rare calls 100x the median (scheduler, GC): on a linear axis they flatten
+    # every violin to a line. With a heavy tail (or backends far apart) the distributions are
+    # drawn in log space, where every call stays visible.
+    p999 = max(float(np.percentile(d, 99.9)) for d in data)
+    log = p999 / max(float(medians.min()), 1e-30) > 8
+    plot = [np.log10(np.maximum(d, 1e-30)) for d in data] if log else data
+    parts = ax.violinplot(plot, positions=pos, widths=0.8, showextrema=False)
+    for body, s in zip(parts["bodies"], series):
+        body.set_facecolor(colours[s["backend"]])
+        body.set_edgecolor(colours[s["backend"]])
+        body.set_alpha(0.35)
+    ax.boxplot(
+        plot,
+        positions=pos,
+        widths=0.16,
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "white", "edgecolor": "#333333"},
+        medianprops={"color": "#111111", "linewidth": 1.6},
+        whiskerprops={"color": "#333333"},
+        capprops={"color": "#333333"},
+    )
+    if log:
+        lo = min(float(p.min()) for p in plot)
+        hi = max(float(p.max()) for p in plot)
+        pad = (hi - lo) * 0.04
+        ax.set_ylim(lo - pad, hi + pad)
+        _log_ticks(ax, lo - pad, hi + pad)
+    else:
+        ax.set_ylim(bottom=0)
+    for x, s, med in zip(pos, series, medians):
+        flag = " ~noisy" if s["noisy"] else ""
+        flag += " (invalid)" if s["invalid"] else ""
+        ax.annotate(
+            f"{med:.3g} {unit}{flag}",
+            (x, math.log10(med) if log else med),
+            xytext=(12, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+    ax.set_xticks(pos)
+    ax.set_xticklabels([f"{s['backend']}\nn={s['samples'].size}" for s in series], fontsize=8.5)
+    ax.set_ylabel(f"time per call ({unit}){', log scale' if log else ''}")
+    ax.set_title(f"{device}: {what}", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def latency_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | None:
     panels = [(d, *latency_series(doc, d)) for d in _devices(doc)]
     panels = [p for p in panels if p[1]]
@@ -130,54 +199,14 @@ def latency_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | 
     fig = _new_figure(width, 4.4)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (device, series, what) in zip(axes, panels):
-        scale, unit = _time_unit(np.concatenate([s["samples"] for s in series]))
-        data = [s["samples"] * scale for s in series]
-        pos = np.arange(1, len(series) + 1)
-        medians = np.array([np.median(d) for d in data])
-        log = medians.max() / max(medians.min(), 1e-30) > 20
-        if log:
-            ax.set_yscale("log")
-        parts = ax.violinplot(data, positions=pos, widths=0.8, showextrema=False)
-        for body, s in zip(parts["bodies"], series):
-            body.set_facecolor(colours[s["backend"]])
-            body.set_edgecolor(colours[s["backend"]])
-            body.set_alpha(0.35)
-        ax.boxplot(
-            data,
-            positions=pos,
-            widths=0.16,
-            showfliers=False,
-            patch_artist=True,
-            boxprops={"facecolor": "white", "edgecolor": "#333333"},
-            medianprops={"color": "#111111", "linewidth": 1.6},
-            whiskerprops={"color": "#333333"},
-            capprops={"color": "#333333"},
-        )
-        for x, s, med in zip(pos, series, medians):
-            flag = " ~noisy" if s["noisy"] else ""
-            flag += " (invalid)" if s["invalid"] else ""
-            ax.annotate(
-                f"{med:.3g} {unit}{flag}",
-                (x, med),
-                xytext=(12, 0),
-                textcoords="offset points",
-                ha="left",
-                va="center",
-                fontsize=7.5,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
-                xycoords="data",
-            )
-        ax.set_xticks(pos)
-        ax.set_xticklabels([f"{s['backend']}\nn={s['samples'].size}" for s in series], fontsize=8.5)
-        ax.set_ylabel(f"seconds per call ({unit}){', log scale' if log else ''}")
-        ax.set_title(f"{device}: {what}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
+        _latency_panel(ax, device, series, what, colours)
     fig.suptitle("Latency distribution per backend (raw samples)", fontsize=11)
     return FigureOut(
         "latency",
         "Latency distribution",
         "Every measured call, per backend: violin = distribution, box = quartiles (whiskers "
-        "1.5 IQR, outliers hidden), label = median. Lower is better.",
+        "1.5 IQR), label = median. Heavy tails switch the axis to a log scale so every call "
+        "stays visible. Lower is better.",
         fig,
         len(panels),
     )

@@ -31,7 +31,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px;border-bot
 .summary li{margin:2px 0}
 .warn{background:#fff7e0;border-left:4px solid #d69e00;padding:8px 14px;margin:12px 0}
 .warn li{margin:2px 0}
-table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px;display:block;overflow-x:auto;
+ max-width:100%}
 th,td{border:1px solid #dfe3e8;padding:4px 8px;vertical-align:top}
 th{background:#f0f2f5;text-align:left;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -42,7 +43,7 @@ figure{margin:14px 0 26px}figure img{max-width:100%;border:1px solid #e3e6eb}
 figcaption{color:#4a5262;font-size:13px;margin-top:4px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 code{background:#f0f2f5;padding:0 3px;border-radius:3px}
-.kv td:first-child{color:#4a5262;white-space:nowrap}
+.kv td:first-child{color:#4a5262;white-space:nowrap}.kv td{overflow-wrap:anywhere}
 """
 
 
@@ -177,7 +178,10 @@ def _settings(doc: dict[str, Any]) -> str:
         rows = []
         for who, settings, versions in entries:
             vtext = ", ".join(f"{k} {v}" for k, v in versions.items())
-            tds = "".join(f"<td>{_e(settings.get(k))}</td>" for k in keys)
+            tds = "".join(
+                f"<td>{_e(json.dumps(v) if isinstance(v, (dict, list)) else v)}</td>"
+                for v in (settings.get(k) for k in keys)
+            )
             rows.append(f"<tr><td>{_e(who)}</td><td>{_e(vtext)}</td>{tds}</tr>")
         parts.append(
             f"<table><tr><th>backend</th><th>versions</th>{head}</tr>{''.join(rows)}</table>"

@@ -59,15 +59,21 @@ class Column:
     fmt: Callable[[float | None], str]
     #: Short name used in the winner sentence ("lowest latency p50").
     metric: str
+    #: Header in narrow terminals.
+    short: str = ""
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("latency_median", "latency p50", "time/sample", "lower", fmt_time, "latency (p50)"),
-    Column("latency_p99", "latency p99", "time/sample", "lower", fmt_time, "tail latency (p99)"),
-    Column("throughput", "throughput", "samples/s", "higher", fmt_rate, "throughput"),
-    Column("peak_rss_bytes", "peak RSS", "bytes", "lower", fmt_bytes, "memory (peak RSS)"),
-    Column("accuracy", "accuracy", "%", "higher", fmt_pct, "accuracy"),
-    Column("build_time_s", "build", "s", "lower", fmt_time, "build time"),
+    Column(
+        "latency_median", "latency p50", "time/sample", "lower", fmt_time, "latency (p50)", "p50"
+    ),
+    Column(
+        "latency_p99", "latency p99", "time/sample", "lower", fmt_time, "tail latency (p99)", "p99"
+    ),
+    Column("throughput", "throughput", "samples/s", "higher", fmt_rate, "throughput", "samples/s"),
+    Column("peak_rss_bytes", "peak RSS", "bytes", "lower", fmt_bytes, "memory (peak RSS)", "RSS"),
+    Column("accuracy", "accuracy", "%", "higher", fmt_pct, "accuracy", "acc"),
+    Column("build_time_s", "build", "s", "lower", fmt_time, "build time", "build"),
 )
 
 
