@@ -344,9 +344,9 @@ def _compare_cell(
 def _load(doc_or_path: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if isinstance(doc_or_path, dict):
         return doc_or_path, str(doc_or_path.get("run_id", "<document>"))
-    from dlbench import results
+    from dlbench.report import load_results
 
-    return results.load(doc_or_path), str(doc_or_path)
+    return load_results(doc_or_path), str(doc_or_path)
 
 
 def compare(

@@ -70,20 +70,29 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
     sentence naming the winner of each metric, then the run's warnings."""
     rows = summary_rows(doc)
     model, dataset = doc.get("model") or {}, doc.get("dataset") or {}
-    table = Table(title=f"{model.get('name')} on {dataset.get('name')}/{dataset.get('split')}")
-    table.add_column("backend")
-    table.add_column("device")
-    for col in COLUMNS:
+    table = Table(
+        title=f"{model.get('name')} on {dataset.get('name')}/{dataset.get('split')}",
+        caption="↓ lower is better, ↑ higher is better; green best, red worst per column",
+    )
+    # Narrow terminals (CI logs are often 80 columns) keep the columns that matter most.
+    wide = console.width >= 120
+    show_device = len({r["device"] for r in rows}) > 1
+    columns = [c for c in COLUMNS if wide or c.key != "build_time_s"]
+    table.add_column("backend", no_wrap=True)
+    if show_device:
+        table.add_column("device", no_wrap=True)
+    for col in columns:
         arrow = "↓" if col.better == "lower" else "↑"
-        table.add_column(f"{col.label}\n[dim]{col.unit} {arrow}[/]", justify="right")
-    table.add_column("parity")
+        header = f"{col.label} {arrow}\n[dim]{col.unit}[/]" if wide else f"{col.short} {arrow}"
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("parity", no_wrap=True)
     marks = {c.key: best_worst(rows, c) for c in COLUMNS}
     for r in rows:
         cells = []
-        for col in COLUMNS:
+        for col in columns:
             v = r.get(col.key)
             text = col.fmt(v)
-            if col.key == "throughput" and r.get("throughput_bs"):
+            if col.key == "throughput" and r.get("throughput_bs") and wide:
                 text += f" (bs {r['throughput_bs']})"
             if col.key == "latency_median" and r.get("latency_noisy"):
                 text += " [yellow]~[/]"
@@ -94,7 +103,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
                 text = f"[red]{text}[/]"
             cells.append(text)
         parity = r.get("parity")
-        ptxt = parity_text(parity)
+        ptxt = parity_text(parity) if wide else parity_text(parity).split(" ")[0][:4]
         if parity is None:
             ptxt = f"[dim]{ptxt}[/]"
         elif parity.get("ok"):
@@ -104,7 +113,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         backend = r["backend"] + (
             " [red](failed: " + ", ".join(r["failed"]) + ")[/]" if r.get("failed") else ""
         )
-        table.add_row(backend, r["device"], *cells, ptxt)
+        table.add_row(backend, *([r["device"]] if show_device else []), *cells, ptxt)
     console.print(table)
     if any(r.get("latency_noisy") for r in rows):
         console.print("[dim][yellow]~[/] noisy: IQR above 10% of the median[/]")
