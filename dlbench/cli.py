@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="result file (default dlbench-results/run-<time>.json)")
     run.add_argument("--resume", action="store_true", help="skip cells already finished in --out")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log to MLflow (default store ./mlruns); needs dlbench[mlflow]",
+    )
+    run.add_argument(
+        "--tensorboard", metavar="DIR", help="write TensorBoard events; needs dlbench[tensorboard]"
+    )
 
     lst = sub.add_parser("list", help="list backends, models, datasets, metrics or scenarios")
     lst.add_argument(
@@ -142,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--root")
     check.add_argument("--split")
     check.add_argument("--json", dest="json_out", help="write the JSON report here")
+    rep = sub.add_parser("report", help="HTML report, PNG figures, Markdown and CSV tables")
+    rep.add_argument("results", help="a result file from dlbench run")
+    rep.add_argument("--out", help="output folder (default <results>-report next to the file)")
+
+    cmp_ = sub.add_parser("compare", help="compare two result files (exit 1 on a regression)")
+    cmp_.add_argument("a", help="baseline result file")
+    cmp_.add_argument("b", help="result file to check against the baseline")
+    cmp_.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp_.add_argument("--force", action="store_true", help="compare runs that are not comparable")
+    cmp_.add_argument("--json", dest="json_out", help="also write the comparison as JSON here")
     return parser
 
 
@@ -209,6 +230,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "[red]No backend is installed.[/] Install one, e.g. pip install 'dlbench[torch]'"
         )
         return EXIT_FAILED
+    from dlbench.adapters import tracking
+
+    tracking.check(args.mlflow, args.tensorboard)  # before a long run, not after it
     console.print(
         f"[bold]dlbench run[/]: model [cyan]{config.model}[/] on [cyan]{config.dataset}[/]/{config.split}, "
         f"backends {', '.join(backends)}, devices {', '.join(config.devices)}, "
@@ -224,6 +248,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
     print_summary(doc, console)
     console.print(f"Results: {out}")
+    tracking.log_all(
+        doc, out, mlflow_uri=args.mlflow, tensorboard_dir=args.tensorboard, console=console
+    )
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     parity_bad = [
         f"{b}/{d}"
@@ -329,12 +356,43 @@ def cmd_data(args: argparse.Namespace) -> int:
     return cli_main(args.name, args.root, args.split, args.json_out, _console())
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dlbench.report import write_report
+
+    files = write_report(args.results, args.out)
+    console = _console()
+    console.print(f"Report: [cyan]{files.html}[/] (self-contained, opens offline)")
+    console.print(f"Figures: {', '.join(str(p) for p in files.figures.values())}")
+    console.print(f"Tables: {files.markdown}, {files.summary_csv}, {files.cells_csv}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dlbench import compare
+
+    result = compare.compare(
+        args.a,
+        args.b,
+        threshold=compare.parse_threshold(args.threshold),
+        alpha=args.alpha,
+        force=args.force,
+    )
+    compare.print_comparison(result, _console())
+    if args.json_out:
+        from dlbench.results import write_atomic
+
+        write_atomic(args.json_out, result.to_dict())
+    return EXIT_FAILED if result.regressions else EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
     "env": cmd_env,
     "parity": cmd_parity,
     "data": cmd_data,
+    "report": cmd_report,
+    "compare": cmd_compare,
 }
 
 
