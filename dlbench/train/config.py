@@ -1,0 +1,208 @@
+"""The training configuration: one validated dataclass shared by every framework.
+
+Every message says what was expected and what was received. The same :class:`TrainConfig`
+drives PyTorch, TensorFlow and JAX, so "the same training run" means the same numbers here.
+
+Definitions (identical in every framework, implemented in each framework's own ops):
+
+* **SGD** (``optimizer="sgd"``), as ``torch.optim.SGD`` with ``dampening=0``::
+
+      g = grad + weight_decay * p          # coupled L2, added to the gradient
+      buf = momentum * buf + g             # buf starts at 0 (= torch's buf = g on step 1)
+      d = g + momentum * buf if nesterov else buf
+      p = p - lr * d
+
+* **Adam** (``optimizer="adam"``), as ``torch.optim.Adam`` (``amsgrad=False``)::
+
+      g = grad + weight_decay * p          # coupled L2 (not AdamW's decoupled decay)
+      m = beta1 * m + (1 - beta1) * g
+      v = beta2 * v + (1 - beta2) * g * g
+      p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+  Weight decay applies to every parameter, biases included (one parameter group).
+
+* **Loss**: softmax cross-entropy on the logits, mean over the batch.
+
+* **Schedule**: see :mod:`dlbench.train.schedule`; the learning rate of every step is computed
+  once (float32, NumPy) and fed to each framework's step as a scalar input.
+
+Example:
+    >>> cfg = TrainConfig(optimizer="adam", lr=1e-3, epochs=5)
+    >>> cfg.batch_size
+    32
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from dlbench.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def _default_threads() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (the same in every framework).
+
+    Attributes:
+        optimizer: ``sgd`` (momentum, optional Nesterov) or ``adam``.
+        lr: Peak learning rate (after warm-up).
+        momentum: SGD momentum (ignored by Adam).
+        nesterov: SGD Nesterov momentum.
+        weight_decay: Coupled L2 coefficient added to the gradient (torch.optim semantics).
+        betas: Adam's ``(beta1, beta2)``.
+        eps: Adam's epsilon (added to the bias-corrected ``sqrt(v)``).
+        schedule: ``constant``, ``step`` (times ``gamma`` every ``step_epochs``) or ``cosine``
+            (to ``min_lr`` at the last step).
+        step_epochs: Epochs between decays of the ``step`` schedule.
+        gamma: Decay factor of the ``step`` schedule.
+        min_lr: Final learning rate of the ``cosine`` schedule.
+        warmup_epochs: Linear warm-up length in epochs (may be fractional); 0 for none.
+        epochs: Passes over the training data.
+        batch_size: Samples per step.
+        drop_last: Drop each epoch's last incomplete batch (keeps one compiled step shape).
+        seed: Seed of the batch order and of the fold / validation split.
+        val_fraction: Share of the training split held out (stratified) for validation when
+            ``folds`` is 1; 0 for none.
+        target_accuracy: Test accuracy whose first reach is timed (time-to-accuracy).
+        folds: ``1`` for one run; ``K >= 2`` for K-fold cross-validation on the training split.
+        stratified: Stratify folds and the validation split by class.
+        warmup_steps: Steps left out of the step-time statistics (tracing, compilation).
+        eval_batch_size: Batch size of the per-epoch evaluation passes.
+        intra_op_threads: Threads inside one op, the same for every framework.
+        inter_op_threads: Threads running independent ops concurrently.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    schedule: str = "constant"
+    step_epochs: int = 10
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    epochs: int = 10
+    batch_size: int = 32
+    drop_last: bool = True
+    seed: int = 0
+    val_fraction: float = 0.1
+    target_accuracy: float | None = 0.95
+    folds: int = 1
+    stratified: bool = True
+    warmup_steps: int = 5
+    eval_batch_size: int = 512
+    intra_op_threads: int = field(default_factory=_default_threads)
+    inter_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        self.validate()
+
+    def validate(self) -> None:
+        def num(name: str, low: float, high: float = math.inf, *, open_low: bool = False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok:
+                ok = (v > low if open_low else v >= low) and v <= high
+            if not ok:
+                lo = f"> {low}" if open_low else f">= {low}"
+                hi = f" and <= {high}" if high != math.inf else ""
+                raise ConfigError(
+                    f"Expected `{name}` to be a number {lo}{hi}. Received: {name}={v!r}"
+                )
+
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ConfigError(
+                    f"Expected `{name}` to be an int >= {low}. Received: {name}={v!r}"
+                )
+
+        def flag(name: str) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                raise ConfigError(f"Expected `{name}` to be a bool. Received: {name}={v!r}")
+
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"Expected `optimizer` in {OPTIMIZERS}. Received: optimizer={self.optimizer!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"Expected `schedule` in {SCHEDULES}. Received: schedule={self.schedule!r}"
+            )
+        num("lr", 0.0, open_low=True)
+        num("momentum", 0.0, 1.0)
+        flag("nesterov")
+        if self.nesterov and not self.momentum > 0:
+            raise ConfigError(
+                f"Expected `momentum` > 0 with nesterov=True. Received: momentum={self.momentum!r}"
+            )
+        num("weight_decay", 0.0)
+        if len(self.betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+            for b in self.betas
+        ):
+            raise ConfigError(
+                f"Expected `betas` to be two numbers in [0, 1). Received: betas={self.betas!r}"
+            )
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        num("eps", 0.0, open_low=True)
+        integer("step_epochs", 1)
+        num("gamma", 0.0, 1.0, open_low=True)
+        num("min_lr", 0.0)
+        if self.min_lr > self.lr:
+            raise ConfigError(
+                f"Expected `min_lr` <= lr={self.lr!r}. Received: min_lr={self.min_lr!r}"
+            )
+        num("warmup_epochs", 0.0)
+        integer("epochs", 1)
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"Expected `warmup_epochs` < epochs={self.epochs}. "
+                f"Received: warmup_epochs={self.warmup_epochs!r}"
+            )
+        integer("batch_size", 1)
+        flag("drop_last")
+        integer("seed", 0)
+        num("val_fraction", 0.0, 0.5)
+        if self.target_accuracy is not None:
+            num("target_accuracy", 0.0, 1.0, open_low=True)
+        integer("folds", 1)
+        flag("stratified")
+        integer("warmup_steps", 0)
+        integer("eval_batch_size", 1)
+        integer("intra_op_threads", 1)
+        integer("inter_op_threads", 1)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown training option(s) {unknown}. Expected some of: {sorted(known)}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
