@@ -30,6 +30,7 @@ BUILTIN: dict[str, tuple[str, tuple[int, ...]]] = {
     "mobilenet_v2": ("dlbench.zoo.mobilenet:mobilenet_v2", (3, 32, 32)),
     "vit_tiny": ("dlbench.zoo.vit:vit_tiny", (3, 32, 32)),
     "lstm": ("dlbench.zoo.recurrent:lstm", (3, 32, 32)),
+    "digits_cnn": ("dlbench.zoo.digits:digits_cnn", (1, 8, 8)),
 }
 
 for _name, (_target, _) in BUILTIN.items():
