@@ -99,7 +99,7 @@ class BenchmarkConfig:
             search for the highest rate under it.
     """
 
-    model: str = "mlp"
+    model: str = "digits_cnn"
     dataset: str = "digits"
     dataset_root: str | None = None
     split: str = "test"
