@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.jax.ops import OPS, prepare
 
 from dlbench.backend import Backend, Model, parse_device
+from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
+from dlbench.backends.jax.ops import OPS, prepare
 from dlbench.errors import BackendError
 from dlbench.spec import ModelSpec
 

@@ -14,9 +14,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dlbench.backends.common.pooling import avg_pool_divisor
 from jax import lax
 
+from dlbench.backends.common.pooling import avg_pool_divisor
 from dlbench.spec import ResolvedNode
 
 HIGHEST = lax.Precision.HIGHEST

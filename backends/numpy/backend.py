@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
-from dlbench.backends.numpy.ops import OPS
 
 from dlbench.backend import Backend, Model
+from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
+from dlbench.backends.numpy.ops import OPS
 from dlbench.errors import BackendError
 from dlbench.spec import ModelSpec, ResolvedNode
 

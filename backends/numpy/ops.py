@@ -10,8 +10,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from dlbench.backends.common.pooling import avg_pool_divisor
 
+from dlbench.backends.common.pooling import avg_pool_divisor
 from dlbench.spec import ResolvedNode
 
 try:  # SciPy comes with scikit-learn, a core dependency; keep a fallback anyway

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from dlbench.backends.common.pooling import avg_pool_divisor
 from onnx import TensorProto, helper, numpy_helper
 
+from dlbench.backends.common.pooling import avg_pool_divisor
 from dlbench.spec import ModelSpec, ResolvedNode
 
 OPSET = 17

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from dlbench.backends.common.pooling import avg_pool_divisor
 
+from dlbench.backends.common.pooling import avg_pool_divisor
 from dlbench.spec import ResolvedNode
 
 NHWC, CANON = "nhwc", "canon"

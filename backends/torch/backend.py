@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.torch.ops import EMITTERS, Emitter
 from torch import fx, nn
 
 from dlbench.backend import Backend, Model, parse_device
+from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
+from dlbench.backends.torch.ops import EMITTERS, Emitter
 from dlbench.errors import BackendError
 from dlbench.spec import ModelSpec
 
