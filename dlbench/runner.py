@@ -177,6 +177,52 @@ def _settings_warnings(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+class _Run:
+    """The state of one benchmark run: its document, where it is saved, and its callbacks."""
+
+    def __init__(
+        self,
+        config: BenchmarkConfig,
+        doc: dict[str, Any],
+        out_path: Path | None,
+        emit: EventCallback,
+    ) -> None:
+        self.config = config
+        self.doc = doc
+        self.out_path = out_path
+        self.emit = emit
+
+    def save(self) -> None:
+        self.doc["updated"] = res.now()
+        if self.out_path is not None:
+            res.write_atomic(self.out_path, self.doc)
+
+    def warn(self, message: str) -> None:
+        if message not in self.doc["warnings"]:
+            self.doc["warnings"].append(message)
+            self.emit("warning", {"message": message})
+
+    def record(self, rec: dict[str, Any]) -> None:
+        """Store a finished (or failed) cell and save the document at once."""
+        res.upsert_cell(self.doc, rec)
+        self.save()
+        self.emit("cell", rec)
+
+    def fail(self, cell: Cell, error: str) -> None:
+        self.record(
+            {
+                **cell.to_dict(),
+                "status": "failed",
+                "error": error,
+                "settings": {},
+                "timing": None,
+                "metrics": {},
+                "validity": {"valid": False, "reasons": [error]},
+                "memory": {},
+            }
+        )
+
+
 def run(
     config: BenchmarkConfig | dict[str, Any],
     *,
@@ -201,7 +247,7 @@ def run(
         >>> doc["cells"][0]["metrics"]["accuracy"]  # doctest: +SKIP
     """
     from dlbench import datasets
-    from dlbench.parity import compare
+    from dlbench.backend import get_backend
 
     if isinstance(config, dict):
         config = BenchmarkConfig.from_dict(config)
@@ -215,47 +261,33 @@ def run(
         message = entry.missing_message()  # found without importing the framework
         if message:
             missing_framework[name] = message
-    emit = on_event or (lambda kind, payload: None)
     cfg_dict = config.to_dict()
     out_path = Path(out) if out is not None else None
 
-    if resume:
-        if out_path is None:
-            raise ConfigError("Expected an output file to resume from (--out). Received: none")
-        if out_path.exists():
-            doc = res.load(out_path)
-            res.check_resumable(doc, cfg_dict)
-            doc["config"] = cfg_dict
-            doc["status"] = "running"
-        else:
-            doc = res.new_document(cfg_dict, environment.capture())
+    if resume and out_path is None:
+        raise ConfigError("Expected an output file to resume from (--out). Received: none")
+    if resume and out_path.exists():
+        doc = res.load(out_path)
+        res.check_resumable(doc, cfg_dict)
+        doc["config"] = cfg_dict
+        doc["status"] = "running"
     else:
         doc = res.new_document(cfg_dict, environment.capture())
-
-    def save() -> None:
-        doc["updated"] = res.now()
-        if out_path is not None:
-            res.write_atomic(out_path, doc)
-
-    def warn(message: str) -> None:
-        if message not in doc["warnings"]:
-            doc["warnings"].append(message)
-            emit("warning", {"message": message})
+    state = _Run(config, doc, out_path, on_event or (lambda kind, payload: None))
 
     dataset = datasets.load(
         config.dataset, root=config.dataset_root, split=config.split, **config.dataset_options
     )
     info = dataset.info
     if info.synthetic:
-        warn(f"Dataset {info.name!r} is synthetic: fine for timing, meaningless for accuracy.")
+        state.warn(
+            f"Dataset {info.name!r} is synthetic: fine for timing, meaningless for accuracy."
+        )
     spec = load_model_spec(config, info.input_shape, info.num_classes)
     doc["dataset"] = info.to_dict()
     doc["model"] = {"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()}
 
-    n_parity = min(config.parity_samples, len(dataset))
-    parity_indices = list(range(n_parity))
-    from dlbench.backend import get_backend
-
+    parity_indices = list(range(min(config.parity_samples, len(dataset))))
     reference = (
         get_backend("numpy")
         .build(spec)
@@ -265,11 +297,11 @@ def run(
     cells = config.cells()
     done = res.done_cell_ids(doc) if resume else set()
     todo = [c for c in cells if c.id not in done]
-    emit(
+    state.emit(
         "plan",
         {"cells": [c.id for c in cells], "todo": [c.id for c in todo], "skipped": sorted(done)},
     )
-    save()
+    state.save()
 
     groups: dict[tuple[str, str], list[Cell]] = {}
     for c in todo:
@@ -279,26 +311,16 @@ def run(
     if plugins:
         env["DLBENCH_WORKER_PLUGINS"] = ",".join(plugins)
 
-    def fail(cell: Cell, error: str) -> None:
-        rec = {
-            **cell.to_dict(),
-            "status": "failed",
-            "error": error,
-            "settings": {},
-            "timing": None,
-            "metrics": {},
-            "validity": {"valid": False, "reasons": [error]},
-            "memory": {},
-        }
-        res.upsert_cell(doc, rec)
-        save()
-        emit("cell", rec)
-
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
         workdir = Path(tmp)
         spec_path = workdir / "model.json"
         spec.save(spec_path)
+        base_job = {
+            "config": cfg_dict,
+            "spec_path": str(spec_path),
+            "parity_indices": parity_indices,
+        }
         try:
             for (backend, device), group_cells in groups.items():
                 if backend in missing_framework:
@@ -307,63 +329,36 @@ def run(
                         "error": missing_framework[backend],
                     }
                     for c in group_cells:
-                        fail(c, missing_framework[backend])
+                        state.fail(c, missing_framework[backend])
                     continue
-                _run_group(
-                    config,
-                    backend,
-                    device,
-                    group_cells,
-                    spec_path,
-                    parity_indices,
-                    reference,
-                    workdir,
-                    env,
-                    doc,
-                    save,
-                    emit,
-                    warn,
-                    fail,
-                    compare,
-                )
+                job = {**base_job, "backend": backend, "device": device}
+                _run_group(state, job, group_cells, reference, workdir, env)
         except KeyboardInterrupt:
             interrupted = True
     for message in _settings_warnings(doc):
-        warn(message)
+        state.warn(message)
     doc["status"] = "interrupted" if interrupted else "complete"
-    save()
+    state.save()
     if interrupted:
         raise KeyboardInterrupt
     return doc
 
 
 def _run_group(
-    config,
-    backend,
-    device,
-    cells,
-    spec_path,
-    parity_indices,
-    reference,
-    workdir,
-    env,
-    doc,
-    save,
-    emit,
-    warn,
-    fail,
-    compare,
+    state: _Run,
+    base_job: dict[str, Any],
+    cells: list[Cell],
+    reference: np.ndarray,
+    workdir: Path,
+    env: dict[str, str],
 ) -> None:
     """Run the cells of one (backend, device) in workers, restarting after a crash."""
+    from dlbench.parity import compare
+
+    config, doc = state.config, state.doc
+    backend, device = base_job["backend"], base_job["device"]
     remaining = list(cells)
     attempt = 0
-    base_job = {
-        "config": config.to_dict(),
-        "backend": backend,
-        "device": device,
-        "spec_path": str(spec_path),
-        "parity_indices": parity_indices,
-    }
     binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
     while remaining:
         attempt += 1
@@ -374,7 +369,7 @@ def _run_group(
             "parity_path": str(workdir / f"{tag}.parity.npy"),
         }
         worker = _WorkerRun(job, env, workdir, tag)
-        emit(
+        state.emit(
             "worker",
             {"backend": backend, "device": device, "attempt": attempt, "pid": worker.proc.pid},
         )
@@ -400,20 +395,21 @@ def _run_group(
                                 "weight_bytes": ev.get("weight_bytes"),
                             }
                         )
-                        save()
+                        state.save()
                     elif kind == "parity":
                         out = np.load(ev["path"], allow_pickle=False)
                         parity = _parity(compare, reference, out, config.parity_tolerance)
                         binfo["parity"] = parity
                         binfo["first_call_s"] = ev.get("first_call_s")
                         if not parity["ok"]:
-                            warn(
-                                f"PARITY FAILED for {backend} on {device}: {parity.get('reason') or ''}"
+                            state.warn(
+                                f"PARITY FAILED for {backend} on {device}: "
+                                f"{parity.get('reason') or ''}"
                                 f"max abs diff {parity.get('max_abs_diff')}, argmax agreement "
-                                f"{parity.get('argmax_agreement')}. Its timings compare a different "
-                                "computation."
+                                f"{parity.get('argmax_agreement')}. Its timings compare a "
+                                "different computation."
                             )
-                        save()
+                        state.save()
                     elif kind == "fatal":
                         fatal = ev["error"]
                         binfo.update({"status": "failed", "error": fatal})
@@ -422,19 +418,14 @@ def _run_group(
                     elif kind in ("cell", "cell_error"):
                         cell = by_id[ev["id"]]
                         if kind == "cell":
-                            rec = _cell_record(cell, ev, binfo)
-                            res.upsert_cell(doc, rec)
-                            save()
-                            emit("cell", rec)
+                            state.record(_cell_record(cell, ev, binfo))
                         else:
-                            fail(cell, ev["error"])
+                            state.fail(cell, ev["error"])
                         remaining.remove(cell)
                         current = None
                     elif kind == "done":
                         finished_ok = True
-                if finished_ok or fatal:
-                    break
-                if exited:
+                if finished_ok or fatal or exited:
                     break
                 if time.monotonic() > deadline:
                     worker.kill()
@@ -444,7 +435,7 @@ def _run_group(
                         fatal = reason
                         binfo.update({"status": "failed", "error": reason})
                     else:
-                        fail(current, reason)
+                        state.fail(current, reason)
                         remaining.remove(current)
                     timed_out = True
                     break
@@ -453,22 +444,25 @@ def _run_group(
             worker.kill()
             worker.finish()
             raise
-        worker.proc.wait() if finished_ok else worker.kill()
+        if finished_ok:
+            worker.proc.wait()
+        else:
+            worker.kill()
         if fatal:
             for c in list(remaining):
-                fail(c, f"{backend} on {device} could not start: {fatal}")
+                state.fail(c, f"{backend} on {device} could not start: {fatal}")
             remaining.clear()
         elif not finished_ok and not timed_out:
             tail = worker.stderr_tail()
             reason = worker.exit_reason() + (f"; last output: {tail[-500:]}" if tail else "")
             if current is not None:
-                fail(current, reason)
+                state.fail(current, reason)
                 remaining.remove(current)
             else:
                 # Died outside any cell (during start-up): nothing more to gain by retrying.
                 binfo.update({"status": "failed", "error": reason})
                 for c in list(remaining):
-                    fail(c, reason)
+                    state.fail(c, reason)
                 remaining.clear()
         worker.finish()
 
