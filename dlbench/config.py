@@ -59,7 +59,8 @@ class Cell:
         return {**asdict(self), "id": self.id}
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
+    """CPU cores this process may use (its affinity mask), the default intra-op thread count."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
@@ -110,7 +111,7 @@ class BenchmarkConfig:
     accuracy_batch_size: int = 256
     accuracy_limit: int | None = None
     precision: str = "float32"
-    intra_op_threads: int = field(default_factory=_default_threads)
+    intra_op_threads: int = field(default_factory=default_threads)
     inter_op_threads: int = 1
     timing_mode: str = "compute"
     stop_rule: dict[str, Any] = field(default_factory=dict)

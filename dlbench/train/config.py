@@ -38,19 +38,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from dlbench.config import default_threads
 from dlbench.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
-
-
-def _default_threads() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
 
 
 @dataclass
@@ -108,7 +100,7 @@ class TrainConfig:
     stratified: bool = True
     warmup_steps: int = 5
     eval_batch_size: int = 512
-    intra_op_threads: int = field(default_factory=_default_threads)
+    intra_op_threads: int = field(default_factory=default_threads)
     inter_op_threads: int = 1
 
     def __post_init__(self) -> None:
