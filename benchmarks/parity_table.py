@@ -51,9 +51,8 @@ def main() -> None:
     print(f"\n| model | params | {' | '.join(MODES)} |")
     print("|---|---:|" + "---:|" * len(MODES))
     for name, recs in records.items():
-        by_mode = {
-            f"{r['backend']}:{r['mode']}" if r.get("mode") else r["backend"]: r for r in recs
-        }
+        by_mode = {f"{r['backend']}:{r['mode']}": r for r in recs}
+        by_mode.update({r["backend"]: r for r in recs if r["backend"] == "onnxruntime"})
         cells = []
         for mode in MODES:
             r = by_mode.get(mode)
