@@ -111,7 +111,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"Expected a dlbench result file at {p}. Received: no such file") from None
+        raise ConfigError(
+            f"Expected a dlbench result file at {p}. Received: no such file"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"Expected a dlbench result JSON file. {p} is not valid JSON: {exc}"

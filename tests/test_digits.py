@@ -31,5 +31,7 @@ def test_digits_batches_cover_the_split_in_order():
 def test_bad_split_and_batch_size():
     with pytest.raises(ConfigError, match="Expected digits split in"):
         dlbench.datasets.load("digits", split="validation")
-    with pytest.raises(ConfigError, match="Expected `batch_size` to be a positive int. Received: batch_size=0"):
+    with pytest.raises(
+        ConfigError, match="Expected `batch_size` to be a positive int. Received: batch_size=0"
+    ):
         next(dlbench.datasets.load("digits").batches(0))

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dlbench.adapters.datasets import _archive, _download
 from dlbench.adapters.datasets._unpickle import safe_load
-
 from dlbench.cache import cache_dir
 from dlbench.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dlbench.adapters.datasets._image import (
     LetterboxParams,
     boxes_from_letterbox,
@@ -41,7 +42,6 @@ from dlbench.adapters.datasets._image import (
     letterbox,
     open_rgb,
 )
-
 from dlbench.cache import cache_dir
 from dlbench.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from dlbench.adapters.datasets._image import (
     IMAGE_EXTENSIONS,
     normalize_nchw,
     open_rgb,
     resize_center_crop,
 )
-
 from dlbench.cache import cache_dir
 from dlbench.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dlbench.adapters.datasets.cifar import CIFAR10_MEAN, CIFAR10_STD
 
 from dlbench import datasets
+from dlbench.adapters.datasets.cifar import CIFAR10_MEAN, CIFAR10_STD
 from dlbench.errors import ChecksumError, ConfigError, DataError
 
 ARCHIVE = {"python": "cifar-10-python.tar.gz", "binary": "cifar-10-binary.tar.gz"}

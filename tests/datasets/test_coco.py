@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from dlbench import datasets
 from dlbench.adapters.datasets._image import decode_rgb, letterbox_params
 from dlbench.adapters.datasets.coco import (
     COCO_CATEGORY_IDS,
@@ -14,9 +17,6 @@ from dlbench.adapters.datasets.coco import (
     boxes_from_letterbox,
     boxes_to_letterbox,
 )
-from PIL import Image
-
-from dlbench import datasets
 from dlbench.errors import DataError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dlbench.adapters.datasets import _download
 
 from dlbench import datasets
+from dlbench.adapters.datasets import _download
 from dlbench.cache import cache_dir, cache_root
 from dlbench.errors import ChecksumError, DataError
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dlbench.adapters.datasets.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from PIL import Image
 
 from dlbench import datasets
+from dlbench.adapters.datasets.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from dlbench.errors import DataError
 
 

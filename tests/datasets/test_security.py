@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dlbench.adapters.datasets import _archive
-from dlbench.adapters.datasets._unpickle import safe_load
 
 from dlbench import datasets
+from dlbench.adapters.datasets import _archive
+from dlbench.adapters.datasets._unpickle import safe_load
 from dlbench.errors import DataError, UnsafeDataError
 
 
