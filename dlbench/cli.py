@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--device", dest="devices", type=_csv, help="cpu, cuda or cuda:N (comma-separated)"
     )
-    run.add_argument("--scenario", dest="scenarios", type=_csv, help="latency,throughput,server,accuracy")
+    run.add_argument(
+        "--scenario", dest="scenarios", type=_csv, help="latency,throughput,server,accuracy"
+    )
     run.add_argument("--batch-sizes", type=_csv_ints, help="throughput batch sizes, e.g. 1,32,128")
     run.add_argument(
         "--threads", dest="intra_op_threads", type=int, help="intra-op threads for every backend"
@@ -91,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure until the 95%% CI of the median is this narrow (relative)",
     )
     run.add_argument("--server-rate", type=float, help="server scenario: target queries per second")
-    run.add_argument("--server-p99-bound", type=float,
-                     help="server scenario: p99 bound in seconds; searches the highest rate under it")
+    run.add_argument(
+        "--server-p99-bound",
+        type=float,
+        help="server scenario: p99 bound in seconds; searches the highest rate under it",
+    )
     run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
     run.add_argument(
         "--cell-timeout", type=float, help="seconds a cell may take before its worker is killed"
