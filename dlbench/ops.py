@@ -5,8 +5,9 @@ so that the spec can be checked (and its cost counted) before any backend sees i
 canonical: NCHW activations, OIHW conv weights, ``(out, in)`` dense weights.
 
 Shapes handled here are *per-sample* shapes (the batch dimension left out); axis attributes
-(``softmax.axis``, ``concat.axis``, ``transpose.perm``, ``reduce_mean.axes``) count the batch
-dimension as axis 0, like the frameworks do, and may not touch it.
+(``softmax.axis``, ``concat.axis``, ``transpose.perm``, ``reduce_mean.axes``, ``slice.axes``)
+count the batch dimension as axis 0, like the frameworks do, and may not touch it; ``pad.pads``
+lists (before, after) pairs for the non-batch axes only.
 
 Example:
     >>> from dlbench.ops import OPS
@@ -701,6 +702,84 @@ _op(
         attrs={"axes": Attr("ints"), "keepdims": Attr("bool", False)},
         infer=_infer_mean,
         doc="mean over non-batch axes",
+    )
+)
+
+
+def _infer_pad(ctx: Ctx) -> Shape:
+    shape = ctx.in_shapes[0]
+    pads = ctx.attrs["pads"]
+    if len(pads) != 2 * len(shape):
+        raise ctx.fail(
+            f"expected `pads` to hold a (before, after) pair for each of the {len(shape)} "
+            f"non-batch axes ({2 * len(shape)} ints). Received: pads={pads}"
+        )
+    if min(pads, default=0) < 0:
+        raise ctx.fail(f"expected non-negative `pads` (no cropping). Received: pads={pads}")
+    return tuple(d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape))
+
+
+_op(
+    OpSchema(
+        "pad",
+        attrs={"pads": Attr("ints"), "value": Attr("float", 0.0)},
+        infer=_infer_pad,
+        doc=(
+            "constant padding; `pads` is (before, after) for each non-batch axis in canonical "
+            "order, e.g. [c0, c1, h0, h1, w0, w1] for NCHW"
+        ),
+    )
+)
+
+
+def _infer_slice(ctx: Ctx) -> Shape:
+    shape = ctx.in_shapes[0]
+    rank = len(shape) + 1
+    a = ctx.attrs
+    axes = [_axis(ctx, ax, rank, "axes") for ax in a["axes"]]
+    if not axes or len(set(axes)) != len(axes):
+        raise ctx.fail(f"expected distinct non-batch `axes`. Received: axes={a['axes']}")
+    n = len(axes)
+    starts = [0] * n if a["starts"] is None else a["starts"]
+    ends = [shape[ax - 1] for ax in axes] if a["ends"] is None else a["ends"]
+    steps = [1] * n if a["steps"] is None else a["steps"]
+    for key, vals in (("starts", starts), ("ends", ends), ("steps", steps)):
+        if len(vals) != n:
+            raise ctx.fail(
+                f"expected `{key}` to have one value per axis ({n}). Received: {key}={vals}"
+            )
+    if min(steps) < 1:
+        raise ctx.fail(f"expected positive `steps`. Received: steps={steps}")
+    # resolved [start, stop, step] for every non-batch axis: Python semantics (negative
+    # indices count from the end, out-of-range bounds are clamped), for the backends
+    slices = [[0, d, 1] for d in shape]
+    out = list(shape)
+    for ax, b, e, s in zip(axes, starts, ends, steps):
+        start, stop, step = slice(b, e, s).indices(shape[ax - 1])
+        size = len(range(start, stop, step))
+        if size < 1:
+            raise ctx.fail(f"slice {b}:{e}:{s} of axis {ax} (size {shape[ax - 1]}) is empty")
+        slices[ax - 1] = [start, start + (size - 1) * step + 1, step]
+        out[ax - 1] = size
+    a["axes"] = axes
+    a["slices"] = slices
+    return tuple(out)
+
+
+_op(
+    OpSchema(
+        "slice",
+        attrs={
+            "axes": Attr("ints"),
+            "starts": Attr("ints", None),
+            "ends": Attr("ints", None),
+            "steps": Attr("ints", None),
+        },
+        infer=_infer_slice,
+        doc=(
+            "strided slice x[..., start:end:step] along non-batch `axes` (Python semantics, "
+            "positive steps); defaults: from 0, to the end, step 1"
+        ),
     )
 )
 

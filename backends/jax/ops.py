@@ -107,6 +107,21 @@ OPS["add"] = lambda xs, rn, p: xs[0] + (xs[1] if len(xs) == 2 else p["other"])
 OPS["mul"] = lambda xs, rn, p: xs[0] * (xs[1] if len(xs) == 2 else p["other"])
 
 
+@op("pad")
+def pad(xs, rn, p):
+    pads = rn.attrs["pads"]
+    widths = [(0, 0)] + [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]
+    return jnp.pad(xs[0], widths, constant_values=rn.attrs["value"])
+
+
+@op("slice")
+def slice_(xs, rn, p):
+    x, sl = xs[0], rn.attrs["slices"]
+    return lax.slice(
+        x, (0, *(s[0] for s in sl)), (x.shape[0], *(s[1] for s in sl)), (1, *(s[2] for s in sl))
+    )
+
+
 def _pool(x, rn, init, fn):
     a = rn.attrs
     t, b, l, r = a["pads"]  # noqa: E741

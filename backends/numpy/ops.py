@@ -110,6 +110,18 @@ OPS["reduce_mean"] = lambda xs, n: xs[0].mean(
 )
 
 
+@op("pad")
+def pad(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    p = n.attrs["pads"]
+    widths = [(0, 0)] + [(p[2 * i], p[2 * i + 1]) for i in range(len(p) // 2)]
+    return np.pad(xs[0], widths, constant_values=n.attrs["value"])
+
+
+@op("slice")
+def slice_(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+    return xs[0][(slice(None), *(slice(*s) for s in n.attrs["slices"]))]
+
+
 @op("gelu")
 def gelu(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
     x = xs[0]

@@ -142,6 +142,32 @@ EMITTERS["concat"] = lambda g, rn, xs: g.add("Concat", list(xs), rn.name, axis=r
 EMITTERS["matmul"] = lambda g, rn, xs: g.add("MatMul", list(xs), rn.name)
 
 
+@emits("pad")
+def emit_pad(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+    p = rn.attrs["pads"]
+    pads = [0, *p[0::2], 0, *p[1::2]]  # ONNX: all begins (batch first), then all ends
+    return g.add(
+        "Pad",
+        [
+            xs[0],
+            g.const(f"{rn.name}.pads", pads, np.int64),
+            g.const(f"{rn.name}.value", rn.attrs["value"]),
+        ],
+        rn.name,
+        mode="constant",
+    )
+
+
+@emits("slice")
+def emit_slice(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+    sl = [(ax, *rn.attrs["slices"][ax - 1]) for ax in rn.attrs["axes"]]
+    ins = [xs[0]] + [
+        g.const(f"{rn.name}.{key}", [s[i] for s in sl], np.int64)
+        for i, key in ((1, "starts"), (2, "ends"), (0, "axes"), (3, "steps"))
+    ]
+    return g.add("Slice", ins, rn.name)
+
+
 def _binary(op_type: str) -> Emit:
     def emit(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
         other = xs[1] if len(xs) == 2 else g.const(f"{rn.name}.other", rn.params["other"])

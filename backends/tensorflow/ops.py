@@ -205,6 +205,27 @@ OPS["mul"] = _binary(tf.multiply)
 _TO_NHWC_AXIS = {1: 3, 2: 1, 3: 2}
 
 
+def _per_axis(values: list, layout: str) -> list:
+    """Per non-batch axis values in canonical (C, H, W) order -> the tensor's own axis order."""
+    if layout == NHWC:
+        c, h, w = values
+        return [h, w, c]
+    return list(values)
+
+
+@op("pad")
+def pad(xs, lay, rn, w):
+    p = rn.attrs["pads"]
+    pairs = _per_axis([[p[2 * i], p[2 * i + 1]] for i in range(len(p) // 2)], lay[0])
+    return tf.pad(xs[0], [[0, 0], *pairs], constant_values=rn.attrs["value"]), lay[0]
+
+
+@op("slice")
+def slice_(xs, lay, rn, w):
+    sl = _per_axis(rn.attrs["slices"], lay[0])
+    return xs[0][(slice(None), *(slice(*s) for s in sl))], lay[0]
+
+
 @op("concat")
 def concat(xs, lay, rn, w):
     axis = rn.attrs["axis"]

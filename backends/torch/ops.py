@@ -8,6 +8,7 @@ interpreter loop at run time, and a clean target for ``torch.compile``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 import numpy as np
@@ -160,6 +161,20 @@ EMITTERS["reduce_mean"] = lambda e, rn, xs: e.call(
 )
 EMITTERS["concat"] = lambda e, rn, xs: e.call(torch.cat, list(xs), dim=rn.attrs["axis"])
 EMITTERS["matmul"] = lambda e, rn, xs: e.call(torch.matmul, xs[0], xs[1])
+
+
+@emits("pad")
+def emit_pad(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+    p = rn.attrs["pads"]
+    # F.pad takes (before, after) pairs from the last axis backwards
+    pairs = [v for i in reversed(range(len(p) // 2)) for v in (p[2 * i], p[2 * i + 1])]
+    return e.call(F.pad, xs[0], tuple(pairs), value=rn.attrs["value"])
+
+
+@emits("slice")
+def emit_slice(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+    index = (slice(None), *(slice(*s) for s in rn.attrs["slices"]))
+    return e.call(operator.getitem, xs[0], index)
 
 
 def _binary(fn: Callable) -> Emit:

@@ -41,6 +41,10 @@ def _pool(op: str, **attrs) -> Callable[[GraphBuilder], str]:
     return lambda b: b.add(op, [b.input], attrs)
 
 
+def _node(op: str, **attrs) -> Callable[[GraphBuilder], str]:
+    return lambda b: b.add(op, [b.input], attrs)
+
+
 def _other(b: GraphBuilder, shape: tuple[int, ...]):
     return b.rng.normal(0, 1, shape)
 
@@ -204,6 +208,48 @@ OP_CASES: list[OpCase] = [
         "matmul",
         (4, 5),
         lambda b: b.add("matmul", [b.input, b.add("transpose", [b.input], {"perm": [0, 2, 1]})]),
+    ),
+    OpCase("pad", "pad", (3, 5, 5), _node("pad", pads=[1, 2, 0, 1, 2, 0])),
+    OpCase("pad_value_2d", "pad", (4, 6), _node("pad", pads=[0, 1, 3, 2], value=-1.5)),
+    OpCase(
+        "pad_channels_after_conv",  # NHWC inside TensorFlow
+        "pad",
+        C,
+        lambda b: b.add("pad", [_conv_impl(b, {})], {"pads": [2, 3, 1, 0, 0, 1]}),
+    ),
+    OpCase("slice", "slice", C, _node("slice", axes=[2, 3], steps=[2, 2])),
+    OpCase(
+        "slice_negative_bounds",
+        "slice",
+        (4, 6, 7),
+        _node("slice", axes=[-1, 1], starts=[-5, 1], ends=[-1, 100], steps=[3, 2]),
+    ),
+    OpCase(
+        "slice_after_conv",  # NHWC inside TensorFlow
+        "slice",
+        C,
+        lambda b: b.add(
+            "slice",
+            [_conv_impl(b, {"out": 6})],
+            {"axes": [1, 3], "starts": [1, 1], "steps": [2, 3]},
+        ),
+    ),
+    OpCase("slice_2d", "slice", (4, 6), _node("slice", axes=[2], starts=[2], ends=[5])),
+    OpCase(
+        "option_a_shortcut",  # He et al. CIFAR ResNet: x[:, :, ::2, ::2], zero channel padding
+        "pad",
+        (4, 8, 8),
+        lambda b: b.add(
+            "add",
+            [
+                _conv_impl(b, {"out": 8, "stride": 2}),
+                b.add(
+                    "pad",
+                    [b.add("slice", [b.input], {"axes": [2, 3], "steps": [2, 2]})],
+                    {"pads": [2, 2, 0, 0, 0, 0]},
+                ),
+            ],
+        ),
     ),
     OpCase("dropout", "dropout", (3, 5, 5), _act("dropout", rate=0.5)),
     OpCase(
