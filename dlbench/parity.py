@@ -7,7 +7,10 @@ argmax agreement. A backend is *ok* when ``max_abs_diff <= tolerance * output_sc
 
 Argmax agreement counts a sample as agreeing when both argmaxes are the same class, or when the
 reference itself cannot tell them apart (their reference values differ by at most
-``tolerance * output_scale``): a float32 backend may legitimately break a near-tie the other way.
+``tolerance * output_scale``, the very bound the max abs diff is held to): a float32 backend may
+legitimately break a near-tie the other way. How many samples agreed only through that rule is
+recorded (``argmax_near_ties``), and exact agreement is reported on its own
+(``argmax_agreement_strict``), so a near-tie is never silently counted as a match.
 
 Example:
     >>> import numpy as np
@@ -36,9 +39,13 @@ def compare(
     """Compare a backend's ``output`` with the ``reference`` output; JSON-safe result.
 
     Returns:
-        ``{"max_abs_diff", "max_rel_diff", "output_scale", "argmax_agreement", "tolerance",
-        "ok"}``. ``max_rel_diff`` is ``max(|out - ref| / max(|ref|, output_scale * 1e-6))``;
-        ``argmax_agreement`` is taken over the last axis (1.0 for scalar outputs).
+        ``{"max_abs_diff", "max_rel_diff", "output_scale", "argmax_agreement",
+        "argmax_agreement_strict", "argmax_near_ties", "tolerance", "ok"}``. ``max_rel_diff`` is
+        ``max(|out - ref| / max(|ref|, output_scale * 1e-6))``. Argmaxes are taken over the last
+        axis (agreement 1.0 for scalar outputs): ``argmax_agreement`` is the fraction of samples
+        whose argmax is the same or a near-tie of the reference (reference values within
+        ``tolerance * output_scale``), ``argmax_agreement_strict`` the fraction with the same
+        argmax, ``argmax_near_ties`` the number of samples that agree only as near-ties.
     """
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(output, dtype=np.float64)
@@ -48,6 +55,8 @@ def compare(
             "max_rel_diff": None,
             "output_scale": None,
             "argmax_agreement": 0.0,
+            "argmax_agreement_strict": 0.0,
+            "argmax_near_ties": 0,
             "tolerance": float(tolerance),
             "ok": False,
             "error": f"shape mismatch: reference {ref.shape}, output {out.shape}",
@@ -62,22 +71,29 @@ def compare(
         diff = np.abs(out - ref)
         abs_diff = float(diff.max())
         rel_diff = float((diff / np.maximum(np.abs(ref), scale * 1e-6)).max())
+    bound = tolerance * scale  # one bound for the values and for near-ties
     if ref.ndim >= 1 and ref.shape[-1] > 1 and ref.size:
         r2 = ref.reshape(-1, ref.shape[-1])
         o2 = out.reshape(-1, out.shape[-1])
         ra = r2.argmax(axis=1)
         oa = np.nan_to_num(o2, nan=-np.inf).argmax(axis=1)
         rows = np.arange(len(r2))
-        tie = np.abs(r2[rows, ra] - r2[rows, oa]) <= tolerance * scale
-        agreement = float(np.mean((ra == oa) | tie))
+        same = ra == oa
+        near_tie = ~same & (np.abs(r2[rows, ra] - r2[rows, oa]) <= bound)
+        agreement = float(np.mean(same | near_tie))
+        strict = float(np.mean(same))
+        near_ties = int(near_tie.sum())
     else:
-        agreement = 1.0
-    ok = finite and abs_diff <= tolerance * scale and agreement == 1.0
+        agreement = strict = 1.0
+        near_ties = 0
+    ok = finite and abs_diff <= bound and agreement == 1.0
     return {
         "max_abs_diff": abs_diff if math.isfinite(abs_diff) else None,
         "max_rel_diff": rel_diff if math.isfinite(rel_diff) else None,
         "output_scale": scale,
         "argmax_agreement": agreement,
+        "argmax_agreement_strict": strict,
+        "argmax_near_ties": near_ties,
         "tolerance": float(tolerance),
         "ok": bool(ok),
         **({} if finite else {"error": "output has NaN or infinite values"}),
@@ -166,6 +182,8 @@ def check(
                     "max_rel_diff": None,
                     "output_scale": None,
                     "argmax_agreement": None,
+                    "argmax_agreement_strict": None,
+                    "argmax_near_ties": None,
                     "tolerance": float(tolerance),
                     "ok": False,
                     "error": f"{type(exc).__name__}: {exc}",
@@ -186,7 +204,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def format_rows(records: list[dict[str, Any]]) -> list[list[str]]:
-    """Table rows (backend, mode, max abs diff, max rel diff, argmax, status)."""
+    """Table rows (backend, mode, max abs diff, max rel diff, argmax, status); the argmax cell
+    says how many samples agreed only as near-ties of the reference."""
     rows = []
     for r in records:
 
@@ -194,6 +213,10 @@ def format_rows(records: list[dict[str, Any]]) -> list[list[str]]:
             return "-" if v is None else f"{v:.2e}"
 
         agree = r.get("argmax_agreement")
+        ties = r.get("argmax_near_ties") or 0
+        agree_text = "-" if agree is None else f"{agree:.1%}"
+        if ties:
+            agree_text += f" ({ties} near-tie{'s' if ties > 1 else ''})"
         status = "ok" if r.get("ok") else ("ERROR" if r.get("error") else "MISMATCH")
         rows.append(
             [
@@ -201,7 +224,7 @@ def format_rows(records: list[dict[str, Any]]) -> list[list[str]]:
                 str(r.get("mode") or "-"),
                 num(r.get("max_abs_diff")),
                 num(r.get("max_rel_diff")),
-                "-" if agree is None else f"{agree:.1%}",
+                agree_text,
                 status,
             ]
         )
@@ -247,7 +270,8 @@ def cli_main(
     for r in bad:
         why = r.get("error") or (
             f"max abs diff {r['max_abs_diff']} > {r['tolerance']} x scale {r['output_scale']}"
-            f", argmax agreement {r['argmax_agreement']}"
+            f", argmax agreement {r['argmax_agreement']} (strict "
+            f"{r.get('argmax_agreement_strict')})"
         )
         console.print(f"[bold red]PARITY FAILED[/] {r['backend']} ({r.get('mode')}): {why}")
     return 0 if records and not bad else 1

@@ -51,6 +51,55 @@ def test_compare_near_tie_counts_as_agreement() -> None:
     out = np.array([[1.0 + 2e-7, 1.0 + 1e-7]])
     r = parity.compare(ref, out)
     assert r["argmax_agreement"] == 1.0 and r["ok"]
+    assert r["argmax_agreement_strict"] == 0.0 and r["argmax_near_ties"] == 1
+
+
+def test_compare_near_ties_counted_and_strict_reported_separately() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((4, 5))
+    ref[1, 3] = ref[1].max() + 1.0
+    ref[1, 2] = ref[1, 3] - 1e-5  # a near-tie between classes 3 and 2 in sample 1
+    out = ref.copy()
+    out[1, 2] = ref[1, 3] + 1e-5  # the backend breaks it the other way
+    r = parity.compare(ref, out)
+    assert r["ok"] and r["argmax_agreement"] == 1.0
+    assert r["argmax_agreement_strict"] == 0.75 and r["argmax_near_ties"] == 1
+    json.dumps(r)
+    exact = parity.compare(ref, ref.astype(np.float32))
+    assert exact["argmax_agreement_strict"] == 1.0 and exact["argmax_near_ties"] == 0
+
+
+def test_compare_near_tie_bound_is_relative_to_output_scale() -> None:
+    # scale 1000: the bound is 1e-4 * 1000 = 0.1, for values and for near-ties alike
+    ref = np.array([[1000.0, 999.95], [1000.0, 999.8]])
+    out = np.array([[999.95, 1000.0], [999.8, 1000.0]])
+    r = parity.compare(ref, out)
+    assert r["output_scale"] == 1000.0
+    assert r["argmax_near_ties"] == 1  # 0.05 apart: a near-tie; 0.2 apart: a real disagreement
+    assert r["argmax_agreement"] == 0.5 and r["argmax_agreement_strict"] == 0.0
+    assert not r["ok"]
+    # scale below 1 is taken as 1: 5e-5 apart is within 1e-4
+    small = np.array([[0.5, 0.5 + 5e-5]])
+    r = parity.compare(small, small[:, ::-1])
+    assert r["argmax_near_ties"] == 1 and r["argmax_agreement"] == 1.0
+    r = parity.compare(small, small[:, ::-1], tolerance=1e-5)
+    assert r["argmax_near_ties"] == 0 and r["argmax_agreement"] == 0.0
+
+
+def test_compare_scalar_and_mismatched_outputs_have_the_argmax_keys() -> None:
+    r = parity.compare(np.zeros((3, 1)), np.zeros((3, 1)))
+    assert r["argmax_agreement"] == r["argmax_agreement_strict"] == 1.0
+    assert r["argmax_near_ties"] == 0
+    r = parity.compare(np.zeros((2, 3)), np.zeros((3, 2)))
+    assert r["argmax_agreement_strict"] == 0.0 and r["argmax_near_ties"] == 0
+
+
+def test_format_rows_shows_near_ties() -> None:
+    rec = {"backend": "x", "mode": None, "max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": True}
+    row = parity.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 2}])[0]
+    assert row[4] == "100.0% (2 near-ties)"
+    row = parity.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 0}])[0]
+    assert row[4] == "100.0%"
 
 
 def test_compare_shape_and_nan() -> None:
@@ -102,6 +151,8 @@ def test_check_against_reference(broken_backend) -> None:
     assert by["numpy"]["ok"] and by["numpy"]["max_abs_diff"] == 0.0
     assert not by["broken"]["ok"] and by["broken"]["max_abs_diff"] == pytest.approx(0.1, rel=1e-4)
     assert not by["no_such_backend"]["ok"] and "Unknown backend" in by["no_such_backend"]["error"]
+    assert by["no_such_backend"]["argmax_near_ties"] is None
+    assert by["broken"]["argmax_agreement_strict"] is not None
     fp = zoo.get("mlp").fingerprint()
     assert all(r["fingerprint"] == fp for r in recs)
     json.dumps(recs)
