@@ -122,20 +122,11 @@ class JaxBackend(Backend):
         name: str | None = None,
         **kwargs: Any,
     ) -> JaxModel:
-        """Wrap a user's ``fn(params, x)`` and its params pytree."""
-        if not callable(native):
-            raise BackendError(
-                f"Expected a function fn(params, x). Received: {type(native).__name__}"
-            )
-        self.check_device(device)
-        return JaxModel(
-            self,
-            native,
-            params,
-            device,
-            self._device(device),
-            name or getattr(native, "__name__", "fn"),
-        )
+        """Wrap a user's ``fn(params, x)`` and its params pytree; ``input_shape`` and ``layout``
+        as in :func:`dlbench.backends.jax.wrap.wrap_function`."""
+        from dlbench.backends.jax.wrap import wrap_function
+
+        return wrap_function(self, native, params, device=device, name=name, **kwargs)
 
     def devices(self) -> list[str]:
         out = ["cpu"]

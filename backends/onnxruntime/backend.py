@@ -158,10 +158,11 @@ class OnnxRuntimeBackend(Backend):
     def wrap(
         self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any
     ) -> OnnxRuntimeModel:
-        """Wrap an ONNX model: a path or an ``onnx.ModelProto``."""
-        proto = native if isinstance(native, onnx.ModelProto) else onnx.load(str(native))
-        self.check_device(device)
-        return OnnxRuntimeModel(self, proto, device, name or proto.graph.name)
+        """Wrap an ONNX model: a path, bytes or an ``onnx.ModelProto`` (checked first; see
+        :func:`dlbench.backends.onnxruntime.wrap.wrap_onnx`)."""
+        from dlbench.backends.onnxruntime.wrap import wrap_onnx
+
+        return wrap_onnx(self, native, device=device, name=name, **kwargs)
 
     def devices(self) -> list[str]:
         out = ["cpu"]

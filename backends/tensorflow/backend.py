@@ -83,6 +83,7 @@ class TensorFlowModel(Model):
         if module.input_rank == 4 and shape is not None:
             c, h, w = shape[1:]
             shape = [None, h, w, c]
+        self._call: Any = None  # graph / xla: the traced function that forward calls
         if mode == "eager":
             self.fn = module.__call__
         else:
@@ -92,6 +93,11 @@ class TensorFlowModel(Model):
                 jit_compile=mode == "xla",
                 reduce_retracing=True,
             )
+            if shape is not None:
+                # traced once, here: calling the concrete function skips tf.function's per-call
+                # dispatch (argument binding, trace-cache lookup), the same graph either way
+                with tf.device(tf_device):
+                    self._call = self.fn.get_concrete_function()
         self._weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in module.variables)
 
     def to_device(self, batch: np.ndarray) -> tf.Tensor:
@@ -102,8 +108,10 @@ class TensorFlowModel(Model):
             return tf.identity(tf.convert_to_tensor(np.ascontiguousarray(a)))
 
     def forward(self, x: tf.Tensor) -> tf.Tensor:
+        # The device scope stays per call: it is what places a function's call op, hence its
+        # outputs (tracing under a scope does not pin the returned tensors), and eager ops.
         with tf.device(self.tf_device):
-            return self.fn(x)
+            return self.fn(x) if self._call is None else self._call(x)
 
     def sync(self, y: Any) -> None:
         if "GPU" in self.tf_device:
@@ -160,6 +168,15 @@ class TensorFlowBackend(Backend):
         with tf.device(tf_device):
             module = SpecModule(spec.validate())
         return TensorFlowModel(self, module, device, tf_device)
+
+    def wrap(
+        self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any
+    ) -> Model:
+        """Wrap a user's ``keras.Model``, ``tf.Module`` or function; ``input_shape`` and
+        ``layout`` as in :func:`dlbench.backends.tensorflow.wrap.wrap_model`."""
+        from dlbench.backends.tensorflow.wrap import wrap_model
+
+        return wrap_model(self, native, device=device, name=name, **kwargs)
 
     def devices(self) -> list[str]:
         out = ["cpu"]

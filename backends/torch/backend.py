@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,6 +51,20 @@ def build_module(spec: ModelSpec) -> fx.GraphModule:
     return gm.eval()
 
 
+def _grad_mode(inference_mode: bool) -> Callable[[], contextlib.AbstractContextManager]:
+    """The context every forward enters: inference mode (or no_grad when it is off).
+
+    For inference mode this is the C++ guard that ``torch.inference_mode()`` itself enters,
+    built by a C-level ``partial``: the same mode, without the Python class that builds a
+    decorator-capable object and a guard on every call (about 1 us less per call, measured on
+    the 2-core CI machine). Falls back to the public class if the guard ever moves.
+    """
+    if not inference_mode:
+        return torch.no_grad
+    guard = getattr(torch._C, "_InferenceMode", None)
+    return functools.partial(guard, True) if guard is not None else torch.inference_mode
+
+
 class TorchModel(Model):
     """A module on one device; ``forward`` runs it under inference mode (or no_grad)."""
 
@@ -71,7 +87,7 @@ class TorchModel(Model):
             self.runner = torch.compile(module, dynamic=False, **kw)
         else:
             self.runner = module
-        self._ctx = torch.inference_mode if backend.options["inference_mode"] else torch.no_grad
+        self._ctx = _grad_mode(bool(backend.options["inference_mode"]))
 
     def to_device(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.torch_device)
@@ -146,11 +162,11 @@ class TorchBackend(Backend):
     def wrap(
         self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any
     ) -> TorchModel:
-        """Wrap a user's ``nn.Module`` (put in eval mode)."""
-        if not isinstance(native, nn.Module):
-            raise BackendError(f"Expected a torch.nn.Module. Received: {type(native).__name__}")
-        self.check_device(device)
-        return TorchModel(self, native.eval(), device, name or type(native).__name__)
+        """Wrap a user's ``nn.Module`` (put in eval mode); ``input_shape=(C, H, W)`` checks it
+        now and makes it exportable. See :func:`dlbench.backends.torch.wrap.wrap_module`."""
+        from dlbench.backends.torch.wrap import wrap_module
+
+        return wrap_module(self, native, device=device, name=name, **kwargs)
 
     def devices(self) -> list[str]:
         out = ["cpu"]

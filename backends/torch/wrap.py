@@ -1,0 +1,76 @@
+"""``TorchBackend.wrap``: a user's ``nn.Module`` as a dlbench Model.
+
+Example:
+    >>> import torch, dlbench
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> m = dlbench.get_backend("torch").wrap(net, input_shape=(1, 8, 8))
+    >>> m.predict(np.zeros((4, 1, 8, 8), np.float32)).shape  # doctest: +SKIP
+    (4, 10)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlbench.backend import parse_device
+from dlbench.backends.common.wrapping import check_batch, check_input_shape, first_tensor, probe
+from dlbench.backends.torch.backend import TorchModel
+from dlbench.errors import BackendError
+
+
+class WrappedTorchModel(TorchModel):
+    """A user's module: checks the input shape (when known) and that the output is a tensor."""
+
+    def __init__(
+        self, backend: Any, module: nn.Module, device: str, name: str, input_shape: Any
+    ) -> None:
+        super().__init__(backend, module, device, name)
+        self.input_shape = input_shape
+
+    def to_device(self, batch: np.ndarray) -> torch.Tensor:
+        check_batch(self, batch)
+        return super().to_device(batch)
+
+    def to_numpy(self, y: Any) -> np.ndarray:
+        y = first_tensor(y, lambda v: isinstance(v, torch.Tensor), "torch.Tensor", self.name)
+        return y.detach().to("cpu").numpy()
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "wrapped": True, "input_shape": self.input_shape}
+
+
+def wrap_module(
+    backend: Any,
+    native: Any,
+    device: str = "cpu",
+    name: str | None = None,
+    input_shape: Any = None,
+    **kwargs: Any,
+) -> WrappedTorchModel:
+    """Wrap ``native`` (an ``nn.Module``, put in eval mode) for ``device``.
+
+    Args:
+        input_shape: Per-sample input shape, NCHW for images, e.g. ``(3, 32, 32)``. When given,
+            one probe batch runs now (a wrong shape or a non-tensor output fails here) and every
+            batch is checked against it; needed to export the model to ONNX.
+    """
+    if kwargs:
+        raise BackendError(
+            f"Unknown argument(s) {sorted(kwargs)} for torch wrap. Expected some of: device, "
+            "name, input_shape"
+        )
+    if not isinstance(native, nn.Module):
+        raise BackendError(f"Expected a torch.nn.Module. Received: {type(native).__name__}")
+    backend.check_device(device)
+    kind, index = parse_device(device)
+    dev = f"cuda:{index}" if kind == "cuda" else "cpu"
+    model = WrappedTorchModel(
+        backend, native.eval(), dev, name or type(native).__name__, check_input_shape(input_shape)
+    )
+    if model.input_shape is not None:
+        probe(model)
+    return model
