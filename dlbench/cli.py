@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="result file (default dlbench-results/run-<time>.json)")
     run.add_argument("--resume", action="store_true", help="skip cells already finished in --out")
+    run.add_argument(
+        "--via-onnx",
+        action="store_true",
+        default=None,
+        help="also export the model from each of torch/tensorflow/jax to ONNX and time it in "
+        "ONNX Runtime (rows like torch>onnxruntime)",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.add_argument(
         "--mlflow",
@@ -163,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="HTML report, PNG figures, Markdown and CSV tables")
     rep.add_argument("results", help="a result file from dlbench run")
     rep.add_argument("--out", help="output folder (default <results>-report next to the file)")
+
+    exp = sub.add_parser(
+        "export", help="export a model to ONNX from torch, tensorflow or jax; check it in ORT"
+    )
+    from dlbench.export.cli import add_arguments as add_export_arguments
+
+    add_export_arguments(exp)
 
     cmp_ = sub.add_parser("compare", help="compare two result files (exit 1 on a regression)")
     cmp_.add_argument("a", help="baseline result file")
@@ -228,6 +242,7 @@ def _config_from_args(args: argparse.Namespace):
             "seed",
             "server_rate",
             "server_p99_bound",
+            "via_onnx",
         )
         if getattr(args, k) is not None
     }
@@ -403,6 +418,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from dlbench.export.cli import cli_main
+
+    return cli_main(args, _console())
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from dlbench import compare
 
@@ -498,6 +519,7 @@ COMMANDS = {
     "data": cmd_data,
     "report": cmd_report,
     "compare": cmd_compare,
+    "export": cmd_export,
     "train": cmd_train,
 }
 

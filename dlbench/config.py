@@ -38,6 +38,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SCENARIOS = ("latency", "throughput", "server", "accuracy")
+#: Frameworks a model can be exported to ONNX from, and the separator of a via-ONNX backend name.
+EXPORT_SOURCES = ("torch", "tensorflow", "jax")
+VIA = ">"
 PRECISIONS = ("float32",)
 DEFAULT_SCENARIOS = ("latency", "throughput", "accuracy")
 
@@ -57,6 +60,12 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "id": self.id}
+
+
+def via_onnx_source(backend: str) -> str | None:
+    """``"torch"`` for ``"torch>onnxruntime"``; None for a backend that is not via ONNX."""
+    src, sep, target = backend.partition(VIA)
+    return src if sep and target == "onnxruntime" and src in EXPORT_SOURCES else None
 
 
 def default_threads() -> int:
@@ -98,6 +107,9 @@ class BenchmarkConfig:
             answer when a bound is given, else half the measured capacity).
         server_p99_bound: p99 latency bound (seconds) of the server scenario; also turns on the
             search for the highest rate under it.
+        via_onnx: Also export the model from each of torch, tensorflow and jax among the
+            backends to ONNX and time that file in ONNX Runtime: extra rows named
+            ``torch>onnxruntime`` etc. (such names may also be listed in ``backends``).
     """
 
     model: str = "digits_cnn"
@@ -124,6 +136,7 @@ class BenchmarkConfig:
     seed: int = 0
     server_rate: float | None = None
     server_p99_bound: float | None = None
+    via_onnx: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -200,11 +213,24 @@ class BenchmarkConfig:
                 raise ConfigError(
                     f"Expected `{name}` to be a table/dict. Received: {getattr(self, name)!r}"
                 )
+        if not isinstance(self.via_onnx, bool):
+            raise ConfigError(
+                f"Expected `via_onnx` to be true or false. Received: via_onnx={self.via_onnx!r}"
+            )
+        for b in self.backends or []:
+            if VIA in b and via_onnx_source(b) is None:
+                raise ConfigError(
+                    f"Expected a via-ONNX backend like 'torch{VIA}onnxruntime' (from one of "
+                    f"{list(EXPORT_SOURCES)}). Received: {b!r}"
+                )
         for b, opts in self.backend_options.items():
             if not isinstance(opts, dict):
                 raise ConfigError(
                     f"Expected backend_options.{b} to be a table/dict. Received: {opts!r}"
                 )
+            uses_ort = self.via_onnx or any(VIA in x for x in self.backends or [])
+            if b == "onnxruntime" and uses_ort:
+                continue  # the via-ONNX rows run with onnxruntime's options
             if self.backends is not None and b not in self.backends:
                 raise ConfigError(
                     f"backend_options names {b!r}, which is not among backends={self.backends}"
@@ -257,11 +283,23 @@ class BenchmarkConfig:
 
     # -- expansion --------------------------------------------------------------------------
     def resolved_backends(self) -> list[str]:
+        """Backend names of the run; with ``via_onnx``, ``<source>>onnxruntime`` follows them
+        for every export source among them."""
         if self.backends is not None:
-            return list(self.backends)
-        from dlbench.backend import available_backends
+            names = list(self.backends)
+        else:
+            from dlbench.backend import available_backends
 
-        return available_backends()
+            names = available_backends()
+        if self.via_onnx:
+            extra = [f"{b}{VIA}onnxruntime" for b in names if b in EXPORT_SOURCES]
+            if not extra and not any(VIA in b for b in names):
+                raise ConfigError(
+                    f"Expected at least one of {list(EXPORT_SOURCES)} among the backends for "
+                    f"--via-onnx. Received: backends={names}"
+                )
+            names += [b for b in extra if b not in names]
+        return names
 
     def cells(self) -> list[Cell]:
         """The cells of this benchmark, grouped by backend then device (one worker each)."""

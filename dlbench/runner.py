@@ -26,7 +26,7 @@ import numpy as np
 
 from dlbench import environment
 from dlbench import results as res
-from dlbench.config import BenchmarkConfig, Cell
+from dlbench.config import BenchmarkConfig, Cell, via_onnx_source
 from dlbench.errors import ConfigError
 
 #: Called as ``on_event(kind, payload)``; kinds: ``plan``, ``worker``, ``cell``, ``warning``.
@@ -257,8 +257,14 @@ def run(
 
     missing_framework: dict[str, str] = {}
     for name in config.resolved_backends():
-        entry = backend_registry.entry(name)  # unknown name: RegistryError, a usage error
-        message = entry.missing_message()  # found without importing the framework
+        source = via_onnx_source(name)
+        if source is not None:  # e.g. torch>onnxruntime: the exporter and onnxruntime
+            from dlbench.export.requirements import missing_message
+
+            message = missing_message(source)
+        else:
+            entry = backend_registry.entry(name)  # unknown name: RegistryError, a usage error
+            message = entry.missing_message()  # found without importing the framework
         if message:
             missing_framework[name] = message
     cfg_dict = config.to_dict()
@@ -321,8 +327,30 @@ def run(
             "spec_path": str(spec_path),
             "parity_indices": parity_indices,
         }
+        exports: dict[str, dict[str, Any]] = {}
         try:
             for (backend, device), group_cells in groups.items():
+                source = via_onnx_source(backend)
+                if source is not None and backend not in missing_framework:
+                    if source not in exports:  # once per source, shared by every device
+                        exports[source] = export_onnx(config, source, spec_path, workdir, env)
+                    export = exports[source]
+                    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+                    binfo["export"] = export.get("report")
+                    if not export["ok"]:
+                        binfo.update({"status": "failed", "error": export["error"]})
+                        for c in group_cells:
+                            state.fail(c, export["error"])
+                        continue
+                    job = {
+                        **base_job,
+                        "backend": backend,
+                        "device": device,
+                        "onnx_path": export["path"],
+                        "export": export["report"],
+                    }
+                    _run_group(state, job, group_cells, reference, workdir, env)
+                    continue
                 if backend in missing_framework:
                     doc["backends"].setdefault(backend, {})[device] = {
                         "status": "failed",
@@ -342,6 +370,74 @@ def run(
     if interrupted:
         raise KeyboardInterrupt
     return doc
+
+
+def export_onnx(
+    config: BenchmarkConfig, source: str, spec_path: Path, workdir: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """Export the spec from ``source`` in a short-lived ``python -m dlbench.export`` process.
+
+    Returns ``{"ok", "path", "report"}`` or ``{"ok": False, "error", "report"}``. The export
+    keeps a file that fails its own parity check (``--force``): the run's parity check against
+    the numpy reference flags it like any backend.
+    """
+    out = workdir / f"{source}.onnx"
+    report_path = workdir / f"{source}.export.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlbench.export",
+        "--spec",
+        str(spec_path),
+        "--from",
+        source,
+        "--out",
+        str(out),
+        "--json",
+        str(report_path),
+        "--tolerance",
+        repr(float(config.parity_tolerance)),
+        "--force",
+        "--quiet",
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=config.cell_timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "ok": False,
+            "error": f"ONNX export from {source} timed out after {config.cell_timeout:g} s",
+            "report": None,
+        }
+    data: dict[str, Any] = {}
+    if report_path.exists():
+        try:
+            data = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            data = {}
+    if proc.returncode != 0 or not out.exists() or "path" not in data:
+        tail = (proc.stderr or "").strip()[-STDERR_TAIL:]
+        why = data.get("error") or tail or f"exit code {proc.returncode}"
+        return {"ok": False, "error": f"ONNX export from {source} failed: {why}", "report": None}
+    keep = (
+        "source",
+        "exporter",
+        "opset",
+        "file_bytes",
+        "params",
+        "op_counts",
+        "parity",
+        "versions",
+        "export_seconds",
+        "dynamic_batch",
+    )
+    return {"ok": True, "path": str(out), "report": {k: data.get(k) for k in keep}}
 
 
 def _run_group(

@@ -75,16 +75,30 @@ def run_job(job: dict[str, Any]) -> int:
             config.dataset, root=config.dataset_root, split=config.split, **config.dataset_options
         )
         spec = ModelSpec.load(job["spec_path"])
-        cls = backend_registry.get(name)
-        t0 = time.perf_counter()
-        backend = cls(**backend_options(config, cls, name))
-        model = backend.build(spec, device)
+        export = job.get("export")
+        if job.get("onnx_path"):  # a via-ONNX row: the exported file in onnxruntime
+            cls = backend_registry.get("onnxruntime")
+            t0 = time.perf_counter()
+            backend = cls(**backend_options(config, cls, "onnxruntime"))
+            model = backend.wrap(job["onnx_path"], device=device, name=spec.name)
+        else:
+            cls = backend_registry.get(name)
+            t0 = time.perf_counter()
+            backend = cls(**backend_options(config, cls, name))
+            model = backend.build(spec, device)
         build_time = time.perf_counter() - t0
+        settings = model.settings()
+        versions = backend.versions()
+        if export:
+            settings["via_onnx"] = {
+                k: export.get(k) for k in ("source", "exporter", "opset", "dynamic_batch")
+            }
+            versions = {**versions, **(export.get("versions") or {})}
         events.emit(
             {
                 "type": "ready",
-                "versions": backend.versions(),
-                "settings": model.settings(),
+                "versions": versions,
+                "settings": settings,
                 "build_time_s": build_time,
                 "weight_bytes": model.weight_bytes(),
                 "peak_rss_bytes": peak_rss_bytes(),
