@@ -39,7 +39,8 @@ def native_call(model: Model) -> tuple[Callable[[Any], Any], str]:
             f"Expected a dlbench JAX model (from build or wrap). Received: {type(model).__name__}"
         )
     params = model.params  # type: ignore[attr-defined]
-    return (lambda x: apply(params, x)), getattr(model, "layout", "NCHW")
+    raw = getattr(apply, "__wrapped__", apply)  # trace the function, not its jit cache
+    return (lambda x: raw(params, x)), getattr(model, "layout", "NCHW")
 
 
 def export_onnx(
@@ -80,6 +81,7 @@ def export_onnx(
             output_names=output_names,
         )
     except Exception as exc:
+        jax.clear_caches()
         text = str(exc).strip()
         prim = re.search(r"primitive[s]?\W+'?\[?'?(\w+)", text, re.IGNORECASE)
         cls = (
@@ -92,6 +94,9 @@ def export_onnx(
             f"jax2onnx {_version(jax2onnx)} could not export the function to ONNX opset "
             f"{opset}{what}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
         ) from exc
+    # jax2onnx traces with its own primitives patched in; a jit cache entry made meanwhile
+    # (a user's inner jax.jit) would hold them and fail to compile later: drop the caches.
+    jax.clear_caches()
     fold_lifted_pools(proto)
     return proto, {
         "exporter": exporter,

@@ -130,7 +130,9 @@ class WrappedTensorFlowModel(Model):
         weights = getattr(native, "weights", None)
         if weights is None:
             weights = getattr(native, "variables", ())
-        self._weight_bytes = sum(int(np.prod(v.shape)) * v.dtype.size for v in weights)
+        self._weight_bytes = sum(
+            int(np.prod(v.shape)) * np.dtype(str(v.dtype)).itemsize for v in weights
+        )
 
     def to_device(self, batch: np.ndarray) -> tf.Tensor:
         check_batch(self, batch)
