@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import onnx
@@ -34,6 +37,20 @@ def native_module(model: Model) -> torch.nn.Module:
             f"Expected a dlbench torch model (from build or wrap). Received: {type(model).__name__}"
         )
     return module
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' progress lines, internal warnings and optional-package notes."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -90,13 +107,12 @@ def export_onnx(
     device = getattr(model, "torch_device", torch.device("cpu"))
     example = torch.from_numpy(make_batch(input_shape, 2 if dynamic_batch else batch_size))
     example = example.to(device)
-    quiet = io.StringIO()
     try:
         if exporter == "dynamo":
             kw: dict[str, Any] = {}
             if dynamic_batch:
                 kw["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
-            with contextlib.redirect_stdout(quiet), torch.no_grad():
+            with _quiet(), torch.no_grad():
                 program = torch.onnx.export(
                     module,
                     (example,),
@@ -114,7 +130,7 @@ def export_onnx(
             axes = (
                 {n: {0: "batch"} for n in [*input_names, *output_names]} if dynamic_batch else None
             )
-            with contextlib.redirect_stdout(quiet), torch.no_grad():
+            with _quiet(), torch.no_grad():
                 torch.onnx.export(
                     module,
                     (example,),
