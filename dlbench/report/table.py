@@ -194,8 +194,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def parity_text(parity: dict[str, Any] | None) -> str:
-    if parity is None:
-        return "reference"
+    if parity is None:  # the worker never got as far as the parity batch
+        return "not checked"
     if parity.get("ok"):
         d = parity.get("max_abs_diff")
         return "ok" + (f" ({d:.1e})" if d is not None else "")
