@@ -72,7 +72,9 @@ def _native_call(name: str, model: Any, x: Any):
     if name == "tensorflow":
         import tensorflow as tf
 
-        fn = model.fn
+        # the cheapest native call: the traced concrete function where there is one (graph,
+        # xla), inside one device scope for the whole loop
+        fn = model._call if model._call is not None else model.fn
         return (lambda: fn(x)), tf.device(model.tf_device)
     if name == "jax":
         apply, params = model.apply, model.params
