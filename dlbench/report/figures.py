@@ -337,14 +337,16 @@ def pareto_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
             label="Pareto front",
         )
     xs_ = [p[0] for p in xy]
-    if max(xs_) / max(min(xs_), 1e-30) > 20:
-        ax.set_xscale("log")
     ys = [p[1] for p in xy]
     pad = max(0.5, (max(ys) - min(ys)) * 0.3)
     ax.set_ylim(min(ys) - pad, min(100.0, max(ys) + pad))
     lo, hi = min(xs_), max(xs_)
-    xpad = max((hi - lo) * 0.25, hi * 0.1)
-    ax.set_xlim(max(0.0, lo - xpad), hi + xpad * 1.5)
+    if hi / max(lo, 1e-30) > 20:
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.5, hi * 2.0)  # multiplicative margins: a log axis has no zero
+    else:
+        xpad = max((hi - lo) * 0.25, hi * 0.1)
+        ax.set_xlim(max(0.0, lo - xpad), hi + xpad * 1.5)
     ax.set_xlabel(f"latency p50 per sample ({unit}) - lower is better")
     ax.set_ylabel("accuracy (%) - higher is better")
     ax.set_title("Accuracy vs latency (outlined: on the Pareto front)", fontsize=10)
