@@ -35,7 +35,18 @@ __all__ = [
     "measure",
 ]
 
-_LAZY_MODULES = {"datasets", "zoo", "metrics", "measure", "export", "testing"}
+_LAZY_MODULES = {
+    "datasets",
+    "zoo",
+    "metrics",
+    "measure",
+    "export",
+    "testing",
+    "parity",
+    "train",
+    "compare",
+    "report",
+}
 _LAZY_ATTRS = {
     "get_backend": "dlbench.backend:get_backend",
     "available_backends": "dlbench.backend:available_backends",
