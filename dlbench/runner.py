@@ -74,10 +74,21 @@ def load_model_spec(config: BenchmarkConfig, input_shape: tuple[int, ...], num_c
     return zoo.get(config.model, **opts)
 
 
-class _WorkerRun:
-    """One worker process and the events it has written so far."""
+class WorkerProcess:
+    """One worker process (``python -m MODULE JOB.json``) and the events it has written so far.
 
-    def __init__(self, job: dict[str, Any], env: dict[str, str], workdir: Path, tag: str) -> None:
+    The job gets an ``events`` path: the worker appends one JSON line per event there, so
+    everything it reported survives if it dies. Shared by the benchmark and training runners.
+    """
+
+    def __init__(
+        self,
+        job: dict[str, Any],
+        env: dict[str, str],
+        workdir: Path,
+        tag: str,
+        module: str = "dlbench.worker",
+    ) -> None:
         self.events_path = workdir / f"{tag}.events.jsonl"
         self.stderr_path = workdir / f"{tag}.stderr.log"
         job = {**job, "events": str(self.events_path)}
@@ -87,7 +98,7 @@ class _WorkerRun:
         self._partial = ""
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in finish()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dlbench.worker", str(job_path)],
+            [sys.executable, "-m", module, str(job_path)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,
@@ -464,7 +475,7 @@ def _run_group(
             "cells": [c.to_dict() for c in remaining],
             "parity_path": str(workdir / f"{tag}.parity.npy"),
         }
-        worker = _WorkerRun(job, env, workdir, tag)
+        worker = WorkerProcess(job, env, workdir, tag)
         state.emit(
             "worker",
             {"backend": backend, "device": device, "attempt": attempt, "pid": worker.proc.pid},

@@ -10,10 +10,7 @@ rewritten atomically (:func:`dlbench.results.write_atomic`) after every fold.
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,6 +23,7 @@ import numpy as np
 from dlbench import environment
 from dlbench import results as res
 from dlbench.errors import ConfigError
+from dlbench.runner import WorkerProcess
 from dlbench.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.local import TRAINERS
@@ -293,7 +291,6 @@ def train(
                 "num_classes": num_classes,
                 "dataset": dataset,
                 "save_weights": str(save_weights) if save_weights else None,
-                "events": str(work / f"{b}.events.jsonl"),
             }
             _run_worker(b, job, work, env, timeout, info, emit, save)
             if info["status"] == "ok" and len(info["runs"]) > 1:
@@ -332,68 +329,44 @@ def _run_worker(
     emit: EventCallback,
     save: Callable[[], None],
 ) -> None:
-    job_path = work / f"{backend}.job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    events_path = Path(job["events"])
-    err_path = work / f"{backend}.stderr.log"
-    offset, partial = 0, ""
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dlbench.train.worker", str(job_path)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        done = False
-        try:
-            while True:
-                exited = proc.poll() is not None
-                if events_path.exists():
-                    with open(events_path, encoding="utf-8") as fh:
-                        fh.seek(offset)
-                        chunk = fh.read()
-                        offset = fh.tell()
-                    lines = (partial + chunk).split("\n")
-                    partial = lines.pop()
-                    for line in filter(str.strip, lines):
-                        ev = json.loads(line)
-                        deadline = time.monotonic() + timeout
-                        kind = ev["type"]
-                        if kind == "ready":
-                            info.update(versions=ev["versions"], settings=ev["settings"])
-                            emit("ready", {"backend": backend})
-                        elif kind == "epoch":
-                            emit("epoch", {"backend": backend, **ev})
-                        elif kind == "fold":
-                            info["runs"].append(ev["record"])
-                            emit("fold", {"backend": backend, "record": ev["record"]})
-                            save()
-                        elif kind == "fatal":
-                            info.update(status="failed", error=ev["error"])
-                            info["traceback"] = ev.get("traceback")
-                        elif kind == "done":
-                            info["peak_rss_bytes"] = ev.get("peak_rss_bytes")
-                            done = True
-                if done or info["status"] == "failed" or exited:
-                    break
-                if time.monotonic() > deadline:
-                    info.update(
-                        status="failed", error=f"no progress for {timeout:g} s; worker killed"
-                    )
-                    break
-                time.sleep(POLL_S)
-        finally:
-            if proc.poll() is None and not done:
-                try:
-                    os.killpg(proc.pid, 9)
-                except (ProcessLookupError, PermissionError):
-                    proc.kill()
-            proc.wait()
+    worker = WorkerProcess(job, env, work, backend, module="dlbench.train.worker")
+    deadline = time.monotonic() + timeout
+    done = False
+    try:
+        while True:
+            exited = worker.proc.poll() is not None  # checked before reading: no event lost
+            for ev in worker.new_events():
+                deadline = time.monotonic() + timeout
+                kind = ev["type"]
+                if kind == "ready":
+                    info.update(versions=ev["versions"], settings=ev["settings"])
+                    emit("ready", {"backend": backend})
+                elif kind == "epoch":
+                    emit("epoch", {"backend": backend, **ev})
+                elif kind == "fold":
+                    info["runs"].append(ev["record"])
+                    emit("fold", {"backend": backend, "record": ev["record"]})
+                    save()
+                elif kind == "fatal":
+                    info.update(status="failed", error=ev["error"])
+                    info["traceback"] = ev.get("traceback")
+                elif kind == "done":
+                    info["peak_rss_bytes"] = ev.get("peak_rss_bytes")
+                    done = True
+            if done or info["status"] == "failed" or exited:
+                break
+            if time.monotonic() > deadline:
+                info.update(status="failed", error=f"no progress for {timeout:g} s; worker killed")
+                break
+            time.sleep(POLL_S)
+    finally:
+        if done:
+            worker.proc.wait()
+        else:
+            worker.kill()
+        worker.finish()
     if done and info["status"] == "running":
         info["status"] = "ok"
     elif info["status"] == "running":
-        tail = err_path.read_bytes()[-800:].decode("utf-8", "replace").strip()
-        info.update(status="failed", error=f"worker exited with code {proc.returncode}: {tail}")
+        tail = worker.stderr_tail()[-800:]
+        info.update(status="failed", error=f"{worker.exit_reason()}: {tail}")
