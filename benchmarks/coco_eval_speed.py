@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.metrics import STAT_KEYS, coco_evaluate
-from dlbench.metrics.coco_synthetic import make_coco_set
+from dlbench.metrics.coco.synthetic import make_coco_set
 
 
 def time_pycocotools(gt: dict, dt: list) -> tuple[dict[str, float], np.ndarray]:

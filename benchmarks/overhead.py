@@ -4,7 +4,7 @@ Per backend, in one fresh process (thread settings fixed before the framework lo
 runner does), a tiny model (zoo ``mlp``, 1x8x8 input, batch 1) is timed by three contenders,
 alternating their order every round:
 
-- ``dlbench``: ``dlbench.measure.time_model(model, batch, "compute", min_time=T)``;
+- ``dlbench``: ``dlbench.execution.measure.time_model(model, batch, "compute", min_time=T)``;
 - ``same_calls``: a hand-written loop over the same Model methods,
   ``t0 = perf_counter_ns(); sync(forward(x)); t1 = perf_counter_ns()``: isolates the engine
   (warm-up, bookkeeping, the generator that runs the calls);
@@ -89,7 +89,7 @@ def _native_call(name: str, model: Any, x: Any):
 def worker(name: str, rounds: int, seconds: float) -> dict[str, Any]:
     """Runs in the backend's own process: all rounds, all contenders."""
     import dlbench
-    from dlbench.measure import time_model
+    from dlbench.execution.measure import time_model
 
     spec = dlbench.zoo.get("mlp", input_shape=(1, 8, 8), num_classes=10)
     model = dlbench.get_backend(name).build(spec, "cpu")
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import dlbench
-    from dlbench.runner import thread_env
+    from dlbench.execution.runner import thread_env
 
     print("command:", shlex.join([sys.executable, *sys.argv]))
     available = set(dlbench.available_backends())

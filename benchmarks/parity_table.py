@@ -1,6 +1,6 @@
 """The README's parity table: every zoo model x every backend and mode vs the numpy reference.
 
-Runs ``dlbench.parity.check`` (batch of random inputs, float32, CPU) for each model and prints a
+Runs ``dlbench.analysis.parity.check`` (batch of random inputs, float32, CPU) for each model and prints a
 Markdown table of the max abs difference to the float64 numpy reference, marking anything out
 of tolerance or with argmax disagreement. torch and TensorFlow share this process (torch is
 imported first, as Keras recommends).
@@ -36,7 +36,7 @@ def main() -> None:
     import torch  # noqa: F401  - before tensorflow in one process
 
     from dlbench import zoo
-    from dlbench.parity import check
+    from dlbench.analysis.parity import check
 
     names = args.models.split(",") if args.models else zoo.names()
     records: dict[str, list[dict]] = {}

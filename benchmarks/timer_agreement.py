@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print("command:", shlex.join([sys.executable, *sys.argv]))
 
     # Thread settings before torch loads, as the runner does for its workers.
-    from dlbench.runner import thread_env
+    from dlbench.execution.runner import thread_env
 
     os.environ.update(thread_env(args.threads, 1))
     import numpy as np
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.benchmark import Timer
 
     import dlbench
-    from dlbench.measure import time_model
+    from dlbench.execution.measure import time_model
 
     torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()

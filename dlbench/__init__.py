@@ -35,37 +35,38 @@ __all__ = [
     "measure",
 ]
 
+#: public module names -> where they live (layout v2; see the README's "Where things live")
 _LAZY_MODULES = {
-    "datasets",
-    "zoo",
-    "metrics",
-    "measure",
-    "export",
-    "testing",
-    "parity",
-    "train",
-    "compare",
-    "report",
+    "datasets": "dlbench.datasets",
+    "zoo": "dlbench.zoo",
+    "metrics": "dlbench.metrics",
+    "measure": "dlbench.measure",
+    "export": "dlbench.export",
+    "testing": "dlbench.testing",
+    "parity": "dlbench.analysis.parity",
+    "train": "dlbench.train",
+    "compare": "dlbench.analysis.compare",
+    "report": "dlbench.report",
 }
 _LAZY_ATTRS = {
-    "get_backend": "dlbench.backend:get_backend",
-    "available_backends": "dlbench.backend:available_backends",
-    "run": "dlbench.runner:run",
-    "BenchmarkConfig": "dlbench.config:BenchmarkConfig",
-    "ModelSpec": "dlbench.spec:ModelSpec",
+    "get_backend": "dlbench.model.backend:get_backend",
+    "available_backends": "dlbench.model.backend:available_backends",
+    "run": "dlbench.execution.runner:run",
+    "BenchmarkConfig": "dlbench.execution.config:BenchmarkConfig",
+    "ModelSpec": "dlbench.model.spec:ModelSpec",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from dlbench import datasets, measure, metrics, zoo  # noqa: F401
-    from dlbench.backend import available_backends, get_backend  # noqa: F401
-    from dlbench.config import BenchmarkConfig  # noqa: F401
-    from dlbench.runner import run  # noqa: F401
-    from dlbench.spec import ModelSpec  # noqa: F401
+    from dlbench.execution.config import BenchmarkConfig  # noqa: F401
+    from dlbench.execution.runner import run  # noqa: F401
+    from dlbench.model.backend import available_backends, get_backend  # noqa: F401
+    from dlbench.model.spec import ModelSpec  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"dlbench.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
     if name in _LAZY_ATTRS:
         module, _, attr = _LAZY_ATTRS[name].partition(":")
         return getattr(importlib.import_module(module), attr)
@@ -73,4 +74,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_ATTRS))
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_ATTRS))

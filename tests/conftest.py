@@ -56,7 +56,7 @@ def doc(docs):
 
 @pytest.fixture
 def result_file(tmp_path, doc):
-    from dlbench import results
+    from dlbench.execution import results
 
     path = tmp_path / "results.json"
     results.write_atomic(path, doc)

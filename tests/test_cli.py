@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dlbench import results
+from dlbench.execution import results
 
 
 def test_run_numpy_prints_table_and_writes_valid_file(run_cli, tmp_path):

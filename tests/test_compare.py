@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbench import results
-from dlbench.compare import UnfairComparisonError, compare, parse_threshold
+from dlbench.analysis.compare import UnfairComparisonError, compare, parse_threshold
 from dlbench.errors import ConfigError
+from dlbench.execution import results
 
 _NAME = "dlbench_tests_report_docs"
 if _NAME not in sys.modules:

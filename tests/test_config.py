@@ -1,7 +1,7 @@
 import pytest
 
-from dlbench.config import BenchmarkConfig
 from dlbench.errors import ConfigError
+from dlbench.execution.config import BenchmarkConfig
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from dlbench.errors import ConfigError
 
 def test_digits_split_is_the_documented_cut():
     ref = load_digits()
-    train = dlbench.datasets.load("digits", split="train")
-    test = dlbench.datasets.load("digits", split="test")
+    train = dlbench.data.load("digits", split="train")
+    test = dlbench.data.load("digits", split="test")
     assert (len(train), len(test)) == (1437, 360)
     x_tr, y_tr = train.arrays()
     x_te, y_te = test.arrays()
@@ -22,7 +22,7 @@ def test_digits_split_is_the_documented_cut():
 
 
 def test_digits_batches_cover_the_split_in_order():
-    ds = dlbench.datasets.load("digits")
+    ds = dlbench.data.load("digits")
     got = np.concatenate([b.targets for b in ds.batches(100)])
     np.testing.assert_array_equal(got, ds.arrays()[1])
     assert [len(b) for b in ds.batches(100, drop_last=True)] == [100, 100, 100]
@@ -30,8 +30,8 @@ def test_digits_batches_cover_the_split_in_order():
 
 def test_bad_split_and_batch_size():
     with pytest.raises(ConfigError, match="Expected digits split in"):
-        dlbench.datasets.load("digits", split="validation")
+        dlbench.data.load("digits", split="validation")
     with pytest.raises(
         ConfigError, match="Expected `batch_size` to be a positive int. Received: batch_size=0"
     ):
-        next(dlbench.datasets.load("digits").batches(0))
+        next(dlbench.data.load("digits").batches(0))

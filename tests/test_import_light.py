@@ -18,9 +18,9 @@ def test_import_dlbench_imports_no_framework():
 
 def test_core_modules_import_no_framework():
     code = (
-        "import dlbench, dlbench.config, dlbench.runner, dlbench.cli, dlbench.results, "
-        "dlbench.environment, dlbench.measure, dlbench.scenarios, dlbench.datasets\n"
-        "dlbench.available_backends(); dlbench.environment.capture()"
+        "import dlbench, dlbench.execution.config, dlbench.execution.runner, dlbench.cli, dlbench.execution.results, "
+        "dlbench.execution.environment, dlbench.execution.measure, dlbench.execution.scenarios, dlbench.data\n"
+        "dlbench.available_backends(); dlbench.execution.environment.capture()"
     )
     assert _imported_after(code) == []
 

@@ -7,8 +7,8 @@ import pytest
 
 from dlbench import get_backend
 from dlbench.errors import SpecError
-from dlbench.ops import check_node, count
-from dlbench.spec import ModelSpec, Node, TensorInfo
+from dlbench.model.ops import check_node, count
+from dlbench.model.spec import ModelSpec, Node, TensorInfo
 
 
 def _spec(op: str, attrs: dict, shape: tuple[int, ...] = (4, 6, 7)) -> ModelSpec:

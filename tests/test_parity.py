@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from dlbench import parity, zoo
-from dlbench.backend import Backend, Model
+from dlbench import zoo
+from dlbench.analysis import parity
+from dlbench.model.backend import Backend, Model
 from dlbench.registry import backends as backend_registry
 
 
@@ -128,7 +129,7 @@ class BrokenBackend(Backend):
     default_options: ClassVar[dict[str, Any]] = {"mode": "off-by-0.1"}
 
     def build(self, spec, device="cpu"):
-        from dlbench.backend import get_backend
+        from dlbench.model.backend import get_backend
 
         m = _Broken(self, device, spec.name)
         m.inner = get_backend("numpy").build(spec)

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from dlbench import results
 from dlbench.errors import ConfigError
+from dlbench.execution import results
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 import dlbench
-from dlbench import results
-from dlbench.config import BenchmarkConfig
+from dlbench.execution import results
+from dlbench.execution.config import BenchmarkConfig
 
 FAST = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 5.0}
 
@@ -203,7 +203,7 @@ def test_resume_skips_finished_cells(tmp_path):
 
 
 def test_thread_env_is_set_before_framework_import():
-    from dlbench.runner import thread_env
+    from dlbench.execution.runner import thread_env
 
     env = thread_env(3, 1)
     assert env["OMP_NUM_THREADS"] == "3" and env["TF_NUM_INTRAOP_THREADS"] == "3"

@@ -11,8 +11,8 @@ import pytest
 
 from dlbench import zoo
 from dlbench.errors import SpecError
-from dlbench.ops import OPS, same_pads
-from dlbench.spec import ModelSpec, Node, TensorInfo
+from dlbench.model.ops import OPS, same_pads
+from dlbench.model.spec import ModelSpec, Node, TensorInfo
 from dlbench.testing import OP_CASES
 
 
@@ -159,7 +159,7 @@ def test_fingerprint_tracks_graph_and_weights() -> None:
 
 def test_core_imports_no_framework() -> None:
     code = (
-        "import sys, dlbench, dlbench.spec, dlbench.zoo, dlbench.parity, dlbench.ops\n"
+        "import sys, dlbench, dlbench.model.spec, dlbench.model.zoo, dlbench.analysis.parity, dlbench.model.ops\n"
         "from dlbench import zoo\n"
         "zoo.get('resnet20').stats(); zoo.describe()\n"
         "import dlbench.backends, dlbench.backends.torch, dlbench.backends.tensorflow\n"

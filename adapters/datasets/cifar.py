@@ -7,7 +7,7 @@ through :mod:`dlbench.adapters.datasets._archive`.
 
 ``root`` may be: the archive file; the extracted folder (``cifar-10-batches-py``...); or a folder
 holding either. Without ``root`` the per-user cache is used (``$DLBENCH_CACHE/cifar10``, see
-:mod:`dlbench.cache`). ``download=True`` fetches the official archive there (``url=`` overrides
+:mod:`dlbench.data.cache`). ``download=True`` fetches the official archive there (``url=`` overrides
 the address), verifies its checksum and extracts it safely. A local archive is checked against
 the published md5 too; pass ``md5="<hex>"`` for your own repackaged copy or ``md5=None`` to skip.
 
@@ -35,8 +35,8 @@ import numpy as np
 
 from dlbench.adapters.datasets import _archive, _download
 from dlbench.adapters.datasets._unpickle import safe_load
-from dlbench.cache import cache_dir
-from dlbench.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.cache import cache_dir
+from dlbench.data.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 OFFICIAL = "official"

@@ -17,7 +17,7 @@ map to contiguous labels ``0..K-1`` in increasing id order and back through
 :class:`CategoryMap` (``dataset.categories``).
 
 COCO 2017's test split has no public labels, so ``split="test"`` (the default of
-:func:`dlbench.datasets.load`) means the held-out evaluation split, ``val2017``.
+:func:`dlbench.data.load`) means the held-out evaluation split, ``val2017``.
 
 Example:
     >>> from dlbench import datasets
@@ -42,8 +42,8 @@ from dlbench.adapters.datasets._image import (
     letterbox,
     open_rgb,
 )
-from dlbench.cache import cache_dir
-from dlbench.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.cache import cache_dir
+from dlbench.data.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 __all__ = [

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dlbench.dataset import ArrayDataset, DatasetInfo
+from dlbench.data.dataset import ArrayDataset, DatasetInfo
 from dlbench.errors import ConfigError
 
 N_TRAIN = 1437

@@ -43,8 +43,8 @@ from dlbench.adapters.datasets._image import (
     open_rgb,
     resize_center_crop,
 )
-from dlbench.cache import cache_dir
-from dlbench.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.cache import cache_dir
+from dlbench.data.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

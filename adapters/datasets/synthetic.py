@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.dataset import Batch, Dataset, DatasetInfo
 from dlbench.errors import ConfigError
 
 

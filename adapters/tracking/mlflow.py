@@ -172,7 +172,7 @@ def log_run(
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "results.json"
-                from dlbench.results import write_atomic
+                from dlbench.execution.results import write_atomic
 
                 write_atomic(path, doc)
                 client.log_artifact(parent_id, str(path))

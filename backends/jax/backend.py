@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench.backend import Backend, Model, parse_device
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.jax.ops import OPS, prepare
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec
+from dlbench.model.backend import Backend, Model, parse_device
+from dlbench.model.spec import ModelSpec
 
 MODES = ("jit", "eager")
 

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import onnx
 
-from dlbench.backend import Model
 from dlbench.export.errors import ExportError, UnsupportedOpError
+from dlbench.model.backend import Model
 
 EXPORTERS = ("jax2onnx",)
 MIN_OPSET = 18

@@ -17,7 +17,7 @@ import numpy as np
 from jax import lax
 
 from dlbench.backends.common.pooling import avg_pool_divisor
-from dlbench.spec import ResolvedNode
+from dlbench.model.spec import ResolvedNode
 
 HIGHEST = lax.Precision.HIGHEST
 Op = Callable[[list[jax.Array], ResolvedNode, dict[str, Any]], jax.Array]

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench.backend import parse_device
 from dlbench.backends.jax.backend import make_apply
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec
+from dlbench.model.backend import parse_device
+from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
 

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.backend import Backend, Model
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec, ResolvedNode
+from dlbench.model.backend import Backend, Model
+from dlbench.model.spec import ModelSpec, ResolvedNode
 
 
 class NumpyModel(Model):

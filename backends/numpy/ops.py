@@ -1,7 +1,7 @@
 """ModelSpec ops in plain NumPy, float64: the reference every other backend is checked against.
 
 Written for clarity and exactness, not speed. Every function takes the list of input arrays
-and the :class:`~dlbench.spec.ResolvedNode`.
+and the :class:`~dlbench.model.spec.ResolvedNode`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dlbench.backends.common.pooling import avg_pool_divisor
-from dlbench.spec import ResolvedNode
+from dlbench.model.spec import ResolvedNode
 
 try:  # SciPy comes with scikit-learn, a core dependency; keep a fallback anyway
     from scipy.special import erf as _erf

@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from dlbench.backend import Backend, Model, parse_device
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.onnxruntime.ops import EMITTERS, OPSET, to_onnx
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec
+from dlbench.model.backend import Backend, Model, parse_device
+from dlbench.model.spec import ModelSpec
 
 OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,

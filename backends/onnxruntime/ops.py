@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from dlbench.backends.common.pooling import avg_pool_divisor
-from dlbench.spec import ModelSpec, ResolvedNode
+from dlbench.model.spec import ModelSpec, ResolvedNode
 
 OPSET = 17
 

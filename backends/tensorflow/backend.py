@@ -23,7 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlbench.backend import Backend, Model, parse_device  # noqa: E402
 from dlbench.backends.common.options import (  # noqa: E402
     COMMON_OPTIONS,
     check_choice,
@@ -32,7 +31,8 @@ from dlbench.backends.common.options import (  # noqa: E402
 )
 from dlbench.backends.tensorflow.ops import CANON, NHWC, OPS, prepare, to_canon  # noqa: E402
 from dlbench.errors import BackendError  # noqa: E402
-from dlbench.spec import ModelSpec  # noqa: E402
+from dlbench.model.backend import Backend, Model, parse_device  # noqa: E402
+from dlbench.model.spec import ModelSpec  # noqa: E402
 
 MODES = ("eager", "graph", "xla")
 

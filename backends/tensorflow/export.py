@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlbench.backend import Model  # noqa: E402
 from dlbench.export.errors import ExportError  # noqa: E402
+from dlbench.model.backend import Model  # noqa: E402
 
 EXPORTERS = ("tf2onnx",)
 

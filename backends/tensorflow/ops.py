@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlbench.backends.common.pooling import avg_pool_divisor
-from dlbench.spec import ResolvedNode
+from dlbench.model.spec import ResolvedNode
 
 NHWC, CANON = "nhwc", "canon"
 Op = Callable[[list[tf.Tensor], list[str], ResolvedNode, dict[str, Any]], tuple[tf.Tensor, str]]

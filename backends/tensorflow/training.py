@@ -20,10 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlbench.backend import parse_device  # noqa: E402
 from dlbench.backends.tensorflow.backend import SpecModule  # noqa: E402
 from dlbench.errors import BackendError  # noqa: E402
-from dlbench.spec import ModelSpec  # noqa: E402
+from dlbench.model.backend import parse_device  # noqa: E402
+from dlbench.model.spec import ModelSpec  # noqa: E402
 from dlbench.train.config import TrainConfig  # noqa: E402
 from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names  # noqa: E402
 

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from dlbench.backend import Model, parse_device
 from dlbench.backends.common.wrapping import (
     check_batch,
     check_input_shape,
@@ -33,6 +32,7 @@ from dlbench.backends.common.wrapping import (
     probe,
 )
 from dlbench.errors import BackendError
+from dlbench.model.backend import Model, parse_device
 
 
 def _is_keras(native: Any) -> bool:

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from dlbench.backend import Backend, Model, parse_device
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.torch.ops import EMITTERS, Emitter
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec
+from dlbench.model.backend import Backend, Model, parse_device
+from dlbench.model.spec import ModelSpec
 
 MODES = ("eager", "compile")
 _INTEROP_SET: int | None = None  # torch.set_num_interop_threads may be called once per process

@@ -22,9 +22,9 @@ from typing import Any
 import onnx
 import torch
 
-from dlbench.backend import Model
+from dlbench.analysis.parity import make_batch
 from dlbench.export.errors import ExportError, UnsupportedOpError
-from dlbench.parity import make_batch
+from dlbench.model.backend import Model
 
 EXPORTERS = ("dynamo", "torchscript")
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dlbench.spec import ResolvedNode
+from dlbench.model.spec import ResolvedNode
 
 Emit = Callable[["Emitter", ResolvedNode, list[fx.Node]], fx.Node]
 EMITTERS: dict[str, Emit] = {}

@@ -26,7 +26,7 @@ from torch import nn
 
 from dlbench.backends.torch.backend import build_module
 from dlbench.errors import BackendError
-from dlbench.spec import ModelSpec
+from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
 

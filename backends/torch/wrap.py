@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbench.backend import parse_device
 from dlbench.backends.common.wrapping import check_batch, check_input_shape, first_tensor, probe
 from dlbench.backends.torch.backend import TorchModel
 from dlbench.errors import BackendError
+from dlbench.model.backend import parse_device
 
 
 class WrappedTorchModel(TorchModel):

@@ -14,9 +14,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from dlbench.cli.export import add_arguments, cli_main
     from dlbench.errors import ConfigError, DlbenchError, RegistryError
-    from dlbench.export.cli import add_arguments, cli_main
-    from dlbench.results import write_atomic
+    from dlbench.execution.results import write_atomic
 
     parser = argparse.ArgumentParser(prog="python -m dlbench.export")
     add_arguments(parser)

@@ -3,9 +3,9 @@
 Steps: build or wrap the model in the source framework; export it with that framework's
 exporter (``dlbench.backends.<source>.export``); name the inputs/outputs and the batch axis;
 reject ops ONNX does not define; save; check the file with ``onnx.checker``; run it in ONNX
-Runtime on the same inputs as the source model and compare (:func:`dlbench.parity.compare`).
+Runtime on the same inputs as the source model and compare (:func:`dlbench.analysis.parity.compare`).
 The parity result is printed by the CLI, returned in the :class:`ExportReport` and stored in the
-file's metadata (``dlbench.parity``).
+file's metadata (``dlbench.analysis.parity``).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def _input_shape(obj: Any, given: Any) -> tuple[int, ...] | None:
 
 
 def _infer_source(obj: Any) -> str:
-    from dlbench.backend import Model
-    from dlbench.spec import ModelSpec
+    from dlbench.model.backend import Model
+    from dlbench.model.spec import ModelSpec
 
     if isinstance(obj, (ModelSpec, str)):
         return "torch"
@@ -105,7 +105,7 @@ def _infer_source(obj: Any) -> str:
 def _parity(model: Any, ort_model: Any, shape: tuple[int, ...], sizes: list[int], tol: float):
     import numpy as np
 
-    from dlbench.parity import compare, make_batch
+    from dlbench.analysis.parity import compare, make_batch
 
     worst: dict[str, Any] | None = None
     for i, n in enumerate(sizes):
@@ -147,7 +147,7 @@ def to_onnx(
     """Export a model to ONNX, check the file, and compare ONNX Runtime with the source.
 
     Args:
-        spec_or_model: A :class:`~dlbench.spec.ModelSpec` or zoo name (built by ``source``
+        spec_or_model: A :class:`~dlbench.model.spec.ModelSpec` or zoo name (built by ``source``
             first), a dlbench Model from ``build``/``wrap``, or a native model (an
             ``nn.Module``, a ``keras.Model``/``tf.Module``, or a JAX ``fn(params, x)`` with
             ``params=``), which is wrapped with ``wrap_options`` first.
@@ -186,8 +186,8 @@ def to_onnx(
         >>> r.parity["max_abs_diff"] < 1e-4, r.op_counts["Conv"]  # doctest: +SKIP
         (True, 21)
     """
-    from dlbench.backend import Model, get_backend
-    from dlbench.spec import ModelSpec
+    from dlbench.model.backend import Model, get_backend
+    from dlbench.model.spec import ModelSpec
 
     if isinstance(spec_or_model, str):
         from dlbench import zoo
@@ -285,7 +285,7 @@ def to_onnx(
     ort_model = get_backend("onnxruntime").wrap(out_path, input_shape=shape)
     sizes = [PARITY_BATCH, 1] if dynamic_batch else [batch_size]
     parity = _parity(model, ort_model, shape, sizes, float(tolerance))
-    graph.set_metadata(proto, "dlbench.parity", parity)
+    graph.set_metadata(proto, "dlbench.analysis.parity", parity)
     _save(proto, out_path)
     summary = graph.summarize(out_path)
     report = ExportReport(

@@ -1,6 +1,6 @@
 """Metrics: classification, regression, calibration, COCO detection; one framework-free path.
 
-Every metric is a streaming :class:`dlbench.metric.Metric` (``update`` per batch,
+Every metric is a streaming :class:`dlbench.metrics.base.Metric` (``update`` per batch,
 ``compute() -> dict``, ``reset()``, ``merge()``) with a functional twin for one-shot use; the
 numbers are scikit-learn's (classification, regression) and pycocotools' (COCO), which the
 tests check on random inputs. Importing this package imports NumPy only; scikit-learn and the
@@ -41,7 +41,7 @@ from dlbench.metrics.classification import (
     roc_auc,
     top_k_accuracy,
 )
-from dlbench.metrics.coco import (
+from dlbench.metrics.coco.evaluate import (
     STAT_KEYS,
     CocoDetections,
     CocoGroundTruth,
@@ -50,7 +50,7 @@ from dlbench.metrics.coco import (
     detections_from_arrays,
     load_ground_truth,
 )
-from dlbench.metrics.coco_metric import CocoMeanAveragePrecision
+from dlbench.metrics.coco.metric import CocoMeanAveragePrecision
 from dlbench.metrics.groups import GroupMetric, group_metric
 from dlbench.metrics.regression import (
     MeanAbsoluteError,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metric import Metric
+from dlbench.metrics.base import Metric
 
 METHODS = ("percentile", "basic")
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metric import Metric
 from dlbench.metrics._inputs import as_labels, as_scores, check_same_length, to_probabilities
+from dlbench.metrics.base import Metric
 
 NORMS = ("l1", "l2", "max")
 

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metric import Metric
 from dlbench.metrics._inputs import (
     as_labels,
     as_scores,
@@ -37,6 +36,7 @@ from dlbench.metrics._inputs import (
     labels_from_pred,
     to_probabilities,
 )
+from dlbench.metrics.base import Metric
 
 AVERAGES = ("micro", "macro", "weighted", "none", "binary")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metric import Metric
+from dlbench.metrics.base import Metric
 from dlbench.metrics.bootstrap import resolve_metric
 
 

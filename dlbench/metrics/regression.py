@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metric import Metric
+from dlbench.metrics.base import Metric
 
 
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:

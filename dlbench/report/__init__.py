@@ -34,8 +34,8 @@ class ReportFiles:
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a result file; a missing or foreign file is a :class:`ConfigError` that says what
     was expected and what was received."""
-    from dlbench import results
     from dlbench.errors import ConfigError
+    from dlbench.execution import results
 
     p = Path(path)
     if not p.is_file():

@@ -1,6 +1,6 @@
 """The numbers every view shares: one summary row per backend and device, one row per cell.
 
-Framework-free and matplotlib-free: the terminal table (:mod:`dlbench.console`), the HTML report
+Framework-free and matplotlib-free: the terminal table (:mod:`dlbench.cli.console`), the HTML report
 and the Markdown/CSV exports all read these rows, so they always agree. Each :class:`Column`
 says whether lower or higher is better, which is how best and worst are picked and coloured.
 """

@@ -1,4 +1,4 @@
-"""Single-op ModelSpecs covering every op of :mod:`dlbench.ops` and its attribute variants.
+"""Single-op ModelSpecs covering every op of :mod:`dlbench.model.ops` and its attribute variants.
 
 Each :class:`OpCase` builds a tiny spec (one or a few nodes, small shapes) so that a backend's
 implementation of one op can be checked against the NumPy reference in milliseconds.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dlbench.spec import ModelSpec
-from dlbench.zoo.builder import GraphBuilder
+from dlbench.model.spec import ModelSpec
+from dlbench.model.zoo.builder import GraphBuilder
 
 
 @dataclass(frozen=True)

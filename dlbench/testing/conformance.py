@@ -12,7 +12,7 @@ A backend's test file (or a third party's) only says which backend and options t
         backend_options = {"mode": "eager"}
 
 Every op case of :data:`~dlbench.testing.cases.OP_CASES` and every zoo model is then checked
-against the float64 NumPy reference with :func:`dlbench.parity.compare` (max abs diff within
+against the float64 NumPy reference with :func:`dlbench.analysis.parity.compare` (max abs diff within
 ``tolerance`` x output scale, argmax agreement 100%), plus the Backend/Model contract (settings
 JSON-safe, versions, weight_bytes, option validation, device detection). ``slow_models`` and
 ``slow_ops`` mark long cases ``slow`` (deselected by default; run with ``-m slow``), e.g. for
@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 from dlbench import zoo
-from dlbench.backend import Backend, get_backend
+from dlbench.analysis.parity import compare, make_batch
 from dlbench.errors import ConfigError
-from dlbench.parity import compare, make_batch
+from dlbench.model.backend import Backend, get_backend
 from dlbench.testing.cases import OP_CASES, OpCase
 
 #: models too slow for the default selection on any backend (CPU, 2 cores)

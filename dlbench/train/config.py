@@ -38,8 +38,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from dlbench.config import default_threads
 from dlbench.errors import ConfigError
+from dlbench.execution.config import default_threads
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import ConfigError
-from dlbench.spec import ModelSpec
+from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.loop import fit
 from dlbench.train.plan import Fold, fold_data

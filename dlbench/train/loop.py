@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlbench.stats import summarize
+from dlbench.analysis.stats import summarize
 from dlbench.train.config import TrainConfig
 from dlbench.train.data import batch_indices
 from dlbench.train.diagnose import LearningCurve, diagnose

@@ -3,8 +3,8 @@
 The parent imports no framework. It loads the datasets and the spec (initial weights), computes
 the plan (folds, each epoch's order, each step's learning rate; :mod:`dlbench.train.plan`), saves
 both, and starts ``python -m dlbench.train.worker`` for each backend with the same thread
-environment as the inference runner (:func:`dlbench.runner.thread_env`). The result document is
-rewritten atomically (:func:`dlbench.results.write_atomic`) after every fold.
+environment as the inference runner (:func:`dlbench.execution.runner.thread_env`). The result document is
+rewritten atomically (:func:`dlbench.execution.results.write_atomic`) after every fold.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbench import environment
-from dlbench import results as res
 from dlbench.errors import ConfigError
-from dlbench.runner import WorkerProcess
-from dlbench.spec import ModelSpec
+from dlbench.execution import environment
+from dlbench.execution import results as res
+from dlbench.execution.runner import WorkerProcess
+from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.local import TRAINERS
 from dlbench.train.plan import plan_folds, save_plan
@@ -204,9 +204,9 @@ def train(
         >>> doc = train({"epochs": 2}, backends=["jax"])  # doctest: +SKIP
         >>> doc["backends"]["jax"]["runs"][0]["final"]["test_accuracy"]  # doctest: +SKIP
     """
-    from dlbench.backend import available_backends
+    from dlbench.execution.runner import thread_env
+    from dlbench.model.backend import available_backends
     from dlbench.registry import backends as backend_registry
-    from dlbench.runner import thread_env
 
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)

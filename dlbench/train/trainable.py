@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import ConfigError
-from dlbench.spec import ModelSpec
+from dlbench.model.spec import ModelSpec
 
 #: ops whose parameters are trained
 TRAINED_OPS = ("conv2d", "dense", "layer_norm")

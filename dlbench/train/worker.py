@@ -1,7 +1,7 @@
 """The training worker: one framework in a fresh interpreter.
 
 Started by :mod:`dlbench.train.runner` as ``python -m dlbench.train.worker JOB.json`` with the
-thread environment variables already set (:func:`dlbench.runner.thread_env`), so they are in
+thread environment variables already set (:func:`dlbench.execution.runner.thread_env`), so they are in
 force before the framework is imported. Events are JSON lines appended (and flushed) to the
 job's event file: ``ready`` (versions, settings), ``epoch`` (fold, epoch, metrics), ``fold``
 (the fold's full record), ``fatal`` (an error), ``done``.
@@ -17,14 +17,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dlbench.worker import _Events, peak_rss_bytes
+from dlbench.execution.worker import _Events, peak_rss_bytes
 
 
 def run_job(job: dict[str, Any]) -> int:
     events = _Events(job["events"])
     try:
+        from dlbench.model.spec import ModelSpec
         from dlbench.registry import backends as backend_registry
-        from dlbench.spec import ModelSpec
         from dlbench.train.config import TrainConfig
         from dlbench.train.local import run_folds, trainer_module
         from dlbench.train.plan import load_plan

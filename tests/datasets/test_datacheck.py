@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from dlbench.datacheck import check, cli_main
-from dlbench.dataset import ArrayDataset, DatasetInfo
+from dlbench.data.check import check, cli_main
+from dlbench.data.dataset import ArrayDataset, DatasetInfo
 
 
 def _console() -> tuple[Console, io.StringIO]:

@@ -9,7 +9,7 @@ import pytest
 
 from dlbench import datasets
 from dlbench.adapters.datasets import _download
-from dlbench.cache import cache_dir, cache_root
+from dlbench.data.cache import cache_dir, cache_root
 from dlbench.errors import ChecksumError, DataError
 
 PATH = "/kriz/cifar-10-python.tar.gz"

@@ -9,15 +9,15 @@ import pytest
 from export_helpers import FAST, need
 
 import dlbench
+from dlbench.analysis.parity import compare
+from dlbench.execution.measure import StopRule
+from dlbench.execution.scenarios import run_scenario
 from dlbench.export import to_onnx
-from dlbench.measure import StopRule
-from dlbench.parity import compare
-from dlbench.scenarios import run_scenario
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return dlbench.datasets.load("digits", split="test")
+    return dlbench.data.load("digits", split="test")
 
 
 def _run_everything(model, dataset):

@@ -184,7 +184,7 @@ def test_keras_shape_mismatch():
         dlbench.get_backend("tensorflow").wrap(net, input_shape=(3, 32, 32))
     model = dlbench.get_backend("tensorflow").wrap(net)
     assert model.input_shape == (1, 28, 28)
-    digits = dlbench.datasets.load("digits", split="test")
+    digits = dlbench.data.load("digits", split="test")
     with pytest.raises(BackendError, match=r"per-sample shape \(1, 28, 28\).*\(1, 8, 8\)"):
         model.predict(digits.get_batch(range(2)).inputs)
 

@@ -8,7 +8,7 @@ FRAMEWORKS = ("torch", "tensorflow", "jax", "onnxruntime", "keras", "onnx", "tf2
 
 def test_import_export_package_imports_no_framework():
     code = (
-        "import dlbench.export, dlbench.export.cli, dlbench.export.requirements, dlbench.cli\n"
+        "import dlbench.export, dlbench.cli.export, dlbench.export.requirements, dlbench.cli\n"
         "dlbench.cli.build_parser(); dlbench.export.requirements.missing('torch')\n"
         "import sys\n"
         f"print(' '.join(m for m in {FRAMEWORKS!r} if m in sys.modules))"

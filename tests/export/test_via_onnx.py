@@ -9,8 +9,8 @@ import pytest
 from export_helpers import FAST, need
 
 import dlbench
-from dlbench.config import BenchmarkConfig
 from dlbench.errors import ConfigError
+from dlbench.execution.config import BenchmarkConfig
 
 
 def test_config_via_onnx_rows():
@@ -98,7 +98,7 @@ def test_run_via_onnx_every_source(tmp_path):
 
 
 def test_run_export_failure_fails_only_its_rows(tmp_path, monkeypatch):
-    from dlbench import runner
+    from dlbench.execution import runner
 
     calls = []
 

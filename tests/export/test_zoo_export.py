@@ -31,7 +31,7 @@ def _check(report, spec, source):
     assert s["outputs"][0]["name"] == "output"
     meta = s["metadata"]
     assert meta["dlbench.source"] == source and meta["dlbench.fingerprint"] == spec.fingerprint()
-    assert json.loads(meta["dlbench.parity"])["ok"] is True
+    assert json.loads(meta["dlbench.analysis.parity"])["ok"] is True
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -100,7 +100,7 @@ class FakeDataset:
         return self.n
 
     def get_batch(self, indices: Any) -> Any:
-        from dlbench.dataset import Batch
+        from dlbench.data.dataset import Batch
 
         idx = np.asarray(indices)
         return Batch(

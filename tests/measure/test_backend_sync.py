@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dlbench
-from dlbench.measure import time_model
+from dlbench.execution.measure import time_model
 
 BACKENDS = ["numpy", "torch", "jax", "onnxruntime", "tensorflow"]  # torch before tensorflow
 TINY = {

@@ -9,7 +9,7 @@ import pytest
 from measure_fakes import FakeClock, FakeModel, LoggingClock
 
 from dlbench.errors import ConfigError
-from dlbench.measure import StopRule, Timing, is_steady, time_model
+from dlbench.execution.measure import StopRule, Timing, is_steady, time_model
 
 US = 1000  # ns
 NO_WARMUP_TIME = {"warmup_min_time": 0.0}

@@ -1,4 +1,4 @@
-"""dlbench.memory: the cell's memory block, GPU readers through fake framework modules."""
+"""dlbench.execution.memory: the cell's memory block, GPU readers through fake framework modules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import types
 
 from measure_fakes import FakeClock, FakeModel
 
-from dlbench import memory
+from dlbench.execution import memory
 
 
 def test_snapshot_cpu_model():

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from measure_fakes import FakeClock, FakeDataset, FakeModel
 
-from dlbench.config import BenchmarkConfig
 from dlbench.errors import ConfigError
-from dlbench.measure import StopRule, timed_calls
-from dlbench.scenarios import SCENARIOS, is_oom, names, run_scenario
-from dlbench.scenarios.server import poisson_arrivals, search_max_rate, serve
+from dlbench.execution.config import BenchmarkConfig
+from dlbench.execution.measure import StopRule, timed_calls
+from dlbench.execution.scenarios import SCENARIOS, is_oom, names, run_scenario
+from dlbench.execution.scenarios.server import poisson_arrivals, search_max_rate, serve
 
 US = 1000
 QUICK = {"warmup_min_time": 0.0, "min_iters": 20, "min_time": 0.01}

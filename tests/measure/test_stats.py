@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlbench.stats import (
+from dlbench.analysis.stats import (
     NOISY_IQR_RATIO,
     bootstrap_median_ci,
     bootstrap_medians,

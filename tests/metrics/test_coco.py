@@ -12,7 +12,7 @@ import pytest
 
 from dlbench import metrics as M
 from dlbench.errors import MetricError
-from dlbench.metrics.coco_synthetic import make_coco_set
+from dlbench.metrics.coco.synthetic import make_coco_set
 
 pycocotools = pytest.importorskip("pycocotools")
 pytest.importorskip("faster_coco_eval")

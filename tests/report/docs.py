@@ -3,7 +3,7 @@
 Loaded by path (``tests/report/conftest.py``, ``tests/test_compare.py``,
 ``tests/tracking/conftest.py``) so no ``tests`` package is needed. Timing samples are drawn from
 a seeded lognormal around a per-backend median, and every statistic is recomputed with
-:func:`dlbench.stats.summarize`, exactly as a real run would record it.
+:func:`dlbench.analysis.stats.summarize`, exactly as a real run would record it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbench import results
-from dlbench.stats import summarize
+from dlbench.analysis.stats import summarize
+from dlbench.execution import results
 
 #: Median seconds per call at batch 1, and how it grows with the batch size.
 BASE_LATENCY_S = {"numpy": 180e-6, "torch": 95e-6, "onnxruntime": 40e-6, "jax": 70e-6}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from dlbench.console import print_summary
+from dlbench.cli.console import print_summary
 from dlbench.report.table import COLUMNS, best_worst, summary_rows, winner_sentences
 
 

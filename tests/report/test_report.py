@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from dlbench import results
 from dlbench.errors import ConfigError
+from dlbench.execution import results
 
 pytest.importorskip("matplotlib")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -140,7 +140,7 @@ def test_cli_report_default_out_dir(result_file, capsys):
 
 def test_report_of_a_real_multi_backend_run(tmp_path):
     """numpy + onnxruntime (+ torch when installed), really measured, then reported."""
-    from dlbench.backend import available_backends
+    from dlbench.model.backend import available_backends
     from dlbench.report import write_report
 
     backends = [b for b in ("numpy", "onnxruntime", "torch") if b in available_backends()]
@@ -169,7 +169,7 @@ def test_report_of_a_real_multi_backend_run(tmp_path):
 def test_report_modules_import_light():
     code = (
         "import dlbench, dlbench.report, dlbench.report.table, dlbench.report.export, "
-        "dlbench.compare, dlbench.console, dlbench.adapters.tracking\nimport sys\n"
+        "dlbench.analysis.compare, dlbench.cli.console, dlbench.adapters.tracking\nimport sys\n"
         "print(' '.join(m for m in ('matplotlib', 'mlflow', 'tensorboard', 'scipy', 'torch', "
         "'tensorflow') if m in sys.modules))"
     )

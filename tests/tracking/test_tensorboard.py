@@ -54,7 +54,7 @@ def test_writing_events_imports_no_framework(tmp_path, doc):
     pytest.importorskip("tensorboard")
     import subprocess
 
-    from dlbench import results
+    from dlbench.execution import results
 
     path = tmp_path / "r.json"
     results.write_atomic(path, doc)

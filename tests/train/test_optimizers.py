@@ -13,8 +13,8 @@ import importlib
 import numpy as np
 import pytest
 
+from dlbench.model.zoo.builder import GraphBuilder
 from dlbench.train import TrainConfig
-from dlbench.zoo.builder import GraphBuilder
 
 from .conftest import framework_params
 

@@ -120,7 +120,7 @@ def test_cli_train_writes_result_and_weights(run_cli, tmp_path) -> None:
     assert info["status"] == "ok" and len(info["runs"]) == 2
     assert info["summary"]["test_accuracy"]["std"] is not None
     assert "±" in proc.stdout and "diagnosis" in proc.stdout
-    from dlbench.spec import ModelSpec
+    from dlbench.model.spec import ModelSpec
 
     trained = ModelSpec.load(weights / "digits_cnn-jax-fold0.json")
     assert trained.metadata["trained"]["framework"] == "jax"

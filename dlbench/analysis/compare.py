@@ -1,0 +1,536 @@
+"""Compare two result files cell by cell, with a significance test on the raw samples.
+
+``dlbench compare a.json b.json`` matches cells by (backend, device, scenario, batch size) and,
+for every timed cell, tests whether the per-call times of ``b`` differ from those of ``a``:
+
+* a two-sided Mann-Whitney U test on the two sets of raw samples (scipy; without scipy the
+  bootstrap below supplies the p-value), and
+* a percentile-bootstrap 95% confidence interval of the ratio of medians ``median_b / median_a``.
+
+A cell is a **regression** when the change is significant (p < alpha *and* the interval excludes
+1) and the median per-call time grew by more than the threshold; an **improvement** when it is
+significant and shrank by more than the threshold. A cell that ran in ``a`` but failed in ``b``
+is a regression too; an accuracy-type metric that dropped by more than ``metric_tolerance``
+(absolute) is one as well. The exit code of the command is 1 when any regression is found, so it
+can gate CI.
+
+Runs whose model, data, precision, threads, timing mode, CPU, GPU or framework versions differ
+are not comparable: :func:`compare` raises :class:`UnfairComparisonError` naming every
+difference, unless ``force=True``.
+
+Example:
+    >>> from dlbench.analysis.compare import compare
+    >>> result = compare("main.json", "branch.json", threshold=0.05)  # doctest: +SKIP
+    >>> [c.cell for c in result.regressions]  # doctest: +SKIP
+    ['torch/cpu/latency/bs1']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlbench.errors import ConfigError
+
+#: Timing statistics whose change is shown (all from ``timing.stats``), plus throughput.
+TIME_STATS = ("median", "p90", "p99")
+#: Metrics where lower is better; every other numeric metric is higher-is-better.
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error", "err")
+#: Dataset fields that must match.
+DATASET_KEYS = ("name", "split", "task", "input_shape", "num_classes", "synthetic", "transform")
+#: Config fields that must match (a difference changes what is measured).
+CONFIG_KEYS = (
+    "precision",
+    "intra_op_threads",
+    "inter_op_threads",
+    "timing_mode",
+    "dataset_options",
+    "model_options",
+    "accuracy_limit",
+)
+
+
+class UnfairComparisonError(ConfigError):
+    """The two runs differ in a way that makes comparing their numbers unfair."""
+
+
+def parse_threshold(text: str | float) -> float:
+    """``"5%"``, ``"5"`` and ``5`` all mean 5%, returned as the fraction ``0.05``."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1] if raw.endswith("%") else raw)
+    except ValueError:
+        raise ConfigError(
+            f"Expected a threshold in percent, like 5% or 2.5. Received: {text!r}"
+        ) from None
+    if not (0 <= value < 1000) or not math.isfinite(value):
+        raise ConfigError(f"Expected a threshold between 0% and 1000%. Received: {text!r}")
+    return value / 100.0
+
+
+@dataclass
+class CellChange:
+    """How one matched cell changed from ``a`` to ``b``."""
+
+    cell: str
+    backend: str
+    device: str
+    scenario: str
+    batch_size: int
+    #: ``regression``, ``improvement``, ``unchanged`` (not significant), ``within threshold``
+    #: (significant but smaller than the threshold), ``failed`` (failed in both).
+    verdict: str
+    #: Statistic name -> {"a", "b", "change"} (relative change of b against a).
+    stats: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: Median ratio b/a of per-call time and its bootstrap 95% interval.
+    ratio: float | None = None
+    ratio_ci: tuple[float, float] | None = None
+    p_value: float | None = None
+    test: str | None = None
+    #: Metric name -> {"a", "b", "delta"} (absolute).
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`."""
+
+    a: str
+    b: str
+    threshold: float
+    alpha: float
+    changes: list[CellChange]
+    only_in_a: list[str]
+    only_in_b: list[str]
+    #: Differences that make the comparison unfair (empty unless forced).
+    unfair: list[str]
+    #: Differences worth knowing that do not invalidate the comparison.
+    notes: list[str]
+    forced: bool = False
+
+    @property
+    def regressions(self) -> list[CellChange]:
+        return [c for c in self.changes if c.verdict == "regression"]
+
+    @property
+    def improvements(self) -> list[CellChange]:
+        return [c for c in self.changes if c.verdict == "improvement"]
+
+    @property
+    def regressed_backends(self) -> list[str]:
+        """``backend/device`` of every regression, in order, without repeats."""
+        return list(dict.fromkeys(f"{c.backend}/{c.device}" for c in self.regressions))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["regressed_backends"] = self.regressed_backends
+        out["regressions"] = [c.cell for c in self.regressions]
+        out["improvements"] = [c.cell for c in self.improvements]
+        return out
+
+
+# -- fairness ----------------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else repr(v)
+
+
+def fairness_differences(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """``(unfair, notes)``: differences that forbid comparing the runs, and harmless ones."""
+    unfair, notes = [], []
+    fa, fb = (a.get("model") or {}).get("fingerprint"), (b.get("model") or {}).get("fingerprint")
+    if fa != fb:
+        unfair.append(
+            f"model: fingerprint {fa} ({(a.get('model') or {}).get('name')}) vs "
+            f"{fb} ({(b.get('model') or {}).get('name')}): different graph or weights"
+        )
+    da, db = a.get("dataset") or {}, b.get("dataset") or {}
+    for k in DATASET_KEYS:
+        if da.get(k) != db.get(k):
+            unfair.append(f"dataset {k}: {_fmt(da.get(k))} vs {_fmt(db.get(k))}")
+    ca, cb = a.get("config") or {}, b.get("config") or {}
+    for k in CONFIG_KEYS:
+        if ca.get(k) != cb.get(k):
+            unfair.append(f"{k}: {_fmt(ca.get(k))} vs {_fmt(cb.get(k))}")
+    ea, eb = a.get("environment") or {}, b.get("environment") or {}
+    cpu_a, cpu_b = (ea.get("cpu") or {}).get("model"), (eb.get("cpu") or {}).get("model")
+    if cpu_a != cpu_b:
+        unfair.append(f"CPU model: {cpu_a!r} vs {cpu_b!r}")
+    gpus_a = [g.get("name") for g in ea.get("gpus") or []]
+    gpus_b = [g.get("name") for g in eb.get("gpus") or []]
+    uses_gpu = any(c.get("device", "cpu") != "cpu" for c in (a.get("cells") or []))
+    if gpus_a != gpus_b and uses_gpu:
+        unfair.append(f"GPUs: {gpus_a} vs {gpus_b}")
+    ba, bb = a.get("backends") or {}, b.get("backends") or {}
+    for backend in sorted(set(ba) & set(bb)):
+        for device in sorted(set(ba[backend]) & set(bb[backend])):
+            ia, ib = ba[backend][device], bb[backend][device]
+            va, vb = ia.get("versions") or {}, ib.get("versions") or {}
+            if va and vb and va != vb:
+                diff = ", ".join(
+                    f"{k} {va.get(k)} vs {vb.get(k)}"
+                    for k in sorted(set(va) | set(vb))
+                    if va.get(k) != vb.get(k)
+                )
+                unfair.append(f"{backend}/{device} framework versions: {diff}")
+            sa, sb = ia.get("settings") or {}, ib.get("settings") or {}
+            changed = [k for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+            if changed:
+                detail = ", ".join(f"{k} {_fmt(sa.get(k))} vs {_fmt(sb.get(k))}" for k in changed)
+                notes.append(f"{backend}/{device} settings differ: {detail}")
+    if ca.get("stop_rule") != cb.get("stop_rule"):
+        notes.append(f"stop rule: {_fmt(ca.get('stop_rule'))} vs {_fmt(cb.get('stop_rule'))}")
+    if ea.get("hostname") != eb.get("hostname"):
+        notes.append(f"host: {ea.get('hostname')!r} vs {eb.get('hostname')!r}")
+    dla, dlb = ea.get("dlbench") or {}, eb.get("dlbench") or {}
+    if dla != dlb:
+        notes.append(
+            f"dlbench: {dla.get('version')} (git {dla.get('git_commit')}) vs "
+            f"{dlb.get('version')} (git {dlb.get('git_commit')})"
+        )
+    return unfair, notes
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+def bootstrap_ratio_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, np.ndarray]:
+    """Percentile-bootstrap interval of ``median(b) / median(a)``; also returns the resampled
+    ratios. ``a`` and ``b`` are resampled independently."""
+    rng = np.random.default_rng(seed)
+
+    def medians(x: np.ndarray) -> np.ndarray:
+        out = np.empty(resamples)
+        chunk = max(1, 2_000_000 // x.size)
+        for start in range(0, resamples, chunk):
+            stop = min(start + chunk, resamples)
+            idx = rng.integers(0, x.size, size=(stop - start, x.size))
+            out[start:stop] = np.median(x[idx], axis=1)
+        return out
+
+    ratios = medians(b) / medians(a)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
+    return float(lo), float(hi), ratios
+
+
+def significance(a: np.ndarray, b: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+    """Test whether the per-call times ``b`` differ from ``a``.
+
+    Returns ``ratio`` (median b / median a), ``ci`` (bootstrap 95% interval of the ratio),
+    ``p_value`` and ``test`` (``mann-whitney-u`` with scipy, else ``bootstrap``).
+    """
+    ratio = float(np.median(b) / np.median(a))
+    lo, hi, ratios = bootstrap_ratio_ci(a, b, seed=seed)
+    try:
+        from scipy.stats import mannwhitneyu
+    except ImportError:
+        # Two-sided bootstrap p-value: how often the resampled ratio falls on the far side of 1.
+        p = 2.0 * min(float(np.mean(ratios <= 1.0)), float(np.mean(ratios >= 1.0)))
+        return {"ratio": ratio, "ci": (lo, hi), "p_value": min(1.0, p), "test": "bootstrap"}
+    if np.array_equal(np.sort(a), np.sort(b)):
+        p = 1.0  # identical samples: scipy would still be right, this is just exact and quick
+    else:
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return {"ratio": ratio, "ci": (lo, hi), "p_value": p, "test": "mann-whitney-u"}
+
+
+def _rel(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or a == 0:
+        return None
+    return b / a - 1.0
+
+
+def _lower_is_better(metric: str) -> bool:
+    name = metric.lower()
+    return any(
+        name == k or name.endswith("_" + k) or name.startswith(k + "_") for k in LOWER_IS_BETTER
+    )
+
+
+def _compare_cell(
+    ca: dict[str, Any],
+    cb: dict[str, Any],
+    threshold: float,
+    alpha: float,
+    metric_tolerance: float,
+) -> CellChange:
+    change = CellChange(
+        cell=ca["id"],
+        backend=ca["backend"],
+        device=ca["device"],
+        scenario=ca["scenario"],
+        batch_size=ca["batch_size"],
+        verdict="unchanged",
+    )
+    sa, sb = ca.get("status"), cb.get("status")
+    if sa == "failed" or sb == "failed":
+        if sa == "failed" and sb == "failed":
+            change.verdict = "failed"
+            change.notes.append("failed in both runs")
+        elif sb == "failed":
+            change.verdict = "regression"
+            change.notes.append(f"failed in b: {cb.get('error')}")
+        else:
+            change.verdict = "improvement"
+            change.notes.append(f"failed in a ({ca.get('error')}), runs in b")
+        return change
+    for who, c in (("a", ca), ("b", cb)):
+        if c.get("status") == "invalid":
+            reasons = "; ".join((c.get("validity") or {}).get("reasons") or [])
+            change.notes.append(f"invalid in {who}: {reasons}")
+    verdicts = []
+    ta, tb = ca.get("timing") or {}, cb.get("timing") or {}
+    xa, xb = ta.get("samples_s"), tb.get("samples_s")
+    if xa and xb:
+        a = np.asarray(xa, dtype=np.float64)
+        b = np.asarray(xb, dtype=np.float64)
+        stats_a, stats_b = ta.get("stats") or {}, tb.get("stats") or {}
+        for k in TIME_STATS:
+            change.stats[k] = {
+                "a": stats_a.get(k),
+                "b": stats_b.get(k),
+                "change": _rel(stats_a.get(k), stats_b.get(k)),
+            }
+        change.stats["throughput"] = {
+            "a": ta.get("throughput"),
+            "b": tb.get("throughput"),
+            "change": _rel(ta.get("throughput"), tb.get("throughput")),
+        }
+        sig = significance(a, b)
+        change.ratio, change.ratio_ci = sig["ratio"], sig["ci"]
+        change.p_value, change.test = sig["p_value"], sig["test"]
+        lo, hi = sig["ci"]
+        significant = sig["p_value"] < alpha and (lo > 1.0 or hi < 1.0)
+        if significant and sig["ratio"] > 1.0 + threshold:
+            verdicts.append("regression")
+        elif significant and sig["ratio"] < 1.0 - threshold:
+            verdicts.append("improvement")
+        elif significant:
+            verdicts.append("within threshold")
+        if stats_a.get("noisy") or stats_b.get("noisy"):
+            change.notes.append("noisy samples (IQR above 10% of the median)")
+    ma, mb = ca.get("metrics") or {}, cb.get("metrics") or {}
+    for k in sorted(set(ma) & set(mb)):
+        va, vb = ma[k], mb[k]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb)):
+            continue
+        delta = float(vb) - float(va)
+        change.metrics[k] = {"a": float(va), "b": float(vb), "delta": delta}
+        worse = delta > 0 if _lower_is_better(k) else delta < 0
+        if abs(delta) > metric_tolerance:
+            verdicts.append("regression" if worse else "improvement")
+    for v in ("regression", "improvement", "within threshold"):
+        if v in verdicts:
+            change.verdict = v
+            break
+    return change
+
+
+def _load(doc_or_path: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    if isinstance(doc_or_path, dict):
+        return doc_or_path, str(doc_or_path.get("run_id", "<document>"))
+    from dlbench.report import load_results
+
+    return load_results(doc_or_path), str(doc_or_path)
+
+
+def compare(
+    a: dict[str, Any] | str | os.PathLike[str],
+    b: dict[str, Any] | str | os.PathLike[str],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    metric_tolerance: float = 1e-3,
+    force: bool = False,
+) -> Comparison:
+    """Compare run ``b`` against the baseline ``a`` (documents or result file paths).
+
+    Args:
+        threshold: Smallest relative change of the median per-call time that counts (0.05 = 5%).
+        alpha: Significance level of the tests.
+        metric_tolerance: Smallest absolute change of a quality metric (accuracy...) that counts.
+        force: Compare even when the runs are not comparable (the differences are kept in
+            :attr:`Comparison.unfair`).
+
+    Raises:
+        UnfairComparisonError: The runs differ in model, data, settings or environment.
+        ConfigError: A file is missing or not a dlbench result.
+    """
+    doc_a, name_a = _load(a)
+    doc_b, name_b = _load(b)
+    unfair, notes = fairness_differences(doc_a, doc_b)
+    if unfair and not force:
+        detail = "\n  - ".join(unfair)
+        raise UnfairComparisonError(
+            f"Expected two runs of the same benchmark under the same settings and environment. "
+            f"Received runs that differ in:\n  - {detail}\n"
+            "Their numbers would not measure the change you are after. Use --force "
+            "(force=True) to compare anyway."
+        )
+    cells_a = {_key(c): c for c in doc_a.get("cells") or []}
+    cells_b = {_key(c): c for c in doc_b.get("cells") or []}
+    changes = [
+        _compare_cell(cells_a[k], cells_b[k], threshold, alpha, metric_tolerance)
+        for k in cells_a
+        if k in cells_b
+    ]
+    return Comparison(
+        a=name_a,
+        b=name_b,
+        threshold=threshold,
+        alpha=alpha,
+        changes=changes,
+        only_in_a=[cells_a[k]["id"] for k in cells_a if k not in cells_b],
+        only_in_b=[cells_b[k]["id"] for k in cells_b if k not in cells_a],
+        unfair=unfair,
+        notes=notes,
+        forced=force and bool(unfair),
+    )
+
+
+def _key(cell: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (cell["backend"], cell["device"], cell["scenario"], int(cell["batch_size"]))
+
+
+# -- terminal output ---------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:+.1f}%"
+
+
+def _coloured_change(c: CellChange, key: str, *, higher_is_better: bool = False) -> str:
+    """The relative change of statistic ``key``, red/green when the cell is flagged."""
+    ch = (c.stats.get(key) or {}).get("change")
+    text = _pct(ch)
+    if ch is None or c.verdict not in ("regression", "improvement"):
+        return text
+    worse = ch < 0 if higher_is_better else ch > 0
+    return f"[{'red' if worse else 'green'}]{text}[/]"
+
+
+def print_comparison(result: Comparison, console: Any) -> None:
+    """A rich table of every matched cell, then a one-paragraph verdict."""
+    from rich.table import Table
+
+    from dlbench.report.table import fmt_rate, fmt_time
+
+    if result.forced:
+        console.print("[bold yellow]Forced comparison of runs that are not comparable:[/]")
+        for d in result.unfair:
+            console.print(f"  [yellow]- {d}[/]")
+    for n in result.notes:
+        console.print(f"[dim]note: {n}[/]")
+    table = Table(
+        title=f"{result.b} vs baseline {result.a} "
+        f"(threshold {result.threshold * 100:g}%, alpha {result.alpha:g})"
+    )
+    for col in (
+        "cell",
+        "median a",
+        "median b",
+        "p50",
+        "p90",
+        "p99",
+        "throughput",
+        "p-value",
+        "verdict",
+    ):
+        table.add_column(col, justify="left" if col in ("cell", "verdict") else "right")
+    style = {
+        "regression": "bold red",
+        "improvement": "bold green",
+        "within threshold": "yellow",
+        "unchanged": "dim",
+        "failed": "red",
+    }
+    for c in result.changes:
+        s = c.stats
+        verdict = f"[{style[c.verdict]}]{c.verdict}[/]"
+        if c.ratio_ci:
+            verdict += f" [dim](x{c.ratio:.3f}, CI {c.ratio_ci[0]:.3f}-{c.ratio_ci[1]:.3f})[/]"
+        if c.metrics:
+            verdict += " " + ", ".join(
+                f"{k} {m['a']:.4g}->{m['b']:.4g}" for k, m in c.metrics.items() if k == "accuracy"
+            )
+        if c.notes:
+            verdict += " [dim]" + "; ".join(c.notes) + "[/]"
+        med = s.get("median") or {}
+
+        tp = s.get("throughput") or {}
+        tput = _pct(tp.get("change")) if tp else "-"
+        if tp.get("b") is not None:
+            tput = f"{_coloured_change(c, 'throughput', higher_is_better=True)} ({fmt_rate(tp.get('b'))})"
+        table.add_row(
+            c.cell,
+            fmt_time(med.get("a")),
+            fmt_time(med.get("b")),
+            _coloured_change(c, "median"),
+            _coloured_change(c, "p90"),
+            _coloured_change(c, "p99"),
+            tput,
+            "-" if c.p_value is None else f"{c.p_value:.2g}",
+            verdict,
+        )
+    console.print(table)
+    if result.only_in_a:
+        console.print(f"[dim]only in a: {', '.join(result.only_in_a)}[/]")
+    if result.only_in_b:
+        console.print(f"[dim]only in b: {', '.join(result.only_in_b)}[/]")
+    console.print(summary_sentence(result))
+    if result.regressed_backends:
+        console.print(f"[bold red]Regressed:[/] {', '.join(result.regressed_backends)}")
+
+
+def summary_sentence(result: Comparison) -> str:
+    """``2 regressions (torch/cpu/latency/bs1 +31%, ...), 0 improvements, 7 unchanged.``"""
+
+    def describe(c: CellChange) -> str:
+        if c.ratio is not None and c.verdict in ("regression", "improvement"):
+            return f"{c.cell} {(c.ratio - 1) * 100:+.1f}%"
+        if c.metrics:
+            return (
+                c.cell
+                + " "
+                + ", ".join(
+                    f"{k} {m['delta'] * 100:+.2f} pt" for k, m in c.metrics.items() if m["delta"]
+                )
+            )
+        return f"{c.cell} ({'; '.join(c.notes)})"
+
+    reg, imp = result.regressions, result.improvements
+    rest = len(result.changes) - len(reg) - len(imp)
+    parts = []
+    if reg:
+        parts.append(
+            f"[bold red]{len(reg)} regression{'s' if len(reg) != 1 else ''}[/] "
+            f"({', '.join(describe(c) for c in reg)})"
+        )
+    else:
+        parts.append("[bold green]no regression[/]")
+    if imp:
+        parts.append(
+            f"[green]{len(imp)} improvement{'s' if len(imp) != 1 else ''}[/] "
+            f"({', '.join(describe(c) for c in imp)})"
+        )
+    else:
+        parts.append("no improvement")
+    parts.append(
+        f"{rest} cell{'s' if rest != 1 else ''} without a significant change beyond the threshold"
+    )
+    return "; ".join(parts) + "."

@@ -1,0 +1,618 @@
+"""Data-quality checks for datasets: ``dlbench data check D``.
+
+:func:`check` loads a dataset (every split it has, unless one is named) and looks for:
+
+- **class balance**: counts per class, imbalance ratio (largest / smallest class), empty classes;
+- **labels out of range** (below 0 or at least ``num_classes``): error;
+- **exact duplicates** within a split (by content hash): warning;
+- **train/test leakage**: the same content in the training split and a held-out one: error;
+- **missing or corrupt files** (image datasets): error;
+- **NaN / inf in features** (float datasets): error;
+- **COCO**: boxes outside the image or with zero area, unknown category ids, annotations of
+  unknown images, duplicate or zero ids (errors); images without annotations (info).
+
+The result is a :class:`Report` (a table on screen, a JSON document on disk); the command exits
+with 1 when any error-level issue is found.
+
+Example:
+    >>> from dlbench.data.check import check
+    >>> report = check("digits")  # doctest: +SKIP
+    >>> report.ok, report.stats["test"]["imbalance_ratio"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlbench.data.dataset import ArrayDataset, Dataset
+from dlbench.errors import DataError, DlbenchError
+
+LEVELS = ("error", "warning", "info")
+SCHEMA = "dlbench.data.check/1"
+IMBALANCE_WARNING = 10.0
+BOX_TOLERANCE = 1.0  # pixels a box may overhang the image before it counts as outside
+_MAX_EXAMPLES = 10
+
+SPLITS: dict[str, tuple[str, ...]] = {
+    "cifar10": ("train", "test"),
+    "cifar100": ("train", "test"),
+    "digits": ("train", "test"),
+    "coco": ("train", "val"),
+    "imagefolder": ("train", "val"),
+    "synthetic": ("test",),
+}
+"""The splits :func:`check` loads for a dataset name when no split is given."""
+
+
+@dataclass
+class Issue:
+    """One finding. ``level`` is ``"error"``, ``"warning"`` or ``"info"``."""
+
+    level: str
+    check: str
+    message: str
+    split: str = ""
+    count: int = 0
+    examples: list[Any] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "check": self.check,
+            "split": self.split,
+            "count": int(self.count),
+            "message": self.message,
+            "examples": [_jsonable(e) for e in self.examples[:_MAX_EXAMPLES]],
+        }
+
+
+@dataclass
+class Report:
+    """The outcome of :func:`check`.
+
+    Attributes:
+        dataset: The dataset's name.
+        sources: Where each split was read from.
+        stats: Per split: samples, classes, class counts, imbalance ratio...
+        issues: Every finding, errors first.
+    """
+
+    dataset: str
+    sources: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, level: str, check: str, message: str, **kw: Any) -> None:
+        self.issues.append(Issue(level, check, message, **kw))
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no error-level issue was found."""
+        return not self.errors
+
+    def sorted_issues(self) -> list[Issue]:
+        return sorted(self.issues, key=lambda i: (LEVELS.index(i.level), i.split, i.check))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "dataset": self.dataset,
+            "ok": self.ok,
+            "summary": {
+                "errors": len(self.errors),
+                "warnings": len(self.warnings),
+                "info": len(self.issues) - len(self.errors) - len(self.warnings),
+            },
+            "sources": self.sources,
+            "splits": _jsonable(self.stats),
+            "issues": [i.to_dict() for i in self.sorted_issues()],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def check(
+    dataset_or_name: Dataset | str,
+    *,
+    root: str | None = None,
+    split: str | None = None,
+    **kw: Any,
+) -> Report:
+    """Check a dataset's quality.
+
+    Args:
+        dataset_or_name: A loaded :class:`~dlbench.data.dataset.Dataset` (checked alone), or a
+            registry name: then every split in :data:`SPLITS` is loaded (or only ``split``, plus
+            the others for the leakage check where they exist).
+        root: Passed to :func:`dlbench.data.load`.
+        split: Only check this split.
+        **kw: Passed to :func:`dlbench.data.load`.
+
+    Raises:
+        DataError: The dataset (or the named split) could not be loaded.
+    """
+    if isinstance(dataset_or_name, Dataset):
+        ds = dataset_or_name
+        report = Report(ds.info.name)
+        _check_split(report, ds.info.split, ds)
+        return report
+
+    from dlbench import datasets
+
+    name = dataset_or_name
+    report = Report(name)
+    wanted = [split] if split is not None else list(SPLITS.get(name, ("train", "test")))
+    others = [s for s in SPLITS.get(name, ("train", "test")) if s not in wanted]
+    loaded: dict[str, Dataset] = {}
+    first_error: DlbenchError | None = None
+    for s in wanted + others:
+        try:
+            ds = datasets.load(name, root=root, split=s, **kw)
+        except DlbenchError as e:
+            if s == split:
+                raise
+            first_error = first_error or e
+            if s in wanted:
+                report.add("info", "splits", f"split {s!r} not checked: {e}", split=s)
+            continue
+        if any(_same_files(d, ds) for d in loaded.values()):
+            continue  # the same files under two split names (e.g. a flat image folder)
+        loaded[s] = ds
+    if not any(s in loaded for s in wanted):
+        raise first_error or DataError(f"No split of {name!r} could be loaded.")
+    hashes: dict[str, list[Any]] = {}
+    for s, ds in loaded.items():
+        hashes[s] = _check_split(report, s, ds, full=s in wanted)
+    _check_leakage(report, hashes)
+    return report
+
+
+def _same_files(a: Dataset, b: Dataset) -> bool:
+    fa, fb = getattr(a, "files", None), getattr(b, "files", None)
+    if fa is not None and fb is not None:
+        return list(fa) == list(fb)
+    return (a.info.source, a.info.split) == (b.info.source, b.info.split)
+
+
+def cli_main(
+    name: str, root: str | None, split: str | None, json_out: str | None, console: Any = None
+) -> int:
+    """Run :func:`check`, print a table, write the JSON report if asked.
+
+    Returns:
+        0 when no error-level issue was found, 1 otherwise (including a dataset that does not
+        load).
+    """
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    try:
+        report = check(name, root=root, split=split)
+    except DlbenchError as e:
+        console.print(f"[bold red]error[/]: could not check {name!r}: {e}")
+        if json_out:
+            doc = {"schema": SCHEMA, "dataset": name, "ok": False, "error": str(e)}
+            Path(json_out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        return 1
+    render(report, console)
+    if json_out:
+        report.to_json(json_out)
+        console.print(f"JSON report written to {json_out}")
+    return 0 if report.ok else 1
+
+
+def render(report: Report, console: Any) -> None:
+    """Print ``report`` as rich tables."""
+    from rich.table import Table
+
+    stats = Table(title=f"{report.dataset}: splits")
+    for col in ("split", "samples", "classes", "smallest class", "largest class", "imbalance"):
+        stats.add_column(col, justify="left" if col == "split" else "right")
+    for s, st in report.stats.items():
+        ratio = st.get("imbalance_ratio")
+        stats.add_row(
+            s,
+            str(st.get("samples", "")),
+            str(st.get("classes", "")),
+            str(st.get("min_class_count", "")),
+            str(st.get("max_class_count", "")),
+            "" if ratio is None else ("inf" if not math.isfinite(ratio) else f"{ratio:.2f}"),
+        )
+    console.print(stats)
+    table = Table(title=f"{report.dataset}: data check")
+    for col in ("level", "split", "check", "count", "details"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    colour = {"error": "bold red", "warning": "yellow", "info": "dim"}
+    for i in report.sorted_issues():
+        table.add_row(
+            f"[{colour[i.level]}]{i.level}[/]",
+            i.split,
+            i.check,
+            str(i.count) if i.count else "",
+            i.message,
+        )
+    if not report.issues:
+        table.add_row("[green]ok[/]", "", "", "", "no problems found")
+    console.print(table)
+    verdict = "[green]passed[/]" if report.ok else "[bold red]failed[/]"
+    console.print(
+        f"{report.dataset}: {verdict} ({len(report.errors)} errors, "
+        f"{len(report.warnings)} warnings)"
+    )
+
+
+# ---------------------------------------------------------------------- per split
+
+
+def _check_split(report: Report, split: str, ds: Dataset, *, full: bool = True) -> list[Any]:
+    """Run the per-split checks (when ``full``); return the content hashes for leakage."""
+    info = ds.info
+    report.sources[split] = info.source
+    if info.task == "detection" and hasattr(ds, "coco_ground_truth"):
+        return _check_coco(report, split, ds, full=full)
+    hashes, labels, nonfinite, broken = _scan(ds)
+    if not full:
+        return hashes
+    st: dict[str, Any] = {"samples": len(ds), "classes": info.num_classes}
+    if info.synthetic:
+        report.add(
+            "info",
+            "synthetic",
+            "synthetic data: fine for timing, meaningless for accuracy",
+            split=split,
+        )
+    for kind, items in broken.items():
+        report.add(
+            "error",
+            f"{kind} files",
+            f"{len(items)} {kind} file(s), e.g. {items[0][1]}",
+            split=split,
+            count=len(items),
+            examples=[p for _, p in items],
+        )
+    if nonfinite:
+        report.add(
+            "error",
+            "nan/inf",
+            f"{len(nonfinite)} sample(s) contain NaN or inf in their features",
+            split=split,
+            count=len(nonfinite),
+            examples=nonfinite,
+        )
+    if info.task == "classification" and labels is not None:
+        _check_labels(report, split, labels, info.num_classes, info.class_names, st)
+    _check_duplicates(report, split, hashes, labels)
+    report.stats[split] = st
+    return hashes
+
+
+def _scan(ds: Dataset) -> tuple[list[Any], np.ndarray | None, list[int], dict[str, list]]:
+    """Content hashes, labels, indices of samples with NaN/inf, and missing/corrupt files."""
+    broken: dict[str, list[tuple[int, str]]] = {}
+    nonfinite: list[int] = []
+    labels: np.ndarray | None = None
+    files = getattr(ds, "files", None)
+    if files is not None and hasattr(ds, "content_hashes"):  # image files on disk
+        hashes = ds.content_hashes()
+        broken = _check_files(files)
+        labels = np.asarray(ds.targets)
+        return hashes, labels, nonfinite, broken
+    if hasattr(ds, "raw"):
+        x, labels = ds.raw()
+        flat = np.ascontiguousarray(x).reshape(len(x), -1)
+        hashes = [_digest(row) for row in flat]
+        if np.issubdtype(flat.dtype, np.floating):
+            nonfinite = np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist()
+        return hashes, np.asarray(labels), nonfinite, broken
+    if isinstance(ds, ArrayDataset):
+        chunks = [ds.arrays()]
+    else:
+        chunks = ((b.inputs, b.targets) for b in ds.batches(512))
+    hashes = []
+    label_parts = []
+    offset = 0
+    for x, y in chunks:
+        flat = np.ascontiguousarray(x).reshape(len(x), -1)
+        hashes.extend(_digest(row) for row in flat)
+        if np.issubdtype(flat.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+            nonfinite.extend((bad + offset).tolist())
+        if isinstance(y, np.ndarray):
+            label_parts.append(y)
+        offset += len(x)
+    if label_parts:
+        labels = np.concatenate(label_parts)
+    return hashes, labels, nonfinite, broken
+
+
+def _digest(row: np.ndarray) -> bytes:
+    return hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+
+
+def _check_files(paths: Sequence[Path]) -> dict[str, list[tuple[int, str]]]:
+    from PIL import Image
+
+    missing: list[tuple[int, str]] = []
+    corrupt: list[tuple[int, str]] = []
+    for i, p in enumerate(paths):
+        if not Path(p).is_file():
+            missing.append((i, str(p)))
+            continue
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception:  # noqa: BLE001 - any decoder failure means a corrupt file
+            corrupt.append((i, str(p)))
+    out = {}
+    if missing:
+        out["missing"] = missing
+    if corrupt:
+        out["corrupt"] = corrupt
+    return out
+
+
+def _check_labels(
+    report: Report,
+    split: str,
+    labels: np.ndarray,
+    num_classes: int,
+    class_names: Sequence[str],
+    st: dict[str, Any],
+) -> None:
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        if labels.size and not np.all(np.isfinite(labels)):
+            report.add("error", "labels", "labels contain NaN or inf", split=split)
+            return
+        labels = labels.astype(np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        report.add(
+            "error",
+            "label range",
+            f"{bad.size} label(s) outside [0, {num_classes}), e.g. label {int(labels[bad[0]])} "
+            f"at index {int(bad[0])}",
+            split=split,
+            count=int(bad.size),
+            examples=bad[:_MAX_EXAMPLES].tolist(),
+        )
+    good = labels[(labels >= 0) & (labels < num_classes)]
+    counts = np.bincount(good, minlength=num_classes) if num_classes else np.zeros(0, int)
+    names = (
+        list(class_names)
+        if len(class_names) == num_classes
+        else [str(i) for i in range(num_classes)]
+    )
+    st["class_counts"] = {n: int(c) for n, c in zip(names, counts)}
+    if num_classes:
+        lo, hi = int(counts.min()), int(counts.max())
+        ratio = hi / lo if lo else math.inf
+        st.update(min_class_count=lo, max_class_count=hi, imbalance_ratio=ratio)
+        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        if empty:
+            report.add(
+                "warning",
+                "class balance",
+                f"{len(empty)} class(es) have no samples: {', '.join(empty[:5])}"
+                f"{'...' if len(empty) > 5 else ''}",
+                split=split,
+                count=len(empty),
+                examples=empty,
+            )
+        elif ratio > IMBALANCE_WARNING:
+            report.add(
+                "warning",
+                "class balance",
+                f"imbalance ratio {ratio:.1f} (largest class {hi}, smallest {lo})",
+                split=split,
+            )
+
+
+def _check_duplicates(
+    report: Report, split: str, hashes: Sequence[Any], labels: np.ndarray | None
+) -> None:
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, h in enumerate(hashes):
+        if h is not None:
+            groups[h].append(i)
+    dups = [g for g in groups.values() if len(g) > 1]
+    if not dups:
+        return
+    extra = sum(len(g) - 1 for g in dups)
+    conflicting = 0
+    if labels is not None and len(labels) == len(hashes):
+        conflicting = sum(1 for g in dups if len({int(labels[i]) for i in g}) > 1)
+    msg = f"{extra} exact duplicate sample(s) in {len(dups)} group(s), e.g. indices {dups[0][:5]}"
+    if conflicting:
+        msg += f"; {conflicting} group(s) have conflicting labels"
+    report.add(
+        "warning",
+        "duplicates",
+        msg,
+        split=split,
+        count=extra,
+        examples=[g[:5] for g in dups[:_MAX_EXAMPLES]],
+    )
+
+
+def _check_leakage(report: Report, hashes: dict[str, list[Any]]) -> None:
+    if "train" not in hashes:
+        return
+    train = {h for h in hashes["train"] if h is not None}
+    for s, hs in hashes.items():
+        if s == "train":
+            continue
+        leaked = [i for i, h in enumerate(hs) if h is not None and h in train]
+        if leaked:
+            report.add(
+                "error",
+                "leakage",
+                f"{len(leaked)} sample(s) of {s!r} also appear in 'train' (identical content), "
+                f"e.g. {s} index {leaked[0]}",
+                split=s,
+                count=len(leaked),
+                examples=leaked[:_MAX_EXAMPLES],
+            )
+
+
+# ---------------------------------------------------------------------- COCO
+
+
+def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]:
+    gt = ds.coco_ground_truth()
+    paths = [ds.image_path(i) for i in range(len(ds))]
+    hashes: list[Any] = []
+    for p in paths:
+        try:
+            hashes.append(hashlib.blake2b(Path(p).read_bytes(), digest_size=16).digest())
+        except OSError:
+            hashes.append(None)
+    if not full:
+        return hashes
+    images = {int(im["id"]): im for im in gt["images"]}
+    cat_ids = {int(c["id"]) for c in gt["categories"]}
+    st: dict[str, Any] = {
+        "samples": len(ds),
+        "classes": len(cat_ids),
+        "annotations": len(gt["annotations"]),
+    }
+
+    def add(level: str, check: str, items: list[Any], what: str) -> None:
+        if items:
+            report.add(
+                level,
+                check,
+                f"{len(items)} {what}, e.g. {items[0]}",
+                split=split,
+                count=len(items),
+                examples=items[:_MAX_EXAMPLES],
+            )
+
+    ann_ids = [int(a["id"]) for a in gt["annotations"]]
+    img_ids = [int(im["id"]) for im in gt["images"]]
+    add(
+        "error",
+        "ids",
+        [i for i in ann_ids if i <= 0],
+        "annotation id(s) <= 0 (pycocotools treats id 0 as unmatched)",
+    )
+    add("error", "ids", _repeated(ann_ids), "duplicate annotation id(s)")
+    add("error", "ids", _repeated(img_ids), "duplicate image id(s)")
+
+    outside, zero, unknown_cat, unknown_img = [], [], [], []
+    with_ann: set[int] = set()
+    per_cat: dict[int, int] = defaultdict(int)
+    for a in gt["annotations"]:
+        aid, iid, cid = int(a["id"]), int(a["image_id"]), int(a["category_id"])
+        x, y, w, h = (float(v) for v in a["bbox"])
+        im = images.get(iid)
+        if im is None:
+            unknown_img.append({"annotation_id": aid, "image_id": iid})
+            continue
+        with_ann.add(iid)
+        if cid not in cat_ids:
+            unknown_cat.append({"annotation_id": aid, "category_id": cid})
+        else:
+            per_cat[cid] += 1
+        if not (w > 0 and h > 0):
+            zero.append({"annotation_id": aid, "bbox": [x, y, w, h]})
+        W, H = float(im["width"]), float(im["height"])
+        t = BOX_TOLERANCE
+        if x < -t or y < -t or x + w > W + t or y + h > H + t:
+            outside.append({"annotation_id": aid, "bbox": [x, y, w, h], "image": [W, H]})
+    add("error", "boxes", outside, "box(es) outside their image")
+    add("error", "boxes", zero, "box(es) with zero or negative width/height")
+    add("error", "categories", unknown_cat, "annotation(s) with an unknown category id")
+    add("error", "images", unknown_img, "annotation(s) of an image id not in 'images'")
+    no_ann = [i for i in img_ids if i not in with_ann]
+    add("info", "images", no_ann, "image(s) without annotations")
+
+    missing, corrupt, size_mismatch = [], [], []
+    from PIL import Image
+
+    for i, p in enumerate(paths):
+        if hashes[i] is None:
+            missing.append(str(p))
+            continue
+        try:
+            with Image.open(p) as im:
+                im.load()
+                size = im.size
+        except Exception:  # noqa: BLE001 - any decoder failure means a corrupt file
+            corrupt.append(str(p))
+            continue
+        rec = ds.image_record(i)
+        if size != (int(rec["width"]), int(rec["height"])):
+            size_mismatch.append(
+                {"file": str(p), "json": [rec["width"], rec["height"]], "file_size": list(size)}
+            )
+    add("error", "missing files", missing, "missing image file(s)")
+    add("error", "corrupt files", corrupt, "image file(s) that do not decode")
+    add("error", "image size", size_mismatch, "image(s) whose size differs from the JSON")
+    _check_duplicates(report, split, hashes, None)
+
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt["categories"]}
+    counts = {names[c]: per_cat.get(c, 0) for c in sorted(cat_ids)}
+    st["class_counts"] = counts
+    if counts:
+        lo, hi = min(counts.values()), max(counts.values())
+        st.update(
+            min_class_count=lo, max_class_count=hi, imbalance_ratio=(hi / lo if lo else math.inf)
+        )
+    st["images_without_annotations"] = len(no_ann)
+    report.stats[split] = st
+    return hashes
+
+
+def _repeated(values: list[int]) -> list[int]:
+    seen: set[int] = set()
+    rep: list[int] = []
+    for v in values:
+        if v in seen:
+            rep.append(v)
+        seen.add(v)
+    return rep

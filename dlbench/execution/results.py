@@ -1,0 +1,169 @@
+"""The result document: one JSON file per run, schema-versioned, written atomically.
+
+Layout (schema ``dlbench.result`` version 1, JSON Schema in ``dlbench/execution/schema/result-v1.json``)::
+
+    {
+      "schema": "dlbench.result", "schema_version": 1,
+      "run_id": "...", "created": "2026-...Z", "updated": "...", "status": "running|complete|interrupted",
+      "config": {...},                    # BenchmarkConfig.to_dict()
+      "environment": {...},               # dlbench.execution.environment.capture()
+      "model": {"name", "fingerprint", "stats"},
+      "dataset": {...},                   # DatasetInfo.to_dict()
+      "backends": {name: {"device": {...: {"versions", "settings", "build_time_s",
+                                           "parity", "peak_rss_bytes"}}}},
+      "cells": [{"id", "backend", "device", "scenario", "batch_size",
+                 "status": "ok|failed|invalid", "error", "settings",
+                 "timing": {"samples_s": [...], "stats": {...}, ...} | null,
+                 "metrics": {...}, "validity": {...}, "memory": {...},
+                 "started", "finished"}],
+      "warnings": ["..."]
+    }
+
+The file is rewritten after every cell through a temporary file in the same folder and
+``os.replace``, so a crash or Ctrl-C leaves either the previous or the new version, never a
+broken file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import ConfigError
+
+SCHEMA_NAME = "dlbench.result"
+SCHEMA_VERSION = 1
+CELL_STATUSES = ("ok", "invalid", "failed")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Make NaN/inf JSON-safe (null) and convert NumPy scalars and arrays."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_jsonable(data), fh, indent=1, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the result document."""
+    text = (
+        resources.files("dlbench.execution")
+        .joinpath("schema/result-v1.json")
+        .read_text(encoding="utf-8")
+    )
+    return json.loads(text)
+
+
+def new_document(config: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
+    t = now()
+    return {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "created": t,
+        "updated": t,
+        "status": "running",
+        "config": config,
+        "environment": environment,
+        "model": {},
+        "dataset": {},
+        "backends": {},
+        "cells": [],
+        "warnings": [],
+    }
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a result file, checking that it is one."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Expected a dlbench result file at {p}. Received: no such file"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"Expected a dlbench result JSON file. {p} is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+        raise ConfigError(f"Expected a dlbench result file (schema {SCHEMA_NAME!r}). Received: {p}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(
+            f"Expected result schema version {SCHEMA_VERSION}. Received: {doc.get('schema_version')!r} in {p}"
+        )
+    return doc
+
+
+def upsert_cell(doc: dict[str, Any], record: dict[str, Any]) -> None:
+    """Insert ``record`` or replace the cell with the same id."""
+    cells = doc["cells"]
+    for i, c in enumerate(cells):
+        if c["id"] == record["id"]:
+            cells[i] = record
+            return
+    cells.append(record)
+
+
+def done_cell_ids(doc: dict[str, Any]) -> set[str]:
+    """Ids of cells that finished (ok or invalid): ``--resume`` skips them."""
+    return {c["id"] for c in doc.get("cells", []) if c.get("status") in ("ok", "invalid")}
+
+
+#: Config keys that must match for ``--resume`` to continue an earlier run.
+RESUME_KEYS = (
+    "model",
+    "dataset",
+    "split",
+    "precision",
+    "intra_op_threads",
+    "inter_op_threads",
+    "timing_mode",
+    "model_options",
+    "dataset_options",
+    "backend_options",
+)
+
+
+def check_resumable(doc: dict[str, Any], config: dict[str, Any]) -> None:
+    old = doc.get("config", {})
+    diffs = [k for k in RESUME_KEYS if old.get(k) != config.get(k)]
+    if diffs:
+        detail = "; ".join(f"{k}: file has {old.get(k)!r}, now {config.get(k)!r}" for k in diffs)
+        raise ConfigError(f"Cannot resume: the earlier run used different settings ({detail}).")

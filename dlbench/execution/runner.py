@@ -1,0 +1,615 @@
+"""Running a benchmark: one fresh worker process per (backend, device), results kept cell by cell.
+
+:func:`run` is the public entry point (``dlbench.run(config)``). The parent process never imports
+a framework: it loads the dataset and the ModelSpec, computes the numpy reference outputs for the
+parity check, then starts ``python -m dlbench.execution.worker`` for each backend and device with the thread
+settings in its environment. A worker that raises, crashes (even by a signal) or runs past
+``cell_timeout`` has its cell marked failed with the reason; a fresh worker continues with the
+cells that remain, and every finished cell is already in the result file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlbench.errors import ConfigError
+from dlbench.execution import environment
+from dlbench.execution import results as res
+from dlbench.execution.config import BenchmarkConfig, Cell, via_onnx_source
+
+#: Called as ``on_event(kind, payload)``; kinds: ``plan``, ``worker``, ``cell``, ``warning``.
+EventCallback = Callable[[str, dict[str, Any]], None]
+
+POLL_S = 0.05
+STDERR_TAIL = 2000
+
+
+def thread_env(intra: int, inter: int) -> dict[str, str]:
+    """Environment variables that fix every framework's thread pools before it is imported."""
+    env = {
+        "OMP_NUM_THREADS": str(intra),
+        "MKL_NUM_THREADS": str(intra),
+        "OPENBLAS_NUM_THREADS": str(intra),
+        "VECLIB_MAXIMUM_THREADS": str(intra),
+        "NUMEXPR_NUM_THREADS": str(intra),
+        "TF_NUM_INTRAOP_THREADS": str(intra),
+        "TF_NUM_INTEROP_THREADS": str(inter),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    }
+    # XLA:CPU has no intra-op knob other than turning Eigen's pool off (= 1 thread).
+    xla = os.environ.get("XLA_FLAGS", "")
+    if intra == 1 and "xla_cpu_multi_thread_eigen" not in xla:
+        xla = (xla + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    if xla:
+        env["XLA_FLAGS"] = xla
+    return env
+
+
+def load_model_spec(config: BenchmarkConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The ModelSpec named by ``config.model``: a saved spec file or a zoo entry."""
+    from dlbench import zoo
+    from dlbench.model.spec import ModelSpec
+
+    if config.model.endswith(".json") or os.sep in config.model:
+        path = Path(config.model)
+        if not path.exists():
+            raise ConfigError(f"Model file not found: {path}")
+        return ModelSpec.load(path)
+    opts = {"num_classes": num_classes, "input_shape": tuple(input_shape), "seed": config.seed}
+    opts.update(config.model_options)
+    return zoo.get(config.model, **opts)
+
+
+class WorkerProcess:
+    """One worker process (``python -m MODULE JOB.json``) and the events it has written so far.
+
+    The job gets an ``events`` path: the worker appends one JSON line per event there, so
+    everything it reported survives if it dies. Shared by the benchmark and training runners.
+    """
+
+    def __init__(
+        self,
+        job: dict[str, Any],
+        env: dict[str, str],
+        workdir: Path,
+        tag: str,
+        module: str = "dlbench.execution.worker",
+    ) -> None:
+        self.events_path = workdir / f"{tag}.events.jsonl"
+        self.stderr_path = workdir / f"{tag}.stderr.log"
+        job = {**job, "events": str(self.events_path)}
+        job_path = workdir / f"{tag}.job.json"
+        job_path.write_text(json.dumps(job), encoding="utf-8")
+        self._offset = 0
+        self._partial = ""
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in finish()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, str(job_path)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stderr,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
+
+    def new_events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        with open(self.events_path, encoding="utf-8") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read()
+            self._offset = fh.tell()
+        text = self._partial + chunk
+        lines = text.split("\n")
+        self._partial = lines.pop()  # an incomplete last line waits for the rest
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        self.proc.wait()
+
+    def exit_reason(self) -> str:
+        code = self.proc.returncode
+        if code is None:
+            return "worker still running"
+        if code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            return f"worker died from {sig}"
+        return f"worker exited with code {code}"
+
+    def stderr_tail(self) -> str:
+        self._stderr.flush()
+        try:
+            data = self.stderr_path.read_bytes()[-STDERR_TAIL:]
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace").strip()
+
+    def finish(self) -> None:
+        self._stderr.close()
+
+
+def _settings_warnings(doc: dict[str, Any]) -> list[str]:
+    """Warn when backends in one comparison differ on a setting that changes speed.
+
+    Only settings that mean the same thing in every framework are compared: the threads asked
+    for and the threads actually in force (a swapped intra/inter knob shows up there), precision,
+    determinism, and TF32 (among CUDA devices only: TF32 does nothing on a CPU). Compile modes
+    (torch eager/compile, TF function/XLA, JAX jit, ORT optimisation level) have no common scale:
+    they are recorded per backend, not compared. Each key may have per-framework aliases.
+    """
+    keys: dict[str, tuple[str, ...]] = {
+        "intra_op_threads": ("intra_op_threads",),
+        "inter_op_threads": ("inter_op_threads",),
+        "intra_op_threads_in_force": ("intra_op_threads_in_force",),
+        "inter_op_threads_in_force": ("inter_op_threads_in_force",),
+        "precision": ("precision",),
+        "deterministic": ("deterministic",),
+        "tf32": ("tf32", "allow_tf32_matmul"),
+    }
+    gpu_only = {"tf32"}
+    seen: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    for backend, per_device in doc["backends"].items():
+        for device, info in per_device.items():
+            settings = info.get("settings") or {}
+            for k, aliases in keys.items():
+                if k in gpu_only and not device.startswith("cuda"):
+                    continue
+                for alias in aliases:
+                    if alias in settings:
+                        seen[k][f"{backend}/{device}"] = settings[alias]
+                        break
+    out = []
+    for k, values in seen.items():
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            detail = ", ".join(f"{who}={v}" for who, v in sorted(values.items()))
+            out.append(f"Settings differ across backends for {k}: {detail}")
+    return out
+
+
+class _Run:
+    """The state of one benchmark run: its document, where it is saved, and its callbacks."""
+
+    def __init__(
+        self,
+        config: BenchmarkConfig,
+        doc: dict[str, Any],
+        out_path: Path | None,
+        emit: EventCallback,
+    ) -> None:
+        self.config = config
+        self.doc = doc
+        self.out_path = out_path
+        self.emit = emit
+
+    def save(self) -> None:
+        self.doc["updated"] = res.now()
+        if self.out_path is not None:
+            res.write_atomic(self.out_path, self.doc)
+
+    def warn(self, message: str) -> None:
+        if message not in self.doc["warnings"]:
+            self.doc["warnings"].append(message)
+            self.emit("warning", {"message": message})
+
+    def record(self, rec: dict[str, Any]) -> None:
+        """Store a finished (or failed) cell and save the document at once."""
+        res.upsert_cell(self.doc, rec)
+        self.save()
+        self.emit("cell", rec)
+
+    def fail(self, cell: Cell, error: str) -> None:
+        self.record(
+            {
+                **cell.to_dict(),
+                "status": "failed",
+                "error": error,
+                "settings": {},
+                "timing": None,
+                "metrics": {},
+                "validity": {"valid": False, "reasons": [error]},
+                "memory": {},
+            }
+        )
+
+
+def run(
+    config: BenchmarkConfig | dict[str, Any],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    on_event: EventCallback | None = None,
+    plugins: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run a benchmark and return the result document (also written to ``out`` if given).
+
+    Args:
+        config: A :class:`BenchmarkConfig` or a dict of its fields.
+        out: Result file, rewritten atomically after every cell.
+        resume: Continue the run in ``out``: cells already finished are skipped.
+        on_event: Progress callback (see :data:`EventCallback`).
+        plugins: Modules every worker imports first (to register third-party backends or
+            datasets that are not entry points).
+
+    Example:
+        >>> import dlbench
+        >>> doc = dlbench.run({"backends": ["numpy"], "scenarios": ["accuracy"]})  # doctest: +SKIP
+        >>> doc["cells"][0]["metrics"]["accuracy"]  # doctest: +SKIP
+    """
+    from dlbench import datasets
+    from dlbench.model.backend import get_backend
+
+    if isinstance(config, dict):
+        config = BenchmarkConfig.from_dict(config)
+    for module in plugins or []:
+        importlib.import_module(module)
+    from dlbench.registry import backends as backend_registry
+
+    missing_framework: dict[str, str] = {}
+    for name in config.resolved_backends():
+        source = via_onnx_source(name)
+        if source is not None:  # e.g. torch>onnxruntime: the exporter and onnxruntime
+            from dlbench.export.requirements import missing_message
+
+            message = missing_message(source)
+        else:
+            entry = backend_registry.entry(name)  # unknown name: RegistryError, a usage error
+            message = entry.missing_message()  # found without importing the framework
+        if message:
+            missing_framework[name] = message
+    cfg_dict = config.to_dict()
+    out_path = Path(out) if out is not None else None
+
+    if resume and out_path is None:
+        raise ConfigError("Expected an output file to resume from (--out). Received: none")
+    if resume and out_path.exists():
+        doc = res.load(out_path)
+        res.check_resumable(doc, cfg_dict)
+        doc["config"] = cfg_dict
+        doc["status"] = "running"
+    else:
+        doc = res.new_document(cfg_dict, environment.capture())
+    state = _Run(config, doc, out_path, on_event or (lambda kind, payload: None))
+
+    dataset = datasets.load(
+        config.dataset, root=config.dataset_root, split=config.split, **config.dataset_options
+    )
+    info = dataset.info
+    if info.synthetic:
+        state.warn(
+            f"Dataset {info.name!r} is synthetic: fine for timing, meaningless for accuracy."
+        )
+    spec = load_model_spec(config, info.input_shape, info.num_classes)
+    doc["dataset"] = info.to_dict()
+    doc["model"] = {"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()}
+
+    parity_indices = list(range(min(config.parity_samples, len(dataset))))
+    reference = (
+        get_backend("numpy")
+        .build(spec)
+        .predict(dataset.get_batch(np.asarray(parity_indices)).inputs)
+    )
+
+    cells = config.cells()
+    done = res.done_cell_ids(doc) if resume else set()
+    todo = [c for c in cells if c.id not in done]
+    state.emit(
+        "plan",
+        {"cells": [c.id for c in cells], "todo": [c.id for c in todo], "skipped": sorted(done)},
+    )
+    state.save()
+
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for c in todo:
+        groups.setdefault((c.backend, c.device), []).append(c)
+
+    env = {**os.environ, **thread_env(config.intra_op_threads, config.inter_op_threads)}
+    if plugins:
+        env["DLBENCH_WORKER_PLUGINS"] = ",".join(plugins)
+
+    interrupted = False
+    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
+        workdir = Path(tmp)
+        spec_path = workdir / "model.json"
+        spec.save(spec_path)
+        base_job = {
+            "config": cfg_dict,
+            "spec_path": str(spec_path),
+            "parity_indices": parity_indices,
+        }
+        exports: dict[str, dict[str, Any]] = {}
+        try:
+            for (backend, device), group_cells in groups.items():
+                source = via_onnx_source(backend)
+                if source is not None and backend not in missing_framework:
+                    if source not in exports:  # once per source, shared by every device
+                        exports[source] = export_onnx(config, source, spec_path, workdir, env)
+                    export = exports[source]
+                    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+                    binfo["export"] = export.get("report")
+                    if not export["ok"]:
+                        binfo.update({"status": "failed", "error": export["error"]})
+                        for c in group_cells:
+                            state.fail(c, export["error"])
+                        continue
+                    job = {
+                        **base_job,
+                        "backend": backend,
+                        "device": device,
+                        "onnx_path": export["path"],
+                        "export": export["report"],
+                    }
+                    _run_group(state, job, group_cells, reference, workdir, env)
+                    continue
+                if backend in missing_framework:
+                    doc["backends"].setdefault(backend, {})[device] = {
+                        "status": "failed",
+                        "error": missing_framework[backend],
+                    }
+                    for c in group_cells:
+                        state.fail(c, missing_framework[backend])
+                    continue
+                job = {**base_job, "backend": backend, "device": device}
+                _run_group(state, job, group_cells, reference, workdir, env)
+        except KeyboardInterrupt:
+            interrupted = True
+    for message in _settings_warnings(doc):
+        state.warn(message)
+    doc["status"] = "interrupted" if interrupted else "complete"
+    state.save()
+    if interrupted:
+        raise KeyboardInterrupt
+    return doc
+
+
+def export_onnx(
+    config: BenchmarkConfig, source: str, spec_path: Path, workdir: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """Export the spec from ``source`` in a short-lived ``python -m dlbench.export`` process.
+
+    Returns ``{"ok", "path", "report"}`` or ``{"ok": False, "error", "report"}``. The export
+    keeps a file that fails its own parity check (``--force``): the run's parity check against
+    the numpy reference flags it like any backend.
+    """
+    out = workdir / f"{source}.onnx"
+    report_path = workdir / f"{source}.export.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlbench.export",
+        "--spec",
+        str(spec_path),
+        "--from",
+        source,
+        "--out",
+        str(out),
+        "--json",
+        str(report_path),
+        "--tolerance",
+        repr(float(config.parity_tolerance)),
+        "--force",
+        "--quiet",
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=config.cell_timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "ok": False,
+            "error": f"ONNX export from {source} timed out after {config.cell_timeout:g} s",
+            "report": None,
+        }
+    data: dict[str, Any] = {}
+    if report_path.exists():
+        try:
+            data = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            data = {}
+    if proc.returncode != 0 or not out.exists() or "path" not in data:
+        tail = (proc.stderr or "").strip()[-STDERR_TAIL:]
+        why = data.get("error") or tail or f"exit code {proc.returncode}"
+        return {"ok": False, "error": f"ONNX export from {source} failed: {why}", "report": None}
+    keep = (
+        "source",
+        "exporter",
+        "opset",
+        "file_bytes",
+        "params",
+        "op_counts",
+        "parity",
+        "versions",
+        "export_seconds",
+        "dynamic_batch",
+    )
+    return {"ok": True, "path": str(out), "report": {k: data.get(k) for k in keep}}
+
+
+def _run_group(
+    state: _Run,
+    base_job: dict[str, Any],
+    cells: list[Cell],
+    reference: np.ndarray,
+    workdir: Path,
+    env: dict[str, str],
+) -> None:
+    """Run the cells of one (backend, device) in workers, restarting after a crash."""
+    from dlbench.analysis.parity import compare
+
+    config, doc = state.config, state.doc
+    backend, device = base_job["backend"], base_job["device"]
+    remaining = list(cells)
+    attempt = 0
+    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+    while remaining:
+        attempt += 1
+        tag = f"{backend}-{device.replace(':', '_')}-{attempt}"
+        job = {
+            **base_job,
+            "cells": [c.to_dict() for c in remaining],
+            "parity_path": str(workdir / f"{tag}.parity.npy"),
+        }
+        worker = WorkerProcess(job, env, workdir, tag)
+        state.emit(
+            "worker",
+            {"backend": backend, "device": device, "attempt": attempt, "pid": worker.proc.pid},
+        )
+        by_id = {c.id: c for c in remaining}
+        current: Cell | None = None
+        deadline = time.monotonic() + config.cell_timeout
+        finished_ok = timed_out = False
+        fatal: str | None = None
+        try:
+            while True:
+                exited = worker.proc.poll() is not None  # checked before reading: no event lost
+                for ev in worker.new_events():
+                    kind = ev["type"]
+                    deadline = time.monotonic() + config.cell_timeout
+                    if kind == "ready":
+                        binfo.update(
+                            {
+                                "status": "ok",
+                                "error": None,
+                                "versions": ev["versions"],
+                                "settings": ev["settings"],
+                                "build_time_s": ev["build_time_s"],
+                                "weight_bytes": ev.get("weight_bytes"),
+                            }
+                        )
+                        state.save()
+                    elif kind == "parity":
+                        out = np.load(ev["path"], allow_pickle=False)
+                        parity = _parity(compare, reference, out, config.parity_tolerance)
+                        binfo["parity"] = parity
+                        binfo["first_call_s"] = ev.get("first_call_s")
+                        if not parity["ok"]:
+                            state.warn(
+                                f"PARITY FAILED for {backend} on {device}: "
+                                f"{parity.get('reason') or ''}"
+                                f"max abs diff {parity.get('max_abs_diff')}, argmax agreement "
+                                f"{parity.get('argmax_agreement')}. Its timings compare a "
+                                "different computation."
+                            )
+                        state.save()
+                    elif kind == "fatal":
+                        fatal = ev["error"]
+                        binfo.update({"status": "failed", "error": fatal})
+                    elif kind == "start":
+                        current = by_id[ev["id"]]
+                    elif kind in ("cell", "cell_error"):
+                        cell = by_id[ev["id"]]
+                        if kind == "cell":
+                            state.record(_cell_record(cell, ev, binfo))
+                        else:
+                            state.fail(cell, ev["error"])
+                        remaining.remove(cell)
+                        current = None
+                    elif kind == "done":
+                        finished_ok = True
+                if finished_ok or fatal or exited:
+                    break
+                if time.monotonic() > deadline:
+                    worker.kill()
+                    where = f"cell {current.id}" if current else "building the model"
+                    reason = f"timed out after {config.cell_timeout:g} s ({where})"
+                    if current is None:
+                        fatal = reason
+                        binfo.update({"status": "failed", "error": reason})
+                    else:
+                        state.fail(current, reason)
+                        remaining.remove(current)
+                    timed_out = True
+                    break
+                time.sleep(POLL_S)
+        except BaseException:
+            worker.kill()
+            worker.finish()
+            raise
+        if finished_ok:
+            worker.proc.wait()
+        else:
+            worker.kill()
+        if fatal:
+            for c in list(remaining):
+                state.fail(c, f"{backend} on {device} could not start: {fatal}")
+            remaining.clear()
+        elif not finished_ok and not timed_out:
+            tail = worker.stderr_tail()
+            reason = worker.exit_reason() + (f"; last output: {tail[-500:]}" if tail else "")
+            if current is not None:
+                state.fail(current, reason)
+                remaining.remove(current)
+            else:
+                # Died outside any cell (during start-up): nothing more to gain by retrying.
+                binfo.update({"status": "failed", "error": reason})
+                for c in list(remaining):
+                    state.fail(c, reason)
+                remaining.clear()
+        worker.finish()
+
+
+def _parity(
+    compare: Any, reference: np.ndarray, out: np.ndarray, tolerance: float
+) -> dict[str, Any]:
+    if out.shape != reference.shape:
+        return {
+            "ok": False,
+            "tolerance": tolerance,
+            "max_abs_diff": None,
+            "max_rel_diff": None,
+            "argmax_agreement": None,
+            "reason": f"output shape {tuple(out.shape)} differs from the reference "
+            f"{tuple(reference.shape)}; ",
+        }
+    if not np.all(np.isfinite(out)):
+        return {
+            "ok": False,
+            "tolerance": tolerance,
+            "max_abs_diff": None,
+            "max_rel_diff": None,
+            "argmax_agreement": None,
+            "reason": "outputs contain NaN or inf; ",
+        }
+    return compare(reference, out, tolerance=tolerance)
+
+
+def _cell_record(cell: Cell, ev: dict[str, Any], binfo: dict[str, Any]) -> dict[str, Any]:
+    record = ev["record"]
+    validity = record.get("validity") or {"valid": True, "reasons": []}
+    return {
+        **cell.to_dict(),
+        "status": "ok" if validity.get("valid", True) else "invalid",
+        "error": None,
+        "settings": binfo.get("settings", {}),
+        "parity_ok": (binfo.get("parity") or {}).get("ok"),
+        **{k: v for k, v in record.items()},
+        "validity": validity,
+        "started": ev.get("started"),
+        "finished": ev.get("finished"),
+    }

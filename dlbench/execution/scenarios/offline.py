@@ -1,0 +1,81 @@
+"""The ``latency`` (single-stream) and ``throughput`` (offline) scenarios."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlbench.data.dataset import Dataset
+from dlbench.errors import ConfigError
+from dlbench.execution.measure import StopRule, time_model
+from dlbench.execution.memory import free_gpu_cache
+from dlbench.execution.scenarios._common import is_oom, timed_batch, timing_validity
+
+
+def latency(
+    model: Any,
+    dataset: Dataset,
+    *,
+    batch_size: int = 1,
+    timing_mode: str = "compute",
+    stop_rule: StopRule | None = None,
+    seed: int = 0,
+    clock: Any = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """Single-stream latency: batch 1, one query at a time.
+
+    Validity: at least ``min_iters`` calls and ``min_time`` seconds measured (and the
+    ``target_ci`` reached, when one is set).
+    """
+    if batch_size != 1:
+        raise ConfigError(f"Expected batch_size=1 for the latency scenario. Received: {batch_size}")
+    rule = stop_rule or StopRule()
+    kw = {"clock": clock} if clock is not None else {}
+    timing = time_model(model, timed_batch(dataset, 1, seed), timing_mode, stop_rule=rule, **kw)
+    return {"timing": timing.to_dict(), "metrics": {}, "validity": timing_validity(timing, rule)}
+
+
+def throughput(
+    model: Any,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    timing_mode: str = "compute",
+    stop_rule: StopRule | None = None,
+    seed: int = 0,
+    clock: Any = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """Offline throughput at one batch size (samples/s over the measured loop).
+
+    On an out-of-memory error the batch is halved and tried again (down to 1); the record says
+    so in ``oom`` and in the validity notes, and ``timing.batch_size`` is the batch measured.
+    Validity: as ``latency``.
+    """
+    rule = stop_rule or StopRule()
+    kw = {"clock": clock} if clock is not None else {}
+    size, failed = batch_size, []
+    while True:
+        error = None
+        try:
+            timing = time_model(
+                model, timed_batch(dataset, size, seed), timing_mode, stop_rule=rule, **kw
+            )
+            break
+        except Exception as exc:
+            if not is_oom(exc) or size == 1:
+                raise
+            error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+        # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
+        failed.append({"batch_size": size, "error": error})
+        free_gpu_cache()
+        size = max(1, size // 2)
+    out = {"timing": timing.to_dict(), "metrics": {}, "validity": timing_validity(timing, rule)}
+    if failed:
+        out["oom"] = {"requested_batch_size": batch_size, "batch_size": size, "failed": failed}
+        out["validity"]["notes"].insert(
+            0,
+            f"out of memory at batch {batch_size}: shrunk to batch {size} "
+            f"(tried {', '.join(str(f['batch_size']) for f in failed)})",
+        )
+    return out

@@ -1,0 +1,113 @@
+"""The model zoo: ModelSpecs with seeded, framework-independent initialisation.
+
+Built-in models are registered lazily in :data:`dlbench.registry.models` as ``"module:function"``
+strings; third-party packages add theirs through the ``dlbench.models`` entry-point group (the
+function must accept ``num_classes``, ``input_shape``, ``seed`` and return a ModelSpec).
+
+Example:
+    >>> from dlbench import zoo
+    >>> spec = zoo.get("mlp", input_shape=(1, 8, 8), num_classes=10)
+    >>> spec.stats()["params"]
+    17226
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from dlbench.errors import ConfigError, SpecError
+from dlbench.registry import models as _registry
+
+#: name -> (builder, default per-sample input shape)
+BUILTIN: dict[str, tuple[str, tuple[int, ...]]] = {
+    "mlp": ("dlbench.model.zoo.classic:mlp", (1, 8, 8)),
+    "lenet5": ("dlbench.model.zoo.classic:lenet5", (3, 32, 32)),
+    "resnet20": ("dlbench.model.zoo.resnet:resnet20", (3, 32, 32)),
+    "resnet56": ("dlbench.model.zoo.resnet:resnet56", (3, 32, 32)),
+    "resnet18": ("dlbench.model.zoo.resnet:resnet18", (3, 32, 32)),
+    "vgg11_bn": ("dlbench.model.zoo.classic:vgg11_bn", (3, 32, 32)),
+    "mobilenet_v2": ("dlbench.model.zoo.mobilenet:mobilenet_v2", (3, 32, 32)),
+    "vit_tiny": ("dlbench.model.zoo.vit:vit_tiny", (3, 32, 32)),
+    "lstm": ("dlbench.model.zoo.recurrent:lstm", (3, 32, 32)),
+    "digits_cnn": ("dlbench.model.zoo.digits:digits_cnn", (1, 8, 8)),
+}
+
+for _name, (_target, _) in BUILTIN.items():
+    if _name not in _registry:
+        _registry.register(_name, _target)
+
+
+def names() -> list[str]:
+    """Names of every model: the built-ins, then third-party ones (sorted)."""
+    extra = [n for n in _registry.names() if n not in BUILTIN]
+    return [*BUILTIN, *sorted(extra)]
+
+
+def get(
+    name: str,
+    num_classes: int = 10,
+    input_shape: tuple[int, ...] | None = None,
+    seed: int = 0,
+    **kw: Any,
+):
+    """Build the model ``name`` as a validated :class:`~dlbench.model.spec.ModelSpec`.
+
+    Args:
+        name: One of :func:`names`.
+        num_classes: Size of the output layer.
+        input_shape: Per-sample input shape (default: the model's own, see :func:`describe`).
+        seed: Seed of the NumPy initialisation (same seed, same weights, everywhere).
+        **kw: Model-specific options (e.g. ``softmax=True`` to output probabilities).
+
+    Example:
+        >>> get("resnet20").input_shape
+        (3, 32, 32)
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConfigError(
+            f"Expected `num_classes` to be a positive int. Received: num_classes={num_classes!r}"
+        )
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
+            raise ConfigError(
+                f"Expected `input_shape` to be a tuple of positive ints. Received: {input_shape!r}"
+            )
+    builder = _registry.get(name)
+    try:
+        spec = builder(num_classes=num_classes, input_shape=input_shape, seed=seed, **kw)
+    except TypeError as exc:
+        raise ConfigError(f"Model {name!r} rejected its options {sorted(kw)}: {exc}") from None
+    except SpecError as exc:
+        raise ConfigError(
+            f"Model {name!r} cannot be built with input_shape={input_shape}: {exc}"
+        ) from None
+    return spec.validate()
+
+
+@cache
+def _count(name: str) -> int:
+    return get(name).stats()["params"]
+
+
+def describe() -> list[dict[str, Any]]:
+    """One row per model: name, default input shape, parameter count, description."""
+    rows = []
+    for n in names():
+        default = BUILTIN.get(n, (None, None))[1]
+        try:
+            spec = get(n)
+            rows.append(
+                {
+                    "name": n,
+                    "input_shape": list(spec.input_shape),
+                    "params": _count(n),
+                    "description": spec.metadata.get("description", ""),
+                }
+            )
+        except Exception as exc:  # a broken third-party model must not break the listing
+            rows.append(
+                {"name": n, "input_shape": default, "params": None, "description": str(exc)}
+            )
+    return rows
