@@ -12,6 +12,7 @@ from rich.console import Console
 
 from dlbench import zoo
 from dlbench.analysis import parity
+from dlbench.cli import parity as parity_cli
 from dlbench.model.backend import Backend, Model
 from dlbench.registry import backends as backend_registry
 
@@ -48,11 +49,12 @@ def test_compare_tolerance_is_relative_to_scale() -> None:
 
 
 def test_compare_near_tie_counts_as_agreement() -> None:
-    ref = np.array([[1.0, 1.0 + 1e-7]])
-    out = np.array([[1.0 + 2e-7, 1.0 + 1e-7]])
+    # the second sample is not a near-tie, so the reference can rank something (informative)
+    ref = np.array([[1.0, 1.0 + 1e-7], [0.0, 1.0]])
+    out = np.array([[1.0 + 2e-7, 1.0 + 1e-7], [0.0, 1.0]])
     r = parity.compare(ref, out)
-    assert r["argmax_agreement"] == 1.0 and r["ok"]
-    assert r["argmax_agreement_strict"] == 0.0 and r["argmax_near_ties"] == 1
+    assert r["argmax_agreement"] == 1.0 and r["ok"] and r["informative"]
+    assert r["argmax_agreement_strict"] == 0.5 and r["argmax_near_ties"] == 1
 
 
 def test_compare_near_ties_counted_and_strict_reported_separately() -> None:
@@ -79,7 +81,7 @@ def test_compare_near_tie_bound_is_relative_to_output_scale() -> None:
     assert r["argmax_near_ties"] == 1  # 0.05 apart: a near-tie; 0.2 apart: a real disagreement
     assert r["argmax_agreement"] == 0.5 and r["argmax_agreement_strict"] == 0.0
     assert not r["ok"]
-    # scale below 1 is taken as 1: 5e-5 apart is within 1e-4
+    # the scale is the reference's own (0.50005 here): 5e-5 apart is within 1e-4 x 0.50005
     small = np.array([[0.5, 0.5 + 5e-5]])
     r = parity.compare(small, small[:, ::-1])
     assert r["argmax_near_ties"] == 1 and r["argmax_agreement"] == 1.0
@@ -97,9 +99,9 @@ def test_compare_scalar_and_mismatched_outputs_have_the_argmax_keys() -> None:
 
 def test_format_rows_shows_near_ties() -> None:
     rec = {"backend": "x", "mode": None, "max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": True}
-    row = parity.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 2}])[0]
+    row = parity_cli.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 2}])[0]
     assert row[4] == "100.0% (2 near-ties)"
-    row = parity.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 0}])[0]
+    row = parity_cli.format_rows([{**rec, "argmax_agreement": 1.0, "argmax_near_ties": 0}])[0]
     assert row[4] == "100.0%"
 
 
@@ -175,9 +177,9 @@ def test_check_with_given_batch_and_options() -> None:
 
 def test_cli_main_table(broken_backend) -> None:
     console = Console(file=io.StringIO(), width=140, record=True)
-    assert parity.cli_main("mlp", ["numpy"], 32, "cpu", console) == 0
+    assert parity_cli.cli_main("mlp", ["numpy"], 32, "cpu", console) == 0
     text = console.export_text()
     assert "max abs diff" in text and "ok" in text
     console = Console(file=io.StringIO(), width=140, record=True)
-    assert parity.cli_main("mlp", ["numpy", broken_backend], 32, "cpu", console) == 1
+    assert parity_cli.cli_main("mlp", ["numpy", broken_backend], 32, "cpu", console) == 1
     assert "PARITY FAILED" in console.export_text()

@@ -1,9 +1,12 @@
 """Parity: do two backends compute the same function? Checked before anyone compares speed.
 
 Every backend's output on a fixed batch is compared with the float64 NumPy reference
-(:mod:`dlbench.backends.numpy`): maximum absolute difference, maximum relative difference, and
-argmax agreement. A backend is *ok* when ``max_abs_diff <= tolerance * output_scale`` (with
-``output_scale = max(1, max|reference|)``) and the argmax agrees on every sample.
+(:mod:`dlbench.backends.numpy`): maximum absolute difference, maximum relative difference, cosine
+similarity, relative L2 error and argmax agreement. The bound is relative to the reference's own
+scale: ``output_scale = max(max|reference|, SCALE_FLOOR)``, with the floor (float32 epsilon) only
+there to keep an all-zero reference from dividing by zero. A backend is *ok* when
+``max_abs_diff <= tolerance * output_scale``, the argmax agrees on every sample, and the reference
+is *informative*.
 
 Argmax agreement counts a sample as agreeing when both argmaxes are the same class, or when the
 reference itself cannot tell them apart (their reference values differ by at most
@@ -12,11 +15,22 @@ legitimately break a near-tie the other way. How many samples agreed only throug
 recorded (``argmax_near_ties``), and exact agreement is reported on its own
 (``argmax_agreement_strict``), so a near-tie is never silently counted as a match.
 
+A reference that cannot tell right from wrong is *not informative*: its outputs are constant (a
+constant output would pass), the same for every input of the batch (an output that ignores its
+input would pass), below float32 epsilon in magnitude, or every sample's top two classes are a
+near-tie (any argmax would pass). An output that agrees with such a reference gets
+``ok: False, informative: False`` and a ``reason``: not ok, but not a failure either.
+:func:`failed` is the one rule callers use: ``not ok`` and ``informative`` (a disagreement is
+always informative).
+
 Example:
     >>> import numpy as np
     >>> ref = np.array([[0.1, 0.9], [0.8, 0.2]])
     >>> compare(ref, ref.astype(np.float32))["ok"]
     True
+    >>> r = compare(np.full((4, 10), 0.1), np.full((4, 10), 0.1))
+    >>> r["ok"], r["informative"], failed(r)
+    (False, False, False)
 """
 
 from __future__ import annotations
@@ -31,6 +45,63 @@ from dlbench.errors import BackendError
 
 DEFAULT_TOLERANCE = 1e-4
 REFERENCE = "numpy"
+#: The smallest output scale compared against (float32 epsilon); a reference below it in
+#: magnitude is not informative.
+SCALE_FLOOR = float(np.finfo(np.float32).eps)
+
+
+def failed(record: dict[str, Any] | None) -> bool:
+    """True when a parity record is a failure: not ok, and not merely *not informative*.
+
+    Records written before ``informative`` existed count as informative. ``None`` (never
+    checked) is not a failure.
+    """
+    if record is None:
+        return False
+    return not record.get("ok") and record.get("informative", True) is not False
+
+
+def status(record: dict[str, Any] | None) -> str:
+    """``"not checked"``, ``"ok"``, ``"not informative"``, ``"error"`` or ``"mismatch"``."""
+    if record is None:
+        return "not checked"
+    if record.get("ok"):
+        return "ok"
+    if record.get("informative", True) is False:
+        return "not informative"
+    return "error" if record.get("error") else "mismatch"
+
+
+def _uninformative_reason(ref: np.ndarray, bound: float, near_ties: int, rows: int) -> str | None:
+    """Why ``ref`` cannot tell a right output from a wrong one, or None when it can."""
+    if ref.size == 0:
+        return "the reference output is empty"
+    peak = float(np.abs(ref).max())
+    if peak < SCALE_FLOOR:
+        return (
+            f"the reference outputs are all below float32 epsilon in magnitude (max |ref| "
+            f"{peak:.3g}): too small to compare"
+        )
+    spread = float(np.ptp(ref))
+    if spread <= 2 * bound:
+        return (
+            f"the reference output is constant (all values within {spread:.3g} of each other, "
+            f"the bound is {bound:.3g}): a constant output would pass"
+        )
+    if ref.ndim >= 1 and ref.shape[0] >= 2:
+        per_input = float(np.ptp(ref, axis=0).max())
+        if per_input <= 2 * bound:
+            return (
+                f"the reference output is the same for every input of the batch (spread "
+                f"{per_input:.3g}, the bound is {bound:.3g}): an output that ignores its input "
+                "would pass"
+            )
+    if rows and near_ties == rows:
+        return (
+            f"every sample's top two reference classes are within the bound {bound:.3g}: argmax "
+            "agreement cannot be checked"
+        )
+    return None
 
 
 def compare(
@@ -39,13 +110,21 @@ def compare(
     """Compare a backend's ``output`` with the ``reference`` output; JSON-safe result.
 
     Returns:
-        ``{"max_abs_diff", "max_rel_diff", "output_scale", "argmax_agreement",
-        "argmax_agreement_strict", "argmax_near_ties", "tolerance", "ok"}``. ``max_rel_diff`` is
-        ``max(|out - ref| / max(|ref|, output_scale * 1e-6))``. Argmaxes are taken over the last
-        axis (agreement 1.0 for scalar outputs): ``argmax_agreement`` is the fraction of samples
-        whose argmax is the same or a near-tie of the reference (reference values within
-        ``tolerance * output_scale``), ``argmax_agreement_strict`` the fraction with the same
-        argmax, ``argmax_near_ties`` the number of samples that agree only as near-ties.
+        ``{"max_abs_diff", "max_rel_diff", "output_scale", "cosine_similarity",
+        "rel_l2_error", "argmax_agreement", "argmax_agreement_strict", "argmax_near_ties",
+        "tolerance", "informative", "ok"}``, plus ``reason`` when the reference is not
+        informative and ``error`` when the output cannot be compared. ``output_scale`` is
+        ``max(max|ref|, SCALE_FLOOR)``; ``max_rel_diff`` is
+        ``max(|out - ref| / max(|ref|, output_scale * 1e-6))``; ``cosine_similarity`` is
+        ``<out, ref> / (|out| |ref|)`` over the whole batch (None when either is all zeros);
+        ``rel_l2_error`` is ``|out - ref| / |ref|`` (None for an all-zero reference). Argmaxes
+        are taken over the last axis (agreement 1.0 for scalar outputs): ``argmax_agreement`` is
+        the fraction of samples whose argmax is the same or a near-tie of the reference
+        (reference values within ``tolerance * output_scale``), ``argmax_agreement_strict`` the
+        fraction with the same argmax, ``argmax_near_ties`` the number of samples that agree only
+        as near-ties. ``ok`` is True only when the output is within the bound, every argmax
+        agrees and the reference is informative; ``informative`` is False only when the output
+        agreed with a reference that cannot tell right from wrong (see :func:`failed`).
     """
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(output, dtype=np.float64)
@@ -54,15 +133,19 @@ def compare(
             "max_abs_diff": None,
             "max_rel_diff": None,
             "output_scale": None,
+            "cosine_similarity": None,
+            "rel_l2_error": None,
             "argmax_agreement": 0.0,
             "argmax_agreement_strict": 0.0,
             "argmax_near_ties": 0,
             "tolerance": float(tolerance),
+            "informative": True,
             "ok": False,
             "error": f"shape mismatch: reference {ref.shape}, output {out.shape}",
         }
     finite = bool(np.isfinite(out).all())
-    scale = float(max(1.0, np.abs(ref).max(initial=0.0)))
+    scale = float(max(SCALE_FLOOR, np.abs(ref).max(initial=0.0)))
+    cosine = rel_l2 = None
     if ref.size == 0:
         abs_diff = rel_diff = 0.0
     elif not finite:
@@ -71,31 +154,48 @@ def compare(
         diff = np.abs(out - ref)
         abs_diff = float(diff.max())
         rel_diff = float((diff / np.maximum(np.abs(ref), scale * 1e-6)).max())
+        # norms on the scaled arrays: no overflow or underflow at any output scale
+        r, o = ref.ravel() / scale, out.ravel() / scale
+        nr, no = float(np.linalg.norm(r)), float(np.linalg.norm(o))
+        if nr > 0 and no > 0:
+            cosine = float(np.clip(np.dot(r, o) / (nr * no), -1.0, 1.0))
+        if nr > 0:
+            rel_l2 = float(np.linalg.norm(o - r) / nr)
     bound = tolerance * scale  # one bound for the values and for near-ties
+    rows = 0
     if ref.ndim >= 1 and ref.shape[-1] > 1 and ref.size:
         r2 = ref.reshape(-1, ref.shape[-1])
         o2 = out.reshape(-1, out.shape[-1])
         ra = r2.argmax(axis=1)
         oa = np.nan_to_num(o2, nan=-np.inf).argmax(axis=1)
-        rows = np.arange(len(r2))
+        idx = np.arange(len(r2))
         same = ra == oa
-        near_tie = ~same & (np.abs(r2[rows, ra] - r2[rows, oa]) <= bound)
+        near_tie = ~same & (np.abs(r2[idx, ra] - r2[idx, oa]) <= bound)
         agreement = float(np.mean(same | near_tie))
         strict = float(np.mean(same))
         near_ties = int(near_tie.sum())
+        # how many samples the reference itself cannot rank: top two within the bound
+        top2 = np.sort(r2, axis=1)[:, -2:]
+        ref_ties = int(np.sum(top2[:, 1] - top2[:, 0] <= bound))
+        rows = len(r2)
     else:
         agreement = strict = 1.0
-        near_ties = 0
-    ok = finite and abs_diff <= bound and agreement == 1.0
+        near_ties = ref_ties = 0
+    agreed = finite and abs_diff <= bound and agreement == 1.0
+    reason = _uninformative_reason(ref, bound, ref_ties, rows) if agreed else None
     return {
         "max_abs_diff": abs_diff if math.isfinite(abs_diff) else None,
         "max_rel_diff": rel_diff if math.isfinite(rel_diff) else None,
         "output_scale": scale,
+        "cosine_similarity": cosine,
+        "rel_l2_error": rel_l2,
         "argmax_agreement": agreement,
         "argmax_agreement_strict": strict,
         "argmax_near_ties": near_ties,
         "tolerance": float(tolerance),
-        "ok": bool(ok),
+        "informative": reason is None,
+        "ok": bool(agreed and reason is None),
+        **({} if reason is None else {"reason": f"parity not informative: {reason}"}),
         **({} if finite else {"error": "output has NaN or infinite values"}),
     }
 
@@ -184,7 +284,10 @@ def check(
                     "argmax_agreement": None,
                     "argmax_agreement_strict": None,
                     "argmax_near_ties": None,
+                    "cosine_similarity": None,
+                    "rel_l2_error": None,
                     "tolerance": float(tolerance),
+                    "informative": True,
                     "ok": False,
                     "error": f"{type(exc).__name__}: {exc}",
                 }
@@ -201,77 +304,3 @@ def _jsonable(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     return str(v)
-
-
-def format_rows(records: list[dict[str, Any]]) -> list[list[str]]:
-    """Table rows (backend, mode, max abs diff, max rel diff, argmax, status); the argmax cell
-    says how many samples agreed only as near-ties of the reference."""
-    rows = []
-    for r in records:
-
-        def num(v: Any) -> str:
-            return "-" if v is None else f"{v:.2e}"
-
-        agree = r.get("argmax_agreement")
-        ties = r.get("argmax_near_ties") or 0
-        agree_text = "-" if agree is None else f"{agree:.1%}"
-        if ties:
-            agree_text += f" ({ties} near-tie{'s' if ties > 1 else ''})"
-        status = "ok" if r.get("ok") else ("ERROR" if r.get("error") else "MISMATCH")
-        rows.append(
-            [
-                r["backend"],
-                str(r.get("mode") or "-"),
-                num(r.get("max_abs_diff")),
-                num(r.get("max_rel_diff")),
-                agree_text,
-                status,
-            ]
-        )
-    return rows
-
-
-def cli_main(
-    model: str,
-    backends: list[str] | None,
-    batch_size: int,
-    device: str,
-    console: Any,
-) -> int:
-    """``dlbench parity``: print a table of every backend against the reference.
-
-    Returns 0 when every backend is within tolerance, 1 otherwise (mismatches and errors are
-    printed loudly, with the error message).
-    """
-    from rich.table import Table
-
-    from dlbench import zoo
-    from dlbench.model.backend import available_backends
-
-    if backends is None:
-        backends = [b for b in available_backends() if b != REFERENCE]
-    if batch_size < 1:
-        raise BackendError(f"Expected `batch_size` to be a positive int. Received: {batch_size}")
-    spec = zoo.get(model)
-    console.print(
-        f"Parity of [bold]{spec.name}[/] (fingerprint {spec.fingerprint()[:12]}) on a batch of "
-        f"{batch_size} against the float64 {REFERENCE} reference, device {device}"
-    )
-    records = check(spec, backends, batch_size=batch_size, device=device)
-    tol = records[0]["tolerance"] if records else DEFAULT_TOLERANCE
-    table = Table(title=f"parity: {spec.name} (ok when max abs diff <= {tol:g} x output scale)")
-    for col in ("backend", "mode", "max abs diff", "max rel diff", "argmax agree", "status"):
-        table.add_column(col, justify="right" if "diff" in col or "agree" in col else "left")
-    for r, row in zip(records, format_rows(records)):
-        style = None if r.get("ok") else "bold red"
-        table.add_row(*row, style=style)
-    console.print(table)
-    bad = [r for r in records if not r.get("ok")]
-    for r in bad:
-        why = r.get("error") or (
-            f"max abs diff {r['max_abs_diff']} > {r['tolerance']} x scale {r['output_scale']}"
-            f", argmax agreement {r['argmax_agreement']} (strict "
-            f"{r.get('argmax_agreement_strict')})"
-        )
-        console.print(f"[bold red]PARITY FAILED[/] {r['backend']} ({r.get('mode')}): {why}")
-    return 0 if records and not bad else 1

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dlbench.cli.args import make_console
 from dlbench.export.requirements import EXPORTERS, SOURCES
 
 
@@ -96,7 +97,7 @@ def print_report(report: Any, console: Any) -> None:
     """The graph summary and the parity table."""
     from rich.table import Table
 
-    from dlbench.analysis.parity import format_rows
+    from dlbench.cli.parity import format_rows
 
     s = report.summary
     shape = lambda io: ", ".join(  # noqa: E731
@@ -155,3 +156,14 @@ def cli_main(args: argparse.Namespace, console: Any) -> int:
     else:
         console.print(f"Exported [cyan]{report.path}[/]")
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    exp = sub.add_parser(
+        "export", help="export a model to ONNX from torch, tensorflow or jax; check it in ORT"
+    )
+    add_arguments(exp)
+
+
+def command(args: argparse.Namespace) -> int:
+    return cli_main(args, make_console())

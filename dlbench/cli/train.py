@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, make_console
 from dlbench.train.runner import fold_metrics, summarize_folds
 
 
@@ -93,3 +97,99 @@ def print_training(doc: dict[str, Any], console: Console) -> None:
 
 
 __all__ = ["fold_metrics", "print_training"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser(
+        "train", help="train the same model in torch, tensorflow and jax; compare cost and curves"
+    )
+    tr.add_argument("--model", default="digits_cnn", help="zoo model or saved spec .json")
+    tr.add_argument("--dataset", default="digits", help="classification dataset (train/test)")
+    tr.add_argument("--dataset-root", help="where the dataset's files are")
+    tr.add_argument("--backends", type=csv, help="torch,tensorflow,jax (default: installed)")
+    tr.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--optimizer", help="sgd or adam")
+    tr.add_argument("--lr", type=float, help="peak learning rate")
+    tr.add_argument("--momentum", type=float, help="SGD momentum")
+    tr.add_argument("--weight-decay", type=float, help="coupled L2 added to the gradient")
+    tr.add_argument("--schedule", help="constant, step or cosine")
+    tr.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
+    tr.add_argument("--folds", type=int, help="K-fold cross-validation on the train split")
+    tr.add_argument("--val-fraction", type=float, help="held-out validation share (no folds)")
+    tr.add_argument("--target-accuracy", type=float, help="test accuracy timed to (0..1)")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--threads", dest="intra_op_threads", type=int, help="intra-op threads")
+    tr.add_argument("--timeout", type=float, default=3600.0, help="seconds without progress")
+    tr.add_argument("--out", help="result file (default dlbench-results/train-<time>.json)")
+    tr.add_argument("--save-weights", metavar="DIR", help="save each backend's trained spec here")
+    tr.add_argument("--quiet", "-q", action="store_true", help="no per-epoch lines")
+
+
+def command(args: argparse.Namespace) -> int:
+    from dlbench.train import TrainConfig, train
+
+    console = make_console()
+    keys = (
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "schedule",
+        "warmup_epochs",
+        "folds",
+        "val_fraction",
+        "target_accuracy",
+        "seed",
+        "intra_op_threads",
+    )
+    config = TrainConfig.from_dict(
+        {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("dlbench-results") / f"train-{datetime.now():%Y%m%d-%H%M%S}.json"
+    )
+
+    def on_event(kind: str, p: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        if kind == "epoch":
+            r = p["row"]
+            val = f", val {100 * r['val_accuracy']:.1f}%" if "val_accuracy" in r else ""
+            test = f", test {100 * r['test_accuracy']:.1f}%" if "test_accuracy" in r else ""
+            console.print(
+                f"  {p['backend']} fold {p['fold'] + 1} epoch {p['epoch'] + 1}: "
+                f"train loss {r['train_loss']:.4f} acc {100 * r['train_accuracy']:.1f}%{val}{test} "
+                f"({r['epoch_time_s']:.2f} s)"
+            )
+        elif kind == "backend" and p.get("status") != "ok":
+            console.print(f"[red]{p['backend']} failed:[/] {p.get('error')}")
+
+    console.print(
+        f"[bold]dlbench train[/]: model [cyan]{args.model}[/] on [cyan]{args.dataset}[/], "
+        f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
+        f"{config.intra_op_threads} intra-op threads"
+    )
+    doc = train(
+        config,
+        model=args.model,
+        dataset=args.dataset,
+        backends=args.backends,
+        device=args.device,
+        dataset_root=args.dataset_root,
+        out=out,
+        save_weights=args.save_weights,
+        timeout=args.timeout,
+        on_event=on_event,
+    )
+    print_training(doc, console)
+    console.print(f"Results: {out}")
+    if args.save_weights:
+        console.print(f"Trained weights: {args.save_weights}")
+    failed = [b for b, i in doc["backends"].items() if i.get("status") != "ok"]
+    return EXIT_FAILED if failed else EXIT_OK

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from dlbench.data.check import check, cli_main
+from dlbench.cli.data import cli_main
+from dlbench.data.check import check
 from dlbench.data.dataset import ArrayDataset, DatasetInfo
 
 

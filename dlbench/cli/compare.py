@@ -1,0 +1,163 @@
+"""``dlbench compare``: two result files cell by cell; exit 1 on a regression."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dlbench.analysis.compare import CellChange, Comparison
+from dlbench.cli.args import EXIT_FAILED, EXIT_OK, make_console
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    cmp_ = sub.add_parser("compare", help="compare two result files (exit 1 on a regression)")
+    cmp_.add_argument("a", help="baseline result file")
+    cmp_.add_argument("b", help="result file to check against the baseline")
+    cmp_.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp_.add_argument("--force", action="store_true", help="compare runs that are not comparable")
+    cmp_.add_argument("--json", dest="json_out", help="also write the comparison as JSON here")
+
+
+def command(args: argparse.Namespace) -> int:
+    from dlbench.analysis import compare
+
+    result = compare.compare(
+        args.a,
+        args.b,
+        threshold=compare.parse_threshold(args.threshold),
+        alpha=args.alpha,
+        force=args.force,
+    )
+    print_comparison(result, make_console())
+    if args.json_out:
+        from dlbench.execution.results import write_atomic
+
+        write_atomic(args.json_out, result.to_dict())
+    return EXIT_FAILED if result.regressions else EXIT_OK
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:+.1f}%"
+
+
+def _coloured_change(c: CellChange, key: str, *, higher_is_better: bool = False) -> str:
+    """The relative change of statistic ``key``, red/green when the cell is flagged."""
+    ch = (c.stats.get(key) or {}).get("change")
+    text = _pct(ch)
+    if ch is None or c.verdict not in ("regression", "improvement"):
+        return text
+    worse = ch < 0 if higher_is_better else ch > 0
+    return f"[{'red' if worse else 'green'}]{text}[/]"
+
+
+def print_comparison(result: Comparison, console: Any) -> None:
+    """A rich table of every matched cell, then a one-paragraph verdict."""
+    from rich.table import Table
+
+    from dlbench.report.table import fmt_rate, fmt_time
+
+    if result.forced:
+        console.print("[bold yellow]Forced comparison of runs that are not comparable:[/]")
+        for d in result.unfair:
+            console.print(f"  [yellow]- {d}[/]")
+    for n in result.notes:
+        console.print(f"[dim]note: {n}[/]")
+    table = Table(
+        title=f"{result.b} vs baseline {result.a} "
+        f"(threshold {result.threshold * 100:g}%, alpha {result.alpha:g})"
+    )
+    for col in (
+        "cell",
+        "median a",
+        "median b",
+        "p50",
+        "p90",
+        "p99",
+        "throughput",
+        "p-value",
+        "verdict",
+    ):
+        table.add_column(col, justify="left" if col in ("cell", "verdict") else "right")
+    style = {
+        "regression": "bold red",
+        "improvement": "bold green",
+        "within threshold": "yellow",
+        "unchanged": "dim",
+        "failed": "red",
+    }
+    for c in result.changes:
+        s = c.stats
+        verdict = f"[{style[c.verdict]}]{c.verdict}[/]"
+        if c.ratio_ci:
+            verdict += f" [dim](x{c.ratio:.3f}, CI {c.ratio_ci[0]:.3f}-{c.ratio_ci[1]:.3f})[/]"
+        if c.metrics:
+            verdict += " " + ", ".join(
+                f"{k} {m['a']:.4g}->{m['b']:.4g}" for k, m in c.metrics.items() if k == "accuracy"
+            )
+        if c.notes:
+            verdict += " [dim]" + "; ".join(c.notes) + "[/]"
+        med = s.get("median") or {}
+
+        tp = s.get("throughput") or {}
+        tput = _pct(tp.get("change")) if tp else "-"
+        if tp.get("b") is not None:
+            tput = f"{_coloured_change(c, 'throughput', higher_is_better=True)} ({fmt_rate(tp.get('b'))})"
+        table.add_row(
+            c.cell,
+            fmt_time(med.get("a")),
+            fmt_time(med.get("b")),
+            _coloured_change(c, "median"),
+            _coloured_change(c, "p90"),
+            _coloured_change(c, "p99"),
+            tput,
+            "-" if c.p_value is None else f"{c.p_value:.2g}",
+            verdict,
+        )
+    console.print(table)
+    if result.only_in_a:
+        console.print(f"[dim]only in a: {', '.join(result.only_in_a)}[/]")
+    if result.only_in_b:
+        console.print(f"[dim]only in b: {', '.join(result.only_in_b)}[/]")
+    console.print(summary_sentence(result))
+    if result.regressed_backends:
+        console.print(f"[bold red]Regressed:[/] {', '.join(result.regressed_backends)}")
+
+
+def summary_sentence(result: Comparison) -> str:
+    """``2 regressions (torch/cpu/latency/bs1 +31%, ...), 0 improvements, 7 unchanged.``"""
+
+    def describe(c: CellChange) -> str:
+        if c.ratio is not None and c.verdict in ("regression", "improvement"):
+            return f"{c.cell} {(c.ratio - 1) * 100:+.1f}%"
+        if c.metrics:
+            return (
+                c.cell
+                + " "
+                + ", ".join(
+                    f"{k} {m['delta'] * 100:+.2f} pt" for k, m in c.metrics.items() if m["delta"]
+                )
+            )
+        return f"{c.cell} ({'; '.join(c.notes)})"
+
+    reg, imp = result.regressions, result.improvements
+    rest = len(result.changes) - len(reg) - len(imp)
+    parts = []
+    if reg:
+        parts.append(
+            f"[bold red]{len(reg)} regression{'s' if len(reg) != 1 else ''}[/] "
+            f"({', '.join(describe(c) for c in reg)})"
+        )
+    else:
+        parts.append("[bold green]no regression[/]")
+    if imp:
+        parts.append(
+            f"[green]{len(imp)} improvement{'s' if len(imp) != 1 else ''}[/] "
+            f"({', '.join(describe(c) for c in imp)})"
+        )
+    else:
+        parts.append("no improvement")
+    parts.append(
+        f"{rest} cell{'s' if rest != 1 else ''} without a significant change beyond the threshold"
+    )
+    return "; ".join(parts) + "."
