@@ -28,8 +28,8 @@ def command(args: argparse.Namespace) -> int:
         from dlbench.execution.scenarios import SCENARIOS
 
         table = Table("scenario", "what it measures")
-        for name, fn in SCENARIOS.items():
-            table.add_row(name, (fn.__doc__ or "").strip().splitlines()[0])
+        for name, scenario in SCENARIOS.items():
+            table.add_row(name, scenario.summary)
         console.print(table)
         return EXIT_OK
     if what == "models":

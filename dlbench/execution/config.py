@@ -29,18 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import ConfigError
+from dlbench.execution import scenarios as scenario_registry
 from dlbench.execution.measure import MODES, StopRule
+from dlbench.export.requirements import SOURCES as _EXPORT_SOURCES
 from dlbench.model.backend import parse_device
+from dlbench.options import strict_from_dict
+from dlbench.registry import VIA
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-SCENARIOS = ("latency", "throughput", "server", "accuracy")
-#: Frameworks a model can be exported to ONNX from, and the separator of a via-ONNX backend name.
-EXPORT_SOURCES = ("torch", "tensorflow", "jax")
-VIA = ">"
+#: Backends a model can be exported to ONNX from (a live view of the registry: those whose
+#: manifest declares ``export``), and the separator of a via-ONNX (composite) backend name.
+EXPORT_SOURCES = _EXPORT_SOURCES
 PRECISIONS = ("float32",)
 DEFAULT_SCENARIOS = ("latency", "throughput", "accuracy")
 
@@ -63,9 +66,19 @@ class Cell:
 
 
 def via_onnx_source(backend: str) -> str | None:
-    """``"torch"`` for ``"torch>onnxruntime"``; None for a backend that is not via ONNX."""
-    src, sep, target = backend.partition(VIA)
-    return src if sep and target == "onnxruntime" and src in EXPORT_SOURCES else None
+    """``"torch"`` for ``"torch>onnxruntime"``; None for a backend that is not via ONNX (a
+    composite backend resolved by the registry: an export source, then the ONNX runtime)."""
+    from dlbench.registry import backends
+
+    parts = backends.composite_parts(backend)
+    return parts[0] if parts is not None else None
+
+
+def onnx_runtime() -> str:
+    """The backend that runs ONNX files (the target of ``--via-onnx`` rows)."""
+    from dlbench.registry import backends
+
+    return backends.onnx_runtime() or "onnxruntime"
 
 
 def default_threads() -> int:
@@ -185,8 +198,10 @@ class BenchmarkConfig:
             parse_device(d)
         need_list("scenarios", str)
         for s in self.scenarios:
-            if s not in SCENARIOS:
-                raise ConfigError(f"Expected scenarios from {SCENARIOS}. Received: {s!r}")
+            if s not in scenario_registry.SCENARIOS:
+                raise ConfigError(
+                    f"Expected scenarios from {tuple(scenario_registry.names())}. Received: {s!r}"
+                )
         need_list("batch_sizes", int)
         for b in self.batch_sizes:
             need_int("batch_sizes item", b)
@@ -229,7 +244,7 @@ class BenchmarkConfig:
                     f"Expected backend_options.{b} to be a table/dict. Received: {opts!r}"
                 )
             uses_ort = self.via_onnx or any(VIA in x for x in self.backends or [])
-            if b == "onnxruntime" and uses_ort:
+            if b == onnx_runtime() and uses_ort:
                 continue  # the via-ONNX rows run with onnxruntime's options
             if self.backends is not None and b not in self.backends:
                 raise ConfigError(
@@ -257,11 +272,7 @@ class BenchmarkConfig:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown config key(s) {unknown}. Expected some of: {sorted(known)}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "config key")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> BenchmarkConfig:
@@ -281,6 +292,20 @@ class BenchmarkConfig:
     def stop(self) -> StopRule:
         return StopRule.from_dict(self.stop_rule)
 
+    def scenario_options(self, name: str) -> Any:
+        """The options of scenario ``name`` for this run, and only those (its own dataclass)."""
+        scenario = scenario_registry.get(name)
+        shared = {
+            "timing_mode": self.timing_mode,
+            "stop_rule": self.stop(),
+            "seed": self.seed,
+            "server_rate": self.server_rate,
+            "server_p99_bound": self.server_p99_bound,
+            "limit": self.accuracy_limit,
+        }
+        own = {f.name for f in fields(scenario.options)}
+        return scenario.make_options({k: v for k, v in shared.items() if k in own})
+
     # -- expansion --------------------------------------------------------------------------
     def resolved_backends(self) -> list[str]:
         """Backend names of the run; with ``via_onnx``, ``<source>>onnxruntime`` follows them
@@ -292,7 +317,7 @@ class BenchmarkConfig:
 
             names = available_backends()
         if self.via_onnx:
-            extra = [f"{b}{VIA}onnxruntime" for b in names if b in EXPORT_SOURCES]
+            extra = [f"{b}{VIA}{onnx_runtime()}" for b in names if b in EXPORT_SOURCES]
             if not extra and not any(VIA in b for b in names):
                 raise ConfigError(
                     f"Expected at least one of {list(EXPORT_SOURCES)} among the backends for "

@@ -41,13 +41,14 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dlbench.analysis.stats import relative_ci_width, summarize
 from dlbench.errors import ConfigError
+from dlbench.options import strict_from_dict
 
 MODES = ("compute", "end_to_end")
 
@@ -140,14 +141,7 @@ class StopRule:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StopRule:
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(
-                f"Unknown stop-rule option(s) {unknown}. Expected some of: {sorted(known)}"
-            )
-        return cls(**d)
+        return strict_from_dict(cls, d, "stop-rule option")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

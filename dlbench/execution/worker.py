@@ -45,17 +45,23 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def backend_options(config: Any, backend_cls: Any, name: str) -> dict[str, Any]:
-    """The options a backend is built with: the shared settings, then the user's own."""
+def backend_options(config: Any, name: str, options_of: str | None = None) -> dict[str, Any]:
+    """The options backend ``name`` is built with: the shared settings it accepts (per its
+    manifest, nothing imported), then the user's own for ``options_of`` (default ``name``).
+    Checked by the manifest: an unknown option or a bad value is a ConfigError, raised in the
+    parent before any worker starts (:func:`dlbench.execution.runner.run`)."""
+    from dlbench.registry import backends
+
+    manifest = backends.manifest(name)
     shared = {
         "intra_op_threads": config.intra_op_threads,
         "inter_op_threads": config.inter_op_threads,
         "precision": config.precision,
     }
-    accepted = getattr(backend_cls, "default_options", {})
+    accepted = set(manifest.option_names())
     opts = {k: v for k, v in shared.items() if k in accepted}
-    opts.update(config.backend_options.get(name, {}))
-    return opts
+    opts.update(config.backend_options.get(options_of or name, {}))
+    return manifest.validate_options(opts)
 
 
 def run_job(job: dict[str, Any]) -> int:
@@ -63,6 +69,7 @@ def run_job(job: dict[str, Any]) -> int:
     from dlbench.execution import memory
     from dlbench.execution.config import BenchmarkConfig
     from dlbench.execution.scenarios import run_scenario
+    from dlbench.model.backend import get_backend
     from dlbench.model.spec import ModelSpec
     from dlbench.registry import backends as backend_registry
 
@@ -77,15 +84,15 @@ def run_job(job: dict[str, Any]) -> int:
         )
         spec = ModelSpec.load(job["spec_path"])
         export = job.get("export")
-        if job.get("onnx_path"):  # a via-ONNX row: the exported file in onnxruntime
-            cls = backend_registry.get("onnxruntime")
+        composite = backend_registry.manifest(name).composite
+        if composite is not None:  # e.g. torch>onnxruntime: the exported file in the target
+            target = composite[1]
             t0 = time.perf_counter()
-            backend = cls(**backend_options(config, cls, "onnxruntime"))
+            backend = get_backend(target, **backend_options(config, target))
             model = backend.wrap(job["onnx_path"], device=device, name=spec.name)
         else:
-            cls = backend_registry.get(name)
             t0 = time.perf_counter()
-            backend = cls(**backend_options(config, cls, name))
+            backend = get_backend(name, **backend_options(config, name))
             model = backend.build(spec, device)
         build_time = time.perf_counter() - t0
         settings = model.settings()
@@ -118,7 +125,6 @@ def run_job(job: dict[str, Any]) -> int:
         )
         return 1
 
-    stop_rule = config.stop()
     for cell in job["cells"]:
         events.emit({"type": "start", "id": cell["id"]})
         started = time.time()
@@ -128,12 +134,7 @@ def run_job(job: dict[str, Any]) -> int:
                 model,
                 dataset,
                 batch_size=cell["batch_size"],
-                timing_mode=config.timing_mode,
-                stop_rule=stop_rule,
-                seed=config.seed,
-                limit=config.accuracy_limit,
-                server_rate=config.server_rate,
-                server_p99_bound=config.server_p99_bound,
+                options=config.scenario_options(cell["scenario"]),
             )
             record["memory"] = memory.snapshot(model)
             events.emit(

@@ -35,11 +35,12 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dlbench.errors import ConfigError
 from dlbench.execution.config import default_threads
+from dlbench.options import strict_from_dict
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
@@ -186,13 +187,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"Unknown training option(s) {unknown}. Expected some of: {sorted(known)}"
-            )
-        return cls(**data)
+        return strict_from_dict(cls, data, "training option")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -24,7 +24,8 @@ def _run_everything(model, dataset):
     """Latency, throughput and accuracy through the same code as a benchmark cell."""
     rule = StopRule.from_dict(FAST)
     for scenario, bs in (("latency", 1), ("throughput", 16), ("accuracy", 128)):
-        rec = run_scenario(scenario, model, dataset, batch_size=bs, stop_rule=rule, limit=128)
+        opts = {"limit": 128} if scenario == "accuracy" else {"stop_rule": rule}
+        rec = run_scenario(scenario, model, dataset, batch_size=bs, **opts)
         if scenario == "accuracy":
             assert 0.0 <= rec["metrics"]["accuracy"] <= 1.0
         else:

@@ -24,8 +24,8 @@ def _rule(**kw):
 
 def test_registry():
     assert names() == ["latency", "throughput", "server", "accuracy"]
-    for fn in SCENARIOS.values():
-        assert "Validity" in fn.__doc__  # every scenario states its validity rule
+    for scenario in SCENARIOS.values():
+        assert "Validity" in scenario.run.__doc__  # every scenario states its validity rule
     with pytest.raises(ConfigError, match="Unknown scenario 'nope'"):
         run_scenario("nope", None, None)
 
@@ -297,3 +297,33 @@ def test_config_server_cell_and_validation():
     for bad in ({"server_rate": 0}, {"server_p99_bound": "1"}, {"server_rate": True}):
         with pytest.raises(ConfigError, match="positive number or None"):
             BenchmarkConfig(backends=["numpy"], **bad)
+
+
+# -- structured options: each scenario gets its own, and only those ---------------------------------
+def test_each_scenario_refuses_options_it_does_not_have():
+    clock = FakeClock()
+    with pytest.raises(ConfigError, match=r"Unknown latency scenario option\(s\) \['limit'\]"):
+        run_scenario("latency", FakeModel(clock), FakeDataset(), limit=5, clock=clock)
+    with pytest.raises(ConfigError, match=r"Unknown accuracy scenario option\(s\) \['stop_rule'\]"):
+        run_scenario("accuracy", FakeModel(clock), FakeDataset(), stop_rule=_rule())
+    with pytest.raises(ConfigError, match="server_rate"):
+        run_scenario("throughput", FakeModel(clock), FakeDataset(), server_rate=10.0)
+
+
+def test_config_builds_each_scenarios_own_options():
+    from dlbench.execution.config import BenchmarkConfig
+    from dlbench.execution.scenarios import AccuracyOptions, ServerOptions, TimedOptions
+
+    cfg = BenchmarkConfig(
+        accuracy_limit=7, server_rate=50.0, seed=3, stop_rule={"min_iters": 9}, backends=["numpy"]
+    )
+    lat = cfg.scenario_options("latency")
+    assert type(lat) is TimedOptions and lat.seed == 3 and lat.stop_rule.min_iters == 9
+    srv = cfg.scenario_options("server")
+    assert type(srv) is ServerOptions and srv.server_rate == 50.0 and srv.seed == 3
+    acc = cfg.scenario_options("accuracy")
+    assert acc == AccuracyOptions(limit=7)
+    with pytest.raises(ConfigError, match="Unknown scenario 'nope'"):
+        cfg.scenario_options("nope")
+    with pytest.raises(ConfigError, match="Expected `limit` to be an int >= 1"):
+        AccuracyOptions(limit=0)

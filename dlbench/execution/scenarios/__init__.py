@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from dlbench.data.dataset import Dataset
@@ -27,20 +28,60 @@ from dlbench.errors import ConfigError
 from dlbench.execution.scenarios._common import is_oom
 from dlbench.execution.scenarios.accuracy import accuracy
 from dlbench.execution.scenarios.offline import latency, throughput
+from dlbench.execution.scenarios.options import AccuracyOptions, ServerOptions, TimedOptions
 from dlbench.execution.scenarios.server import server
+from dlbench.options import strict_from_dict
 
 ScenarioFn = Callable[..., dict[str, Any]]
 
-SCENARIOS: dict[str, ScenarioFn] = {
-    "latency": latency,
-    "throughput": throughput,
-    "server": server,
-    "accuracy": accuracy,
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario: its function, its options dataclass, and the injection points tests use."""
+
+    name: str
+    run: ScenarioFn
+    options: type
+    #: keyword arguments that are not options: a fake clock (and wait) in tests
+    hooks: tuple[str, ...] = ("clock",)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the scenario function's docstring."""
+        return (self.run.__doc__ or "").strip().splitlines()[0]
+
+    def make_options(self, options: Any = None, **overrides: Any) -> Any:
+        """This scenario's options from an instance, a dict or keyword arguments (strictly)."""
+        if isinstance(options, self.options) and not overrides:
+            return options
+        data = {}
+        if isinstance(options, self.options):
+            data = {f.name: getattr(options, f.name) for f in fields(self.options)}
+        elif options is not None:
+            data = dict(options)
+        data.update(overrides)
+        return strict_from_dict(self.options, data, f"{self.name} scenario option")
+
+
+#: The one list of scenarios (names, functions, options); the config and the CLI read it.
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("latency", latency, TimedOptions),
+        Scenario("throughput", throughput, TimedOptions),
+        Scenario("server", server, ServerOptions, hooks=("clock", "wait")),
+        Scenario("accuracy", accuracy, AccuracyOptions, hooks=()),
+    )
 }
 
 __all__ = [
     "SCENARIOS",
+    "Scenario",
+    "AccuracyOptions",
+    "ServerOptions",
+    "TimedOptions",
     "accuracy",
+    "get",
     "is_oom",
     "latency",
     "names",
@@ -54,16 +95,49 @@ def names() -> list[str]:
     return list(SCENARIOS)
 
 
-def run_scenario(name: str, model: Any, dataset: Dataset, **kwargs: Any) -> dict[str, Any]:
-    """Run scenario ``name`` (see :data:`SCENARIOS`) with its keyword options.
+def get(name: str) -> Scenario:
+    """The scenario called ``name``.
+
+    Raises:
+        ConfigError: no such scenario.
+    """
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown scenario {name!r}. Expected one of: {names()}") from None
+
+
+def run_scenario(
+    name: str,
+    model: Any,
+    dataset: Dataset,
+    *,
+    batch_size: int | None = None,
+    options: Any = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Run scenario ``name`` with its own options and nothing else.
+
+    Args:
+        name: One of :func:`names`.
+        model: A :class:`~dlbench.model.backend.Model`.
+        dataset: Where the batch (or the split) comes from.
+        batch_size: The cell's batch size (the scenario's default when None).
+        options: The scenario's options dataclass (or a dict of its fields).
+        **kwargs: Option fields given one by one, or the scenario's test hooks (``clock``...).
+
+    Raises:
+        ConfigError: an unknown scenario, or an option this scenario does not have.
 
     GPU allocator peaks that can be reset are reset first, so a cell's memory is its own.
     """
     from dlbench.execution.memory import reset_peaks
 
-    try:
-        fn = SCENARIOS[name]
-    except KeyError:
-        raise ConfigError(f"Unknown scenario {name!r}. Expected one of: {names()}") from None
+    scenario = get(name)
+    hooks = {k: kwargs.pop(k) for k in list(kwargs) if k in scenario.hooks}
+    opts = scenario.make_options(options, **kwargs)
+    call = {f.name: getattr(opts, f.name) for f in fields(opts)}
+    if batch_size is not None:
+        call["batch_size"] = batch_size
     reset_peaks(model)
-    return fn(model, dataset, **kwargs)
+    return scenario.run(model, dataset, **call, **hooks)

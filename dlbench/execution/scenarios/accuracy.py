@@ -10,7 +10,7 @@ from dlbench.execution.scenarios._common import validity
 
 
 def accuracy(
-    model: Any, dataset: Dataset, *, batch_size: int, limit: int | None = None, **_: Any
+    model: Any, dataset: Dataset, *, batch_size: int, limit: int | None = None
 ) -> dict[str, Any]:
     """The whole split (or its first ``limit`` samples) through the model and the metrics.
 

@@ -231,7 +231,6 @@ def server(
     server_min_queries: int = SERVER_MIN_QUERIES,
     clock: Clock | None = None,
     wait: Callable[[int], None] | None = None,
-    **_: Any,
 ) -> dict[str, Any]:
     """Poisson arrivals at a target rate: p99 latency under load and the rate achieved.
 
