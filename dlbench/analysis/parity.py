@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.errors import BackendError
+from dlbench.serialize import to_json_safe
 
 DEFAULT_TOLERANCE = 1e-4
 REFERENCE = "numpy"
@@ -272,7 +272,7 @@ def check(
             t0 = time.perf_counter()
             out = model.predict(x)
             rec["seconds"] = time.perf_counter() - t0
-            rec["settings"] = _jsonable(model.settings())
+            rec["settings"] = to_json_safe(model.settings(), stringify=True)
             rec["mode"] = rec["settings"].get("mode", rec["mode"])
             rec.update(compare(ref, out, tolerance=tolerance))
         except Exception as exc:  # report, never crash the whole check
@@ -294,13 +294,3 @@ def check(
             )
         records.append(rec)
     return records
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)

@@ -35,6 +35,7 @@ import numpy as np
 
 from dlbench.data.dataset import ArrayDataset, Dataset
 from dlbench.errors import DataError, DlbenchError
+from dlbench.serialize import to_json_safe
 
 LEVELS = ("error", "warning", "info")
 SCHEMA = "dlbench.data.check/1"
@@ -71,7 +72,7 @@ class Issue:
             "split": self.split,
             "count": int(self.count),
             "message": self.message,
-            "examples": [_jsonable(e) for e in self.examples[:_MAX_EXAMPLES]],
+            "examples": [to_json_safe(e) for e in self.examples[:_MAX_EXAMPLES]],
         }
 
 
@@ -121,7 +122,7 @@ class Report:
                 "info": len(self.issues) - len(self.errors) - len(self.warnings),
             },
             "sources": self.sources,
-            "splits": _jsonable(self.stats),
+            "splits": to_json_safe(self.stats),
             "issues": [i.to_dict() for i in self.sorted_issues()],
         }
 
@@ -130,25 +131,6 @@ class Report:
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, bytes):
-        return obj.hex()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 # ---------------------------------------------------------------------- entry points

@@ -27,7 +27,6 @@ broken file.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import uuid
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import ConfigError
+from dlbench.serialize import to_json_safe
 
 SCHEMA_NAME = "dlbench.result"
 SCHEMA_VERSION = 1
@@ -47,19 +47,6 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _jsonable(obj: Any) -> Any:
-    """Make NaN/inf JSON-safe (null) and convert NumPy scalars and arrays."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return _jsonable(obj.tolist())
-    return obj
-
-
 def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder + rename)."""
     path = Path(path)
@@ -67,7 +54,7 @@ def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(data), fh, indent=1, allow_nan=False)
+            json.dump(to_json_safe(data), fh, indent=1, allow_nan=False)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -28,9 +28,9 @@ class _Events:
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
 
     def emit(self, event: dict[str, Any]) -> None:
-        from dlbench.execution.results import _jsonable
+        from dlbench.serialize import to_json_safe
 
-        self._fh.write(json.dumps(_jsonable(event), allow_nan=False) + "\n")
+        self._fh.write(json.dumps(to_json_safe(event), allow_nan=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from dlbench.errors import SpecError
 from dlbench.model.ops import Shape, check_node, count, get_schema
+from dlbench.serialize import to_json_safe
 
 FORMAT = "dlbench.modelspec"
 FORMAT_VERSION = 1
@@ -43,15 +44,10 @@ FORMAT_VERSION = 1
 
 def _jsonable(value: Any) -> Any:
     """Tuples -> lists, NumPy scalars -> Python, recursively; raise on anything not JSON."""
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise SpecError(f"Expected a JSON value (number, string, list, dict). Received: {value!r}")
+    try:
+        return to_json_safe(value, strict=True)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(str(exc)) from None
 
 
 @dataclass
