@@ -36,7 +36,7 @@ import numpy as np
 from dlbench.adapters.datasets import _archive, _download
 from dlbench.adapters.datasets._unpickle import safe_load
 from dlbench.data.cache import cache_dir
-from dlbench.data.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 OFFICIAL = "official"
@@ -114,7 +114,7 @@ class CifarDataset(Dataset):
                 names = " or ".join(
                     f"{lay.archive} / {lay.folder}/" for f, lay in self.LAYOUTS.items()
                 )
-                raise DataError(
+                raise DataNotFoundError(
                     f"{self.NAME} not found under {root_path}: expected {names}. Pass "
                     "download=True to fetch it, or root= pointing at your copy."
                 )
@@ -248,7 +248,7 @@ class CifarDataset(Dataset):
         if kind == "dir":
             missing = [n for n in needed if not (path / n).is_file()]
             if missing:
-                raise DataError(
+                raise DataNotFoundError(
                     f"{self.NAME} folder {path} is incomplete: missing {', '.join(missing)}. "
                     f"Expected the official {lay.folder}/ layout."
                 )
@@ -260,7 +260,7 @@ class CifarDataset(Dataset):
         found = {name[len(prefix) :]: data for name, data in members.items()}
         missing = [n for n in needed if n not in found]
         if missing:
-            raise DataError(
+            raise DataNotFoundError(
                 f"{self.NAME} archive {path} is incomplete: missing "
                 f"{', '.join(prefix + n for n in missing)}."
             )

@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,8 @@ from dlbench.adapters.datasets._image import (
     open_rgb,
 )
 from dlbench.data.cache import cache_dir
-from dlbench.data.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.coco_format import DATASET_FIELDS, CocoInstances, read_json, validate_instances
+from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 __all__ = [
@@ -61,11 +61,8 @@ COCO_CATEGORY_IDS: tuple[int, ...] = tuple(
 )
 """The 80 category ids COCO 2017 uses, in increasing order."""
 
-REQUIRED_FIELDS = {
-    "images": ("id", "width", "height", "file_name"),
-    "annotations": ("id", "image_id", "category_id", "bbox", "area", "iscrowd"),
-    "categories": ("id", "name"),
-}
+REQUIRED_FIELDS = DATASET_FIELDS
+"""Fields every entry must have (see :mod:`dlbench.data.coco_format`)."""
 
 
 class CategoryMap:
@@ -114,47 +111,20 @@ class CategoryMap:
         return self.category_ids[lab]
 
 
-def parse_instances(data: Any, source: str) -> dict[str, Any]:
-    """Validate a COCO instances dict, raising :class:`DataError` naming ``source``.
+def parse_instances(data: Any, source: str, *, strict: bool = True) -> CocoInstances:
+    """Validate a COCO instances dict with the one COCO format validator.
 
-    Checks the top-level lists and the fields every image, annotation and category needs
-    (:data:`REQUIRED_FIELDS`), and that each ``bbox`` is four numbers.
+    :func:`dlbench.data.coco_format.validate_instances` with :data:`REQUIRED_FIELDS`; with
+    ``strict``, reference problems (duplicate ids, annotations of unknown images or
+    categories) raise too.
+
+    Raises:
+        DataError: naming ``source``, saying what was expected and what was received.
     """
-    if not isinstance(data, dict):
-        raise DataError(
-            f"{source}: expected a COCO instances object. Received: {type(data).__name__}"
-        )
-    for key, fields in REQUIRED_FIELDS.items():
-        if key not in data:
-            raise DataError(
-                f"{source}: missing top-level field {key!r}. Expected the COCO instances "
-                f"format with 'images', 'annotations' and 'categories'."
-            )
-        items = data[key]
-        if not isinstance(items, list):
-            raise DataError(f"{source}: expected {key!r} to be a list. Received: {type(items)}")
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise DataError(f"{source}: {key}[{i}] is not an object.")
-            for f in fields:
-                if f not in item:
-                    ident = f" (id={item['id']})" if "id" in item else ""
-                    raise DataError(
-                        f"{source}: {key}[{i}]{ident} is missing the field {f!r}. Expected "
-                        f"every entry of {key!r} to have {', '.join(fields)}."
-                    )
-    for i, a in enumerate(data["annotations"]):
-        b = a["bbox"]
-        if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b)):
-            raise DataError(
-                f"{source}: annotations[{i}] (id={a['id']}) has bbox {b!r}. Expected "
-                "[x, y, width, height] numbers."
-            )
-    return data
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    inst = validate_instances(data, source, fields=DATASET_FIELDS)
+    if strict:
+        inst.raise_problems()
+    return inst
 
 
 class CocoDetection(Dataset):
@@ -172,6 +142,10 @@ class CocoDetection(Dataset):
         mean: Per-channel mean in [0, 1] units to subtract after scaling, or None.
         std: Per-channel std to divide by, or None.
         year: The release year in file names.
+        strict: Refuse a file whose annotations reference images or categories it does not
+            define, or whose ids repeat (default). ``False`` loads it anyway, so the data
+            check can list every such problem; the format itself (field types and values) is
+            validated either way.
     """
 
     def __init__(
@@ -188,6 +162,7 @@ class CocoDetection(Dataset):
         std: Sequence[float] | None = None,
         year: int = 2017,
         download: bool = False,
+        strict: bool = True,
     ) -> None:
         if split == "test":
             split = "val"
@@ -215,43 +190,41 @@ class CocoDetection(Dataset):
                 " dlbench cannot download COCO (about 20 GB); fetch val2017.zip and "
                 "annotations_trainval2017.zip from https://cocodataset.org and unpack them there."
             )
-            raise DataError(f"COCO annotation file not found: {self.annotation_file}.{hint}")
+            raise DataNotFoundError(
+                f"COCO annotation file not found: {self.annotation_file}.{hint}"
+            )
         self.image_size = int(image_size)
         self.fill = int(fill)
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
 
-        try:
-            with open(self.annotation_file, "rb") as f:
-                raw = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(
-                f"{self.annotation_file}: not valid JSON ({e}). Expected a COCO instances file."
-            ) from None
-        self._gt_full = parse_instances(raw, str(self.annotation_file))
+        raw = read_json(self.annotation_file, "a COCO instances file")
+        inst = parse_instances(raw, str(self.annotation_file), strict=strict)
+        self._instances = inst
+        self._gt_full = raw
 
-        cats = sorted(self._gt_full["categories"], key=lambda c: int(c["id"]))
-        self.categories = CategoryMap([c["id"] for c in cats], [str(c["name"]) for c in cats])
+        self.categories = CategoryMap(np.unique(inst.category_ids), _names(inst))
 
-        images = sorted(self._gt_full["images"], key=lambda im: int(im["id"]))
+        order = np.argsort(inst.image_ids, kind="stable")
         if limit is not None:
-            images = images[: int(limit)]
+            order = order[: int(limit)]
+        images = [raw["images"][int(i)] for i in order]
         self._images = images
-        kept = {int(im["id"]) for im in images}
-        per_image: dict[int, list[dict[str, Any]]] = {i: [] for i in kept}
-        for a in self._gt_full["annotations"]:
-            lst = per_image.get(int(a["image_id"]))
-            if lst is not None:
-                lst.append(a)
-        self._targets = [self._target_arrays(per_image[int(im["id"])]) for im in images]
+        kept = inst.image_ids[order]
+        # Annotation indices per kept image, file order kept inside an image.
+        ann_idx = np.flatnonzero(np.isin(inst.ann_image, kept))
+        by_image: dict[int, list[int]] = {int(i): [] for i in kept.tolist()}
+        for k, img in zip(ann_idx.tolist(), inst.ann_image[ann_idx].tolist()):
+            by_image[img].append(k)
+        self._targets = [
+            self._target_arrays(np.asarray(by_image[int(i)], np.int64)) for i in kept.tolist()
+        ]
         if limit is None:
             self._gt = self._gt_full
         else:
             self._gt = dict(self._gt_full)
             self._gt["images"] = images
-            self._gt["annotations"] = [
-                a for a in self._gt_full["annotations"] if int(a["image_id"]) in kept
-            ]
+            self._gt["annotations"] = [raw["annotations"][k] for k in ann_idx.tolist()]
         transform: dict[str, Any] = {
             "type": "letterbox",
             "size": self.image_size,
@@ -275,15 +248,16 @@ class CocoDetection(Dataset):
             transform=transform,
         )
 
-    def _target_arrays(self, anns: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        cat_ids = np.asarray([int(a["category_id"]) for a in anns], dtype=np.int64)
+    def _target_arrays(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        inst = self._instances
+        cat_ids = inst.ann_category[idx]
         return {
-            "boxes": np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
+            "boxes": inst.ann_bbox[idx].reshape(-1, 4),
             "category_ids": cat_ids,
             "labels": self.categories.to_label(cat_ids, strict=False),
-            "iscrowd": np.asarray([int(a["iscrowd"]) for a in anns], dtype=np.int64),
-            "area": np.asarray([float(a["area"]) for a in anns], dtype=np.float64),
-            "annotation_ids": np.asarray([int(a["id"]) for a in anns], dtype=np.int64),
+            "iscrowd": inst.ann_iscrowd[idx].astype(np.int64),
+            "area": inst.ann_area[idx],
+            "annotation_ids": inst.ann_ids[idx],
         }
 
     # ------------------------------------------------------------------ public
@@ -311,6 +285,10 @@ class CocoDetection(Dataset):
 
     def image_record(self, index: int) -> dict[str, Any]:
         return self._images[index]
+
+    def coco_instances(self) -> CocoInstances:
+        """The validated annotation file (all images, before ``limit``), problems included."""
+        return self._instances
 
     def target(self, index: int) -> dict[str, np.ndarray]:
         """Ground-truth arrays of one image (original coordinates), without decoding it."""
@@ -355,3 +333,10 @@ class CocoDetection(Dataset):
             x -= np.asarray(self.mean, np.float32).reshape(1, 3, 1, 1)
             x /= np.asarray(self.std or (1.0, 1.0, 1.0), np.float32).reshape(1, 3, 1, 1)
         return Batch(x, targets, idx)
+
+
+def _names(inst: CocoInstances) -> list[str]:
+    first: dict[int, str] = {}
+    for cid, name in zip(inst.category_ids.tolist(), inst.category_names):
+        first.setdefault(cid, name)
+    return [first[c] for c in sorted(first)]

@@ -44,7 +44,7 @@ from dlbench.adapters.datasets._image import (
     resize_center_crop,
 )
 from dlbench.data.cache import cache_dir
-from dlbench.data.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -106,7 +106,7 @@ class ImageFolder(Dataset):
             )
         base = Path(root).expanduser() if root is not None else cache_dir("imagefolder")
         if not base.is_dir():
-            raise DataError(f"Image folder not found: {base}. Expected a folder of images.")
+            raise DataNotFoundError(f"Image folder not found: {base}. Expected a folder of images.")
         folder = base
         for candidate in (split, "val") if split == "test" else (split,):
             if (base / candidate).is_dir():

@@ -7,9 +7,13 @@
 - **exact duplicates** within a split (by content hash): warning;
 - **train/test leakage**: the same content in the training split and a held-out one: error;
 - **missing or corrupt files** (image datasets): error;
+- **splits that exist but do not load** (corrupt, refused pickle, wrong dtype, malformed
+  annotations): error, since none of their checks could run (a split that is absent is info);
 - **NaN / inf in features** (float datasets): error;
-- **COCO**: boxes outside the image or with zero area, unknown category ids, annotations of
-  unknown images, duplicate or zero ids (errors); images without annotations (info).
+- **COCO**: the file is validated by :mod:`dlbench.data.coco_format` (field types and values:
+  a NaN box or ``iscrowd: "yes"`` means the split does not load, an error); boxes outside the
+  image or with zero area, unknown category ids, annotations of unknown images, duplicate or
+  zero ids (errors); images without annotations (info).
 
 The result is a :class:`Report` (a table on screen, a JSON document on disk); the command exits
 with 1 when any error-level issue is found.
@@ -33,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.data.dataset import ArrayDataset, Dataset
+from dlbench.data.coco_format import CocoInstances, validate_instances
+from dlbench.data.dataset import ArrayDataset, DataNotFoundError, Dataset
 from dlbench.errors import DataError, DlbenchError
 from dlbench.serialize import to_json_safe
 
@@ -52,6 +57,10 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "synthetic": ("test",),
 }
 """The splits :func:`check` loads for a dataset name when no split is given."""
+
+LOAD_OPTIONS: dict[str, dict[str, Any]] = {"coco": {"strict": False}}
+"""Options :func:`check` loads a dataset with: COCO files with dangling references or repeated
+ids still load, so that every such problem is listed (as an error) instead of only the first."""
 
 
 @dataclass
@@ -169,22 +178,38 @@ def check(
     wanted = [split] if split is not None else list(SPLITS.get(name, ("train", "test")))
     others = [s for s in SPLITS.get(name, ("train", "test")) if s not in wanted]
     loaded: dict[str, Dataset] = {}
-    first_error: DlbenchError | None = None
+    absent: DlbenchError | None = None
+    broken: DlbenchError | None = None
+    options = {**LOAD_OPTIONS.get(name, {}), **kw}
     for s in wanted + others:
         try:
-            ds = datasets.load(name, root=root, split=s, **kw)
-        except DlbenchError as e:
+            ds = datasets.load(name, root=root, split=s, **options)
+        except DataNotFoundError as e:
             if s == split:
                 raise
-            first_error = first_error or e
+            absent = absent or e
             if s in wanted:
                 report.add("info", "splits", f"split {s!r} not checked: {e}", split=s)
+            continue
+        except DlbenchError as e:
+            # The split is there but does not load (corrupt, refused, wrong type): every check
+            # of it (and the leakage check against it) could not run. That is an error.
+            if s == split:
+                raise
+            broken = broken or e
+            what = "checks" if s in wanted else "leakage check"
+            report.add(
+                "error",
+                "load",
+                f"split {s!r} exists but could not be loaded, so its {what} did not run: {e}",
+                split=s,
+            )
             continue
         if any(_same_files(d, ds) for d in loaded.values()):
             continue  # the same files under two split names (e.g. a flat image folder)
         loaded[s] = ds
     if not any(s in loaded for s in wanted):
-        raise first_error or DataError(f"No split of {name!r} could be loaded.")
+        raise broken or absent or DataError(f"No split of {name!r} could be loaded.")
     hashes: dict[str, list[Any]] = {}
     for s, ds in loaded.items():
         hashes[s] = _check_split(report, s, ds, full=s in wanted)
@@ -417,7 +442,6 @@ def _check_leakage(report: Report, hashes: dict[str, list[Any]]) -> None:
 
 
 def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]:
-    gt = ds.coco_ground_truth()
     paths = [ds.image_path(i) for i in range(len(ds))]
     hashes: list[Any] = []
     for p in paths:
@@ -427,12 +451,17 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
             hashes.append(None)
     if not full:
         return hashes
-    images = {int(im["id"]): im for im in gt["images"]}
-    cat_ids = {int(c["id"]) for c in gt["categories"]}
+    inst: CocoInstances
+    if hasattr(ds, "coco_instances"):
+        inst = ds.coco_instances()
+        if len(inst.image_ids) != len(ds):  # a limit: check only what the dataset holds
+            inst = validate_instances(ds.coco_ground_truth(), inst.source)
+    else:
+        inst = validate_instances(ds.coco_ground_truth(), ds.info.source)
     st: dict[str, Any] = {
         "samples": len(ds),
-        "classes": len(cat_ids),
-        "annotations": len(gt["annotations"]),
+        "classes": len(set(inst.category_ids.tolist())),
+        "annotations": int(inst.ann_ids.size),
     }
 
     def add(level: str, check: str, items: list[Any], what: str) -> None:
@@ -446,44 +475,49 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
                 examples=items[:_MAX_EXAMPLES],
             )
 
-    ann_ids = [int(a["id"]) for a in gt["annotations"]]
-    img_ids = [int(im["id"]) for im in gt["images"]]
     add(
         "error",
         "ids",
-        [i for i in ann_ids if i <= 0],
+        [i for i in inst.ann_ids.tolist() if i <= 0],
         "annotation id(s) <= 0 (pycocotools treats id 0 as unmatched)",
     )
-    add("error", "ids", _repeated(ann_ids), "duplicate annotation id(s)")
-    add("error", "ids", _repeated(img_ids), "duplicate image id(s)")
+    for problem in inst.problems:
+        add("error", problem.check, problem.examples, problem.what)
 
-    outside, zero, unknown_cat, unknown_img = [], [], [], []
-    with_ann: set[int] = set()
-    per_cat: dict[int, int] = defaultdict(int)
-    for a in gt["annotations"]:
-        aid, iid, cid = int(a["id"]), int(a["image_id"]), int(a["category_id"])
-        x, y, w, h = (float(v) for v in a["bbox"])
-        im = images.get(iid)
-        if im is None:
-            unknown_img.append({"annotation_id": aid, "image_id": iid})
-            continue
-        with_ann.add(iid)
-        if cid not in cat_ids:
-            unknown_cat.append({"annotation_id": aid, "category_id": cid})
-        else:
-            per_cat[cid] += 1
-        if not (w > 0 and h > 0):
-            zero.append({"annotation_id": aid, "bbox": [x, y, w, h]})
-        W, H = float(im["width"]), float(im["height"])
-        t = BOX_TOLERANCE
-        if x < -t or y < -t or x + w > W + t or y + h > H + t:
-            outside.append({"annotation_id": aid, "bbox": [x, y, w, h], "image": [W, H]})
+    # Box checks for annotations of known images (those of unknown images are reported above).
+    pos = np.searchsorted(np.sort(inst.image_ids), inst.ann_image)
+    order = np.argsort(inst.image_ids, kind="stable")
+    pos = np.minimum(pos, max(inst.image_ids.size - 1, 0))
+    known = (
+        inst.image_ids[order][pos] == inst.ann_image
+        if inst.image_ids.size
+        else np.zeros(inst.ann_image.size, bool)
+    )
+    W = inst.widths[order][pos].astype(np.float64)
+    H = inst.heights[order][pos].astype(np.float64)
+    x, y, w, h = inst.ann_bbox.T
+    t = BOX_TOLERANCE
+    is_zero = known & ~((w > 0) & (h > 0))
+    is_outside = known & ((x < -t) | (y < -t) | (x + w > W + t) | (y + h > H + t))
+    zero = [
+        {"annotation_id": int(inst.ann_ids[i]), "bbox": inst.ann_bbox[i].tolist()}
+        for i in np.flatnonzero(is_zero)
+    ]
+    outside = [
+        {
+            "annotation_id": int(inst.ann_ids[i]),
+            "bbox": inst.ann_bbox[i].tolist(),
+            "image": [float(W[i]), float(H[i])],
+        }
+        for i in np.flatnonzero(is_outside)
+    ]
     add("error", "boxes", outside, "box(es) outside their image")
     add("error", "boxes", zero, "box(es) with zero or negative width/height")
-    add("error", "categories", unknown_cat, "annotation(s) with an unknown category id")
-    add("error", "images", unknown_img, "annotation(s) of an image id not in 'images'")
-    no_ann = [i for i in img_ids if i not in with_ann]
+    with_ann = set(inst.ann_image[known].tolist())
+    no_ann = [i for i in inst.image_ids.tolist() if i not in with_ann]
     add("info", "images", no_ann, "image(s) without annotations")
+    cat_known = np.isin(inst.ann_category, inst.category_ids)
+    counted = inst.ann_category[known & cat_known]
 
     missing, corrupt, size_mismatch = [], [], []
     from PIL import Image
@@ -509,8 +543,10 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
     add("error", "image size", size_mismatch, "image(s) whose size differs from the JSON")
     _check_duplicates(report, split, hashes, None)
 
-    names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt["categories"]}
-    counts = {names[c]: per_cat.get(c, 0) for c in sorted(cat_ids)}
+    names = dict(zip(inst.category_ids.tolist(), inst.category_names))
+    uniq, num = np.unique(counted, return_counts=True)
+    per_cat = dict(zip(uniq.tolist(), num.tolist()))
+    counts = {names[c]: int(per_cat.get(c, 0)) for c in sorted(names)}
     st["class_counts"] = counts
     if counts:
         lo, hi = min(counts.values()), max(counts.values())
@@ -520,13 +556,3 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
     st["images_without_annotations"] = len(no_ann)
     report.stats[split] = st
     return hashes
-
-
-def _repeated(values: list[int]) -> list[int]:
-    seen: set[int] = set()
-    rep: list[int] = []
-    for v in values:
-        if v in seen:
-            rep.append(v)
-        seen.add(v)
-    return rep

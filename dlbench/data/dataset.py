@@ -13,9 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, DataError
 
 TASKS = ("classification", "detection", "regression")
+
+
+class DataNotFoundError(DataError):
+    """The files of a dataset (or of the split asked for) are not there at all.
+
+    Distinct from a file that is there but corrupt, refused or of the wrong type (a plain
+    :class:`~dlbench.errors.DataError`): the data check skips a split that is absent, and
+    reports one that exists but does not load as an error.
+    """
 
 
 @dataclass(frozen=True)

@@ -30,17 +30,23 @@ Example:
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dlbench.data.coco_format import (
+    GROUND_TRUTH_FIELDS,
+    is_int,
+    is_number,
+    read_json,
+    validate_instances,
+)
 from dlbench.errors import MetricError
 
 __all__ = [
@@ -81,14 +87,11 @@ def _as_int_ids(values: Any, what: str) -> np.ndarray:
             return arr.astype(np.int64).reshape(-1)
         bad = arr.reshape(-1)[~ok.reshape(-1)]
         raise MetricError(f"Expected integer {what}. Received: {_few(bad.tolist())}")
-    try:
-        out = np.asarray([int(v) for v in arr.reshape(-1).tolist()], np.int64)
-    except (TypeError, ValueError):
-        raise MetricError(
-            f"Expected integer {what}. Received values of type {arr.dtype}: "
-            f"{_few(arr.reshape(-1).tolist())}"
-        ) from None
-    return out
+    values = arr.reshape(-1).tolist()
+    if arr.dtype.kind == "O" and all(is_int(v) for v in values):
+        return np.asarray(values, np.int64)
+    bad = [v for v in values if not is_int(v)] if arr.dtype.kind == "O" else values
+    raise MetricError(f"Expected integer {what}. Received values of type {arr.dtype}: {_few(bad)}")
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -150,20 +153,6 @@ class CocoGroundTruth:
             )
 
 
-def _require_list(data: Mapping, key: str) -> list:
-    if key not in data:
-        raise MetricError(
-            f"Expected a COCO instances dict with keys 'images', 'annotations', 'categories'. "
-            f"Received keys: {sorted(data)}"
-        )
-    value = data[key]
-    if not isinstance(value, list):
-        raise MetricError(
-            f"Expected ground_truth[{key!r}] to be a list. Received: {type(value).__name__}"
-        )
-    return value
-
-
 def _field(items: list, key: str, what: str, default: Any = None) -> list:
     try:
         if default is None:
@@ -223,13 +212,19 @@ def load_ground_truth(
 ) -> CocoGroundTruth:
     """Read and validate a COCO instances file (path or dict) into a :class:`CocoGroundTruth`.
 
+    Validation is :func:`dlbench.data.coco_format.validate_instances` (the one COCO format
+    validator, shared with the dataset and the data check), with ``iscrowd`` defaulting to 0,
+    ``area`` to ``w * h`` and image sizes optional.
+
     Args:
         ground_truth: A path to a COCO instances JSON file, the loaded dict, or an already
             parsed :class:`CocoGroundTruth` (returned as is).
 
     Raises:
-        MetricError: the file is not a COCO instances file, has no images or no categories,
-            duplicate ids, annotations on unknown images or categories, or malformed boxes.
+        MetricError: the file is not a COCO instances file (a truncated or invalid JSON file
+            included; the error is also a :class:`~dlbench.errors.DataError`), has no images
+            or no categories, fields of the wrong type or value (string ids, ``iscrowd`` not
+            0/1, NaN boxes), duplicate ids, annotations on unknown images or categories.
 
     Example:
         >>> gt = load_ground_truth({"images": [{"id": 1}], "categories": [{"id": 1}],
@@ -240,100 +235,37 @@ def load_ground_truth(
     """
     if isinstance(ground_truth, CocoGroundTruth):
         return ground_truth
+    source = "ground truth"
     if isinstance(ground_truth, (str, os.PathLike)):
-        path = Path(ground_truth)
-        if not path.is_file():
-            raise MetricError(
-                f"Expected a COCO instances JSON file. Received a missing path: {path}"
-            )
-        with open(path) as f:
-            try:
-                ground_truth = json.load(f)
-            except json.JSONDecodeError as e:
-                raise MetricError(
-                    f"Expected a COCO instances JSON file. {path} is not JSON: {e}"
-                ) from None
+        source = str(ground_truth)
+        ground_truth = read_json(ground_truth, "a COCO instances JSON file")
     if not isinstance(ground_truth, Mapping):
         raise MetricError(
             "Expected ground_truth to be a path or a dict in the COCO instances format. "
             f"Received: {type(ground_truth).__name__}"
         )
-    images = _require_list(ground_truth, "images")
-    anns = _require_list(ground_truth, "annotations")
-    cats = _require_list(ground_truth, "categories")
-    if not images:
+    inst = validate_instances(ground_truth, source, fields=GROUND_TRUTH_FIELDS)
+    if not inst.image_ids.size:
         raise MetricError("Expected ground truth with at least one image. Received 'images': []")
-    if not cats:
+    if not inst.category_ids.size:
         raise MetricError(
             "Expected ground truth with at least one category. Received 'categories': []"
         )
-
-    image_ids = _as_int_ids(_field(images, "id", "image"), "image ids")
-    order = np.argsort(image_ids, kind="stable")
-    image_ids = image_ids[order]
-    dup = image_ids[1:][image_ids[1:] == image_ids[:-1]]
-    if dup.size:
-        raise MetricError(
-            f"Expected unique image ids. Received duplicates: {_few(np.unique(dup).tolist())}"
-        )
-    widths = np.asarray(_field(images, "width", "image", 0), np.float64)[order]
-    heights = np.asarray(_field(images, "height", "image", 0), np.float64)[order]
-
-    cat_ids = _as_int_ids(_field(cats, "id", "category"), "category ids")
-    corder = np.argsort(cat_ids, kind="stable")
-    names = [str(c.get("name", c["id"])) for c in cats]
-    cat_ids = cat_ids[corder]
-    dup = cat_ids[1:][cat_ids[1:] == cat_ids[:-1]]
-    if dup.size:
-        raise MetricError(
-            f"Expected unique category ids. Received duplicates: {_few(np.unique(dup).tolist())}"
-        )
-
-    ann_ids = _as_int_ids(_field(anns, "id", "annotation"), "annotation ids")
-    sorted_ids = np.sort(ann_ids)
-    dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
-    if dup.size:
-        raise MetricError(
-            f"Expected unique annotation ids. Received duplicates: {_few(np.unique(dup).tolist())}"
-        )
-    ann_image = _as_int_ids(_field(anns, "image_id", "annotation"), "annotation image_ids")
-    ann_cat = _as_int_ids(_field(anns, "category_id", "annotation"), "annotation category_ids")
-    bbox = (
-        _boxes_array(_field(anns, "bbox", "annotation"), "annotation")
-        if anns
-        else np.zeros((0, 4), np.float64)
+    inst.raise_problems()
+    order = np.argsort(inst.image_ids, kind="stable")
+    corder = np.argsort(inst.category_ids, kind="stable")
+    return CocoGroundTruth(
+        image_ids=inst.image_ids[order],
+        widths=inst.widths[order].astype(np.float64),
+        heights=inst.heights[order].astype(np.float64),
+        category_ids=inst.category_ids[corder],
+        category_names=[inst.category_names[i] for i in corder],
+        ann_image=inst.ann_image,
+        ann_category=inst.ann_category,
+        ann_bbox=inst.ann_bbox,
+        ann_area=inst.ann_area,
+        ann_iscrowd=inst.ann_iscrowd,
     )
-    _check_boxes(bbox, "annotation")
-    area_raw = _field(anns, "area", "annotation", np.nan)
-    area = np.asarray(area_raw, np.float64) if anns else np.zeros(0)
-    missing = np.isnan(area)
-    area[missing] = bbox[missing, 2] * bbox[missing, 3]
-    if (~np.isfinite(area) | (area < 0)).any():
-        i = int(np.flatnonzero(~np.isfinite(area) | (area < 0))[0])
-        raise MetricError(
-            f"Expected a finite area >= 0. Received annotation #{i}: area={area_raw[i]!r}"
-        )
-    crowd = (
-        np.asarray(_field(anns, "iscrowd", "annotation", 0)).astype(bool)
-        if anns
-        else np.zeros(0, bool)
-    )
-
-    gt = CocoGroundTruth(
-        image_ids=image_ids,
-        widths=widths,
-        heights=heights,
-        category_ids=cat_ids,
-        category_names=[names[i] for i in corder],
-        ann_image=ann_image,
-        ann_category=ann_cat,
-        ann_bbox=bbox,
-        ann_area=area,
-        ann_iscrowd=crowd,
-    )
-    gt.image_index(ann_image, "annotations")
-    gt.check_categories(ann_cat, "annotations")
-    return gt
 
 
 # --------------------------------------------------------------------------- detections
@@ -446,14 +378,14 @@ def detections_from_arrays(
     Raises:
         MetricError: shapes disagree, NaN scores, non-finite boxes, unmapped labels.
     """
-    scores = np.asarray(scores, np.float64).reshape(-1)
+    scores = _numeric_array(scores, "detection scores").reshape(-1)
     n = scores.size
     labels = np.asarray(labels).reshape(-1)
     image_id = np.asarray(image_id)
     if image_id.ndim == 0:
         image_id = np.full(n, image_id)
     image_id = _as_int_ids(image_id, "detection image_ids")
-    bbox_in = np.asarray(boxes, np.float64) if np.size(boxes) else np.zeros((0, 4))
+    bbox_in = _numeric_array(boxes, "detection boxes") if np.size(boxes) else np.zeros((0, 4))
     if bbox_in.ndim != 2 or bbox_in.shape[1] != 4:
         raise MetricError(
             f"Expected detection boxes of shape (N, 4). Received shape {bbox_in.shape}"
@@ -476,6 +408,23 @@ def detections_from_arrays(
         size = (ground_truth.widths[pos], ground_truth.heights[pos])
     bbox = convert_boxes(bbox_in, box_format, normalized=normalized, image_size=size)
     return CocoDetections(image_id, category_id, bbox, scores)
+
+
+def _numeric_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as float64, refusing strings, bools and objects (NumPy would parse "1")."""
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # ragged nested lists
+        raise MetricError(
+            f"Expected {what} as a rectangular array of numbers. Received ragged lists"
+        ) from None
+    if arr.size and arr.dtype.kind not in "iuf":
+        flat = arr.reshape(-1).tolist()
+        bad = [v for v in flat if not _numeric(v)] or flat
+        raise MetricError(
+            f"Expected numeric {what}. Received values of type {arr.dtype}: {_few(bad)}"
+        )
+    return arr.astype(np.float64, copy=False)
 
 
 def _map_labels(labels: np.ndarray, label_map: Any, gt: CocoGroundTruth | None) -> np.ndarray:
@@ -511,24 +460,43 @@ def _map_labels(labels: np.ndarray, label_map: Any, gt: CocoGroundTruth | None) 
 
 
 def _detections_from_results(results: list) -> CocoDetections:
-    """Parse a COCO results list (dicts with image_id, category_id, bbox, score)."""
+    """Parse a COCO results list (dicts with image_id, category_id, bbox, score).
+
+    Types are checked as the ground truth's are: ids must be ints (a string ``"17"`` is an
+    error, not an id), ``bbox`` 4 numbers and ``score`` a number (NaN and inf are reported by
+    the value checks that follow, with their own message).
+    """
+    image_ids = _field(results, "image_id", "detection")
+    category_ids = _field(results, "category_id", "detection")
+    boxes = _field(results, "bbox", "detection")
+    scores = _field(results, "score", "detection")
+    for key, values in (("image_id", image_ids), ("category_id", category_ids)):
+        for i, v in enumerate(values):
+            if not is_int(v):
+                raise MetricError(
+                    f"Expected `{key}` to be an int. Received: {key}={v!r} (detection #{i})"
+                )
+    for i, b in enumerate(boxes):
+        if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(_numeric(x) for x in b)):
+            raise MetricError(
+                "Expected each detection bbox to be 4 numbers [x, y, w, h]. Received "
+                f"detection #{i}: bbox={b!r}"
+            )
+    for i, v in enumerate(scores):
+        if not _numeric(v):
+            raise MetricError(f"Expected a numeric score. Received detection #{i}: score={v!r}")
     n = len(results)
-    image_id = _as_int_ids(_field(results, "image_id", "detection"), "detection image_ids")
-    category_id = _as_int_ids(_field(results, "category_id", "detection"), "detection category_ids")
-    bbox = _boxes_array(_field(results, "bbox", "detection"), "detection")
-    try:
-        score = np.fromiter((r["score"] for r in results), np.float64, n)
-    except KeyError:
-        _field(results, "score", "detection")
-        raise
-    except (TypeError, ValueError):
-        i = next(
-            i for i, r in enumerate(results) if not isinstance(r["score"], (int, float, np.number))
-        )
-        raise MetricError(
-            f"Expected a numeric score. Received detection #{i}: score={results[i]['score']!r}"
-        ) from None
-    return CocoDetections(image_id, category_id, bbox, score)
+    return CocoDetections(
+        np.asarray(image_ids, np.int64).reshape(n),
+        np.asarray(category_ids, np.int64).reshape(n),
+        np.asarray(boxes, np.float64).reshape(n, 4),
+        np.asarray(scores, np.float64).reshape(n),
+    )
+
+
+def _numeric(v: Any) -> bool:
+    """An int or float, NaN and inf included (reported later as non-finite)."""
+    return is_number(v) or (isinstance(v, (float, np.floating)) and not math.isfinite(v))
 
 
 def as_detections(
@@ -546,11 +514,7 @@ def as_detections(
     ``category_id``/``labels``); or a :class:`CocoDetections`.
     """
     if isinstance(detections, (str, os.PathLike)):
-        path = Path(detections)
-        if not path.is_file():
-            raise MetricError(f"Expected a COCO results JSON file. Received a missing path: {path}")
-        with open(path) as f:
-            detections = json.load(f)
+        detections = read_json(detections, "a COCO results JSON file (a list of detections)")
     if isinstance(detections, CocoDetections):
         dets = detections
     elif isinstance(detections, Mapping):
