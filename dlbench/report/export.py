@@ -7,12 +7,12 @@ import io
 from typing import Any
 
 from dlbench.report.table import (
-    CELL_FIELDS,
-    COLUMNS,
     best_worst,
+    cell_fields,
     cell_rows,
     parity_text,
     summary_rows,
+    visible_columns,
 )
 
 SUMMARY_FIELDS = (
@@ -31,6 +31,15 @@ SUMMARY_FIELDS = (
     "parity_max_abs_diff",
     "build_time_s",
     "failed",
+)
+#: Extra summary columns when some backend has an energy figure (issue 19).
+ENERGY_SUMMARY_FIELDS = (
+    "energy_j_per_sample",
+    "energy_batch_size",
+    "energy_net",
+    "power_w",
+    "usd_per_million_samples",
+    "co2_g_per_million_samples",
 )
 
 
@@ -57,9 +66,22 @@ def summary_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "parity_max_abs_diff": parity.get("max_abs_diff"),
                 "build_time_s": r.get("build_time_s"),
                 "failed": ",".join(r.get("failed") or []),
+                "energy_j_per_sample": r.get("energy_per_sample"),
+                "energy_batch_size": r.get("energy_bs"),
+                "energy_net": r.get("energy_net"),
+                "power_w": r.get("power_watts"),
+                "usd_per_million_samples": r.get("cost_per_million"),
+                "co2_g_per_million_samples": r.get("co2_per_million"),
             }
         )
     return out
+
+
+def summary_fields(records: list[dict[str, Any]]) -> tuple[str, ...]:
+    """:data:`SUMMARY_FIELDS`, plus the energy fields when some record has one."""
+    if any(rec.get(k) is not None for rec in records for k in ENERGY_SUMMARY_FIELDS):
+        return SUMMARY_FIELDS + ENERGY_SUMMARY_FIELDS
+    return SUMMARY_FIELDS
 
 
 def _csv(records: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
@@ -73,12 +95,13 @@ def _csv(records: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
 
 def summary_csv(doc: dict[str, Any]) -> str:
     """The summary table as CSV (one row per backend and device, SI units)."""
-    return _csv(summary_records(doc), SUMMARY_FIELDS)
+    records = summary_records(doc)
+    return _csv(records, summary_fields(records))
 
 
 def cells_csv(doc: dict[str, Any]) -> str:
     """Every cell as CSV (see :data:`dlbench.report.table.CELL_FIELDS`)."""
-    return _csv(cell_rows(doc), CELL_FIELDS)
+    return _csv(cell_rows(doc), cell_fields(doc))
 
 
 def _md_escape(text: str) -> str:
@@ -89,16 +112,19 @@ def summary_markdown(doc: dict[str, Any]) -> str:
     """The summary table as a GitHub-flavoured Markdown table; the best value of each column is
     in bold. Units are in the cells (``µs``, ``ms``, ``/s``, ``MiB``)."""
     rows = summary_rows(doc)
-    header = ["backend", "device"] + [c.label for c in COLUMNS] + ["parity"]
-    align = [":--", ":--"] + ["--:"] * len(COLUMNS) + [":--"]
+    columns = visible_columns(rows)
+    header = ["backend", "device"] + [c.label for c in columns] + ["parity"]
+    align = [":--", ":--"] + ["--:"] * len(columns) + [":--"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    best = {c.key: best_worst(rows, c)[0] for c in COLUMNS}
+    best = {c.key: best_worst(rows, c)[0] for c in columns}
     for r in rows:
         cells = [r["backend"], r["device"]]
-        for c in COLUMNS:
+        for c in columns:
             text = c.fmt(r.get(c.key))
             if c.key == "throughput" and r.get("throughput_bs"):
                 text += f" (bs {r['throughput_bs']})"
+            if c.key == "energy_per_sample" and r.get("energy_bs"):
+                text += f" (bs {r['energy_bs']})"
             if best[c.key] is not None and r.get(c.key) == best[c.key]:
                 text = f"**{text}**"
             cells.append(text)

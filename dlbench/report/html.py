@@ -9,14 +9,20 @@ from html import escape
 from typing import Any
 
 from dlbench.report.table import (
-    COLUMNS,
     best_worst,
     cell_rows,
+    energy_notes,
     fmt_bytes,
+    fmt_co2,
+    fmt_energy,
     fmt_rate,
     fmt_time,
+    fmt_usd,
+    fmt_watts,
+    has_energy,
     parity_text,
     summary_rows,
+    visible_columns,
     winner_sentences,
 )
 
@@ -57,15 +63,16 @@ def _kv_table(items: list[tuple[str, Any]]) -> str:
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
+    columns = visible_columns(rows)
     head = "".join(
         f"<th>{_e(c.label)}<br><span class='muted'>{_e(c.unit)}, {c.better} is better</span></th>"
-        for c in COLUMNS
+        for c in columns
     )
     out = [f"<table><tr><th>backend</th><th>device</th>{head}<th>parity</th></tr>"]
-    marks = {c.key: best_worst(rows, c) for c in COLUMNS}
+    marks = {c.key: best_worst(rows, c) for c in columns}
     for r in rows:
         tds = []
-        for c in COLUMNS:
+        for c in columns:
             v = r.get(c.key)
             best, worst = marks[c.key]
             cls = "num"
@@ -78,6 +85,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
                 text += f" (bs {r['throughput_bs']})"
             if c.key == "latency_median" and r.get("latency_noisy"):
                 text += " ~"
+            if c.key == "energy_per_sample" and r.get("energy_bs"):
+                text += f" ({r.get('energy_scenario')}, bs {r['energy_bs']})"
             tds.append(f'<td class="{cls}">{_e(text)}</td>')
         parity = r.get("parity")
         pcls = "muted" if parity is None else ("ok" if parity.get("ok") else "bad")
@@ -130,11 +139,31 @@ def _parity_table(doc: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _energy_tds(r: dict[str, Any]) -> str:
+    note = r.get("energy_note")
+    jps = fmt_energy(r.get("joules_per_sample"))
+    if r.get("energy_net"):
+        jps += " net"
+    return (
+        f'<td class="num">{_e(jps)}</td>'
+        f'<td class="num">{_e(fmt_watts(r.get("watts")))}</td>'
+        f'<td class="num">{_e(fmt_usd(r.get("usd_per_million_samples")))}</td>'
+        f'<td class="num">{_e(fmt_co2(r.get("co2_g_per_million_samples")))}</td>'
+        f'<td class="muted">{_e(note or "")}</td>'
+    )
+
+
 def _cells_table(doc: dict[str, Any]) -> str:
+    energy = has_energy(doc)
+    energy_head = (
+        "<th>energy/sample</th><th>power</th><th>cost/1M</th><th>CO2/1M</th><th>energy note</th>"
+        if energy
+        else ""
+    )
     out = [
         "<table><tr><th>cell</th><th>status</th><th>n</th><th>median</th><th>p90</th>"
         "<th>p99</th><th>IQR</th><th>95% CI of median</th><th>throughput</th><th>peak RSS</th>"
-        "<th>metrics</th><th>note</th></tr>"
+        f"<th>metrics</th><th>note</th>{energy_head}</tr>"
     ]
     for r in cell_rows(doc):
         status = r["status"]
@@ -155,7 +184,45 @@ def _cells_table(doc: dict[str, Any]) -> str:
             f'<td class="num">{_e(ci)}</td>'
             f'<td class="num">{_e(fmt_rate(r["throughput_per_s"]))}</td>'
             f'<td class="num">{_e(fmt_bytes(r["peak_rss_bytes"]))}</td>'
-            f"<td>{_e(r['metrics'] or '')}</td><td>{_e(r['note'] or '')}</td></tr>"
+            f"<td>{_e(r['metrics'] or '')}</td><td>{_e(r['note'] or '')}</td>"
+            f"{_energy_tds(r) if energy else ''}</tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _energy_section(doc: dict[str, Any]) -> str:
+    """Which meters and domains measured energy, per backend and device, and the limits."""
+    out = [
+        '<p class="meta">Energy read around each measured loop (never inside a timed call). '
+        "RAPL covers the CPU package(s) and DRAM, not the whole machine; NVML covers the GPU "
+        "board. Net figures subtract the idle baseline. Cost comes from the price per hour and "
+        "the measured throughput; CO2 from the energy and the grid's carbon intensity.</p>",
+        "<table><tr><th>cell</th><th>energy</th><th>seconds</th><th>meters</th>"
+        "<th>domains</th><th>baseline</th></tr>",
+    ]
+    for cell in doc.get("cells") or []:
+        e = cell.get("energy")
+        if not isinstance(e, dict) or cell.get("status") == "failed":
+            continue
+        meters = "; ".join(
+            f"{name}: " + ("ok" if m.get("available") else f"unavailable ({m.get('reason')})")
+            for name, m in (e.get("meters") or {}).items()
+        )
+        domains = ", ".join(
+            f"{d} {fmt_energy(v.get('joules'))}"
+            + ("" if v.get("summed", True) else " (not summed)")
+            + (f" [{v['method']}]" if v.get("method") not in (None, "counter") else "")
+            for d, v in (e.get("domains") or {}).items()
+        )
+        base = e.get("baseline") or {}
+        btxt = f"{fmt_watts(base.get('watts'))} over {base.get('seconds')} s" if base else "-"
+        total = fmt_energy(e.get("joules")) if e.get("available") else f"none: {e.get('reason')}"
+        secs = e.get("seconds")
+        out.append(
+            f"<tr><td>{_e(cell['id'])}</td><td>{_e(total)}</td>"
+            f'<td class="num">{_e("-" if secs is None else f"{secs:.3g}")}</td>'
+            f"<td>{_e(meters or '-')}</td><td>{_e(domains or '-')}</td><td>{_e(btxt)}</td></tr>"
         )
     out.append("</table>")
     return "".join(out)
@@ -256,6 +323,10 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
         body.append(f'<div class="warn"><b>Warnings</b><ul>{items}</ul></div>')
     body.append("<h2>Summary</h2>")
     body.append(_summary_table(rows))
+    notes = energy_notes(doc)
+    if notes:
+        items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+        body.append(f'<div class="warn"><b>Energy</b><ul>{items}</ul></div>')
     body.append("<h2>Figures</h2>")
     if not figures:
         body.append('<p class="muted">No timed cells: nothing to draw.</p>')
@@ -275,6 +346,9 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
     body.append(_parity_table(doc))
     body.append("<h2>All cells</h2>")
     body.append(_cells_table(doc))
+    if has_energy(doc):
+        body.append("<h2>Energy and cost</h2>")
+        body.append(_energy_section(doc))
     body.append("<h2>Settings</h2>")
     body.append(_settings(doc))
     body.append("<h2>Environment</h2>")

@@ -48,6 +48,43 @@ def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.2f}%"
 
 
+def fmt_energy(joules: float | None) -> str:
+    """Energy with a sensible unit: ``812 µJ``, ``3.41 mJ``, ``1.20 J``, ``4.5 kJ``."""
+    if joules is None or not math.isfinite(joules):
+        return "-"
+    a = abs(joules)
+    if a < 1e-3:
+        return f"{joules * 1e6:.3g} µJ"
+    if a < 1:
+        return f"{joules * 1e3:.3g} mJ"
+    if a < 1e3:
+        return f"{joules:.3g} J"
+    return f"{joules / 1e3:.3g} kJ"
+
+
+def fmt_watts(watts: float | None) -> str:
+    """Average power: ``12.3 W``, ``850 mW``."""
+    if watts is None or not math.isfinite(watts):
+        return "-"
+    return f"{watts * 1e3:.3g} mW" if abs(watts) < 1 else f"{watts:.3g} W"
+
+
+def fmt_usd(usd: float | None) -> str:
+    """A cost in US dollars: ``$0.0123``, ``$4.56``, ``$1,234``."""
+    if usd is None or not math.isfinite(usd):
+        return "-"
+    return f"${usd:,.0f}" if usd >= 1000 else f"${usd:.3g}"
+
+
+def fmt_co2(grams: float | None) -> str:
+    """Mass of CO2: ``12.3 mg``, ``4.56 g``, ``1.2 kg``."""
+    if grams is None or not math.isfinite(grams):
+        return "-"
+    if abs(grams) < 1:
+        return f"{grams * 1e3:.3g} mg"
+    return f"{grams:.3g} g" if abs(grams) < 1000 else f"{grams / 1e3:.3g} kg"
+
+
 @dataclass(frozen=True)
 class Column:
     """A numeric column of the summary table."""
@@ -76,13 +113,113 @@ COLUMNS: tuple[Column, ...] = (
     Column("build_time_s", "build", "s", "lower", fmt_time, "build time", "build"),
 )
 
+#: Energy and cost columns: shown only when some cell of the document carries an ``energy``
+#: record with that figure (issue 19), so tables of runs without energy do not change.
+ENERGY_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "energy_per_sample",
+        "energy",
+        "J/sample",
+        "lower",
+        fmt_energy,
+        "energy per sample",
+        "J/smp",
+    ),
+    Column("power_watts", "power", "W", "lower", fmt_watts, "average power", "W"),
+    Column(
+        "cost_per_million",
+        "cost",
+        "USD/1M samples",
+        "lower",
+        fmt_usd,
+        "cost per million samples",
+        "$/1M",
+    ),
+    Column(
+        "co2_per_million",
+        "CO2",
+        "g/1M samples",
+        "lower",
+        fmt_co2,
+        "CO2 per million samples",
+        "gCO2/1M",
+    ),
+)
+
+
+def visible_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """:data:`COLUMNS`, plus each energy column that has a value in some row."""
+    extra = tuple(c for c in ENERGY_COLUMNS if any(r.get(c.key) is not None for r in rows))
+    return COLUMNS + extra
+
+
+def _energy_figures(energy: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one cell's ``energy`` record (``None`` where absent)."""
+    cost, co2 = energy.get("cost") or {}, energy.get("co2") or {}
+    return {
+        "joules_per_sample": energy.get("joules_per_sample"),
+        "watts": energy.get("watts"),
+        "joules": energy.get("joules"),
+        "net": energy.get("net"),
+        "usd_per_million": cost.get("usd_per_million_samples"),
+        "co2_g_per_million": co2.get("g_per_million_samples"),
+    }
+
+
+def energy_reason(energy: dict[str, Any] | None) -> str | None:
+    """Why a cell's energy record has no energy per sample (``None`` when it has one)."""
+    if not energy or energy.get("joules_per_sample") is not None:
+        return None
+    return energy.get("reason") or "energy not measured"
+
+
+def energy_notes(doc: dict[str, Any]) -> list[str]:
+    """One line per distinct reason why cells lack energy, naming how many cells it covers."""
+    reasons: dict[str, list[str]] = {}
+    for cell in doc.get("cells") or []:
+        if cell.get("status") == "failed":
+            continue
+        why = energy_reason(cell.get("energy"))
+        if why:
+            reasons.setdefault(why, []).append(cell["id"])
+    n_energy = sum(1 for c in doc.get("cells") or [] if c.get("energy"))
+    out = []
+    for why, ids in reasons.items():
+        who = "every cell" if len(ids) == n_energy else f"{len(ids)} cell(s): {', '.join(ids)}"
+        out.append(f"No energy figure for {who}: {why}")
+    return out
+
+
+def _update_energy(row: dict[str, Any], cell: dict[str, Any]) -> None:
+    energy = cell.get("energy")
+    if not isinstance(energy, dict):
+        return
+    f = _energy_figures(energy)
+    jps = f["joules_per_sample"]
+    if jps is not None and (row.get("energy_per_sample") is None or jps < row["energy_per_sample"]):
+        row["energy_per_sample"] = jps
+        row["power_watts"] = f["watts"]
+        row["energy_bs"] = cell["batch_size"]
+        row["energy_scenario"] = cell["scenario"]
+        row["energy_net"] = f["net"]
+    for key, fig in (
+        ("cost_per_million", "usd_per_million"),
+        ("co2_per_million", "co2_g_per_million"),
+    ):
+        v = f[fig]
+        if v is not None and (row.get(key) is None or v < row[key]):
+            row[key] = v
+
 
 def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per backend and device, from the cells of a result document.
 
     Keys: ``backend, device, label, status, error, parity, build_time_s, failed, invalid,
     latency_median, latency_p90, latency_p99, latency_ci, latency_noisy, throughput,
-    throughput_bs, peak_rss_bytes, accuracy``. Missing values are absent or ``None``.
+    throughput_bs, peak_rss_bytes, accuracy``; with energy records also ``energy_per_sample``
+    (the lowest over the backend's cells), ``power_watts``, ``energy_bs``, ``energy_scenario``,
+    ``energy_net`` (of that cell), ``cost_per_million``, ``co2_per_million`` (lowest).
+    Missing values are absent or ``None``.
     """
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for backend, per_device in (doc.get("backends") or {}).items():
@@ -105,6 +242,7 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         if cell.get("status") == "invalid":
             row.setdefault("invalid", []).append(cell["scenario"])
+        _update_energy(row, cell)
         timing = cell.get("timing") or {}
         stats = timing.get("stats") or {}
         mem = (cell.get("memory") or {}).get("peak_rss_bytes")
@@ -152,8 +290,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     Latency winners whose 95% confidence interval overlaps the runner-up's are called a tie.
     """
     out = []
-    for col in COLUMNS:
-        if col.key == "build_time_s":
+    for col in visible_columns(rows):
+        if col.key in ("build_time_s", "power_watts"):
             continue
         vals = [(r[col.key], r) for r in rows if r.get(col.key) is not None]
         if len(vals) < 2:
@@ -164,7 +302,7 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
         adjective = (
             "Best" if col.key == "accuracy" else ("Lowest" if col.better == "lower" else "Highest")
         )
-        if col.key == "peak_rss_bytes":
+        if col.key == "peak_rss_bytes" or col in ENERGY_COLUMNS:
             adjective = "Least"
         if len(tied) == len(vals):
             out.append(f"All tie on {col.metric} at {col.fmt(v1)}.")
@@ -186,6 +324,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
             )
             continue
         extra = f" at batch {r1['throughput_bs']}" if col.key == "throughput" else ""
+        if col.key == "energy_per_sample" and r1.get("energy_bs") is not None:
+            extra = f" ({r1.get('energy_scenario')}, batch {r1['energy_bs']})"
         out.append(
             f"{adjective} {col.metric}: {r1['label']} at {col.fmt(v1)}{extra}, "
             f"{ratio:.2f}x better than {r2['label']} ({col.fmt(v2)})."
@@ -225,6 +365,27 @@ CELL_FIELDS = (
     "note",
 )
 
+#: Extra per-cell columns when some cell carries an ``energy`` record.
+ENERGY_CELL_FIELDS = (
+    "energy_j",
+    "joules_per_sample",
+    "energy_net",
+    "watts",
+    "usd_per_million_samples",
+    "co2_g_per_million_samples",
+    "energy_note",
+)
+
+
+def has_energy(doc: dict[str, Any]) -> bool:
+    """Whether some cell carries an ``energy`` record."""
+    return any(isinstance(c.get("energy"), dict) for c in doc.get("cells") or [])
+
+
+def cell_fields(doc: dict[str, Any]) -> tuple[str, ...]:
+    """:data:`CELL_FIELDS`, plus :data:`ENERGY_CELL_FIELDS` when the document has energy."""
+    return CELL_FIELDS + (ENERGY_CELL_FIELDS if has_energy(doc) else ())
+
 
 def cell_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One flat row per cell (see :data:`CELL_FIELDS`), numbers in SI units."""
@@ -238,6 +399,19 @@ def cell_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         reasons = (cell.get("validity") or {}).get("reasons") or []
+        row: dict[str, Any] = {}
+        energy = cell.get("energy")
+        if isinstance(energy, dict):
+            f = _energy_figures(energy)
+            row = {
+                "energy_j": f["joules"],
+                "joules_per_sample": f["joules_per_sample"],
+                "energy_net": f["net"],
+                "watts": f["watts"],
+                "usd_per_million_samples": f["usd_per_million"],
+                "co2_g_per_million_samples": f["co2_g_per_million"],
+                "energy_note": energy_reason(energy) if cell.get("status") != "failed" else None,
+            }
         out.append(
             {
                 "id": cell["id"],
@@ -260,5 +434,6 @@ def cell_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "metrics": "; ".join(f"{k}={v:.6g}" for k, v in metrics.items()),
                 "note": cell.get("error") or "; ".join(reasons),
             }
+            | row
         )
     return out
