@@ -6,6 +6,12 @@ Every member is checked before anything is written: absolute paths, ``..`` compo
 :class:`~dlbench.errors.DataError` naming the file. Extraction goes to a temporary folder next
 to the destination and is renamed into place only when complete, so a failed extraction never
 leaves a half-written dataset behind.
+
+Resource limit: the regular members of an archive may declare at most :data:`MAX_EXPANSION`
+times the archive's own size on disk in all (at least :data:`MIN_EXPANSION_LIMIT`). Dataset
+archives compress a few times at most (CIFAR about 1.1x, COCO's annotation JSON about 6x), so
+a member that would expand to many GiB (a decompression bomb) is refused with a
+:class:`~dlbench.errors.DataError` from its declared size, before any of it is read.
 """
 
 from __future__ import annotations
@@ -23,6 +29,33 @@ from dlbench.errors import DataError, UnsafeDataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, zipfile.BadZipFile)
+
+MAX_EXPANSION = 100
+"""The members of an archive may declare at most this many times the archive's size."""
+
+MIN_EXPANSION_LIMIT = 64 << 20
+"""Bytes any archive may expand to, however small it is."""
+
+
+class _Budget:
+    """Counts the declared sizes of an archive's members against the expansion limit."""
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.size = archive.stat().st_size
+        self.limit = max(MAX_EXPANSION * self.size, MIN_EXPANSION_LIMIT)
+        self.used = 0
+
+    def take(self, name: str, size: int) -> None:
+        self.used += max(int(size), 0)
+        if self.used > self.limit:
+            raise DataError(
+                f"Refused archive {self.archive}: member {name!r} declares {size:,} bytes, "
+                f"which takes the members to {self.used:,} bytes. Expected at most "
+                f"{self.limit:,} bytes in all: {MAX_EXPANSION}x the archive's {self.size:,} "
+                f"bytes (at least {MIN_EXPANSION_LIMIT >> 20} MiB), far more than any dataset "
+                "archive needs. This looks like a decompression bomb."
+            )
 
 
 def is_archive(path: str | Path) -> bool:
@@ -79,6 +112,7 @@ def iter_members(archive: str | Path) -> Iterator[tuple[str, Callable[[], bytes]
     """
     archive = Path(archive)
     try:
+        budget = _Budget(archive)
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
@@ -89,12 +123,14 @@ def iter_members(archive: str | Path) -> Iterator[tuple[str, Callable[[], bytes]
                             "link. Expected only regular files and folders."
                         )
                     if not info.is_dir():
+                        budget.take(info.filename, info.file_size)
                         yield name, _guarded(archive, lambda info=info: zf.read(info))
             return
         with tarfile.open(archive, mode="r|*") as tf:
             for m in tf:
                 name = _check_tar_member(m, archive)
                 if m.isfile():
+                    budget.take(m.name, m.size)
 
                     def read(m: tarfile.TarInfo = m) -> bytes:
                         f = tf.extractfile(m)
@@ -107,7 +143,7 @@ def iter_members(archive: str | Path) -> Iterator[tuple[str, Callable[[], bytes]
                     yield name, _guarded(archive, read)
     except FileNotFoundError:
         raise DataError(f"Archive not found: {archive}") from None
-    except UnsafeDataError:
+    except DataError:
         raise
     except _READ_ERRORS as e:
         raise _corrupt(archive, e) from None

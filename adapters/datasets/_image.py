@@ -8,10 +8,18 @@
   exactly (:func:`boxes_to_letterbox`, :func:`boxes_from_letterbox`).
 - :func:`resize_center_crop` is the standard ImageNet evaluation transform (resize the shorter
   side to 256, centre-crop 224).
+
+Resource limit: an image file declares its size in its header, and decoding allocates what it
+declares. Images larger than :data:`MAX_IMAGE_PIXELS` (Pillow's own default limit, about
+9459 x 9459, a 256 MiB RGBA buffer; dataset images are far smaller) are refused with a
+:class:`~dlbench.errors.DataError` from the header, before decoding (a PNG declaring
+30000 x 30000 pixels never allocates 2.7 GB). Where a dataset declares each image's size (COCO),
+the header must match it before the pixels are decoded.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,22 +44,70 @@ IMAGE_EXTENSIONS = (
 )
 
 
+MAX_IMAGE_PIXELS = 89_478_485
+"""Largest image (width x height) any loader decodes: Pillow's default limit."""
+
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+
+
+def _check_pixels(im: Image.Image, path: str | Path) -> None:
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"Refused image {path}: its header declares {w}x{h} = {w * h:,} pixels. Expected "
+            f"at most {MAX_IMAGE_PIXELS:,} pixels (Pillow's default limit, a 256 MiB RGBA "
+            "buffer; no dataset image is that large). This looks like a decompression bomb."
+        )
+
+
+def _open(path: str | Path) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def open_rgb(path: str | Path) -> Image.Image:
     """Open and fully decode ``path`` as an RGB Pillow image.
 
     Raises:
-        DataError: The file is missing or does not decode as an image.
+        DataError: The file is missing, does not decode as an image, or declares more than
+            :data:`MAX_IMAGE_PIXELS` pixels (refused before decoding).
     """
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
+            _check_pixels(im, path)
             im.load()
             return to_rgb(im)
     except FileNotFoundError:
         raise DataError(f"Image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        raise DataError(f"Refused image {path}: {e}") from None
+    except _DECODE_ERRORS as e:
         raise DataError(
             f"Could not decode image {path}: expected a readable image file, received a "
             f"corrupt or unsupported one ({type(e).__name__}: {e})."
+        ) from None
+
+
+def verify_image(path: str | Path) -> tuple[int, int]:
+    """Decode ``path`` fully (within :data:`MAX_IMAGE_PIXELS`) and return its (width, height).
+
+    Raises:
+        DataError: As :func:`open_rgb`.
+    """
+    try:
+        with _open(path) as im:
+            _check_pixels(im, path)
+            im.load()
+            return im.size
+    except FileNotFoundError:
+        raise DataError(f"Image file not found: {path}") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"Refused image {path}: {e}") from None
+    except _DECODE_ERRORS as e:
+        raise DataError(
+            f"Could not decode image {path}: {type(e).__name__}: {e}. Expected a readable "
+            "image file."
         ) from None
 
 
@@ -83,12 +139,17 @@ def decode_rgb(path: str | Path) -> np.ndarray:
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) read from the file header only (no full decode)."""
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             return im.size
     except FileNotFoundError:
         raise DataError(f"Image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"Could not read image header of {path}: {e}") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"Refused image {path}: {e}") from None
+    except _DECODE_ERRORS as e:
+        raise DataError(
+            f"Could not decode image {path}: expected a readable image file, received one "
+            f"whose header is corrupt or unsupported ({type(e).__name__}: {e})."
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,35 @@ the one NumPy path back to arbitrary objects.
 
 Arrays come back as read-only views of the bytes in the pickle (NumPy's own reconstruction
 would copy them once more): loading a 30 MB batch costs one copy less than ``pickle.load``.
+
+Resource limits: an array's bytes travel inside the pickle, so a real dataset pickle never
+needs more array memory than its own size. A pickle that calls the allowed ``numpy.ndarray``
+constructor directly (to allocate from a declared shape) may allocate at most
+:data:`ALLOC_LIMIT_FACTOR` times the pickle's size in all; beyond that it is refused with a
+:class:`~dlbench.errors.DataError` before anything is allocated. A pickle nested deeper than
+Python's recursion limit is a :class:`~dlbench.errors.DataError`, not a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import math
+import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from dlbench.errors import DataError, UnsafeDataError
+
+ALLOC_LIMIT_FACTOR = 2
+"""Arrays a pickle allocates from declared shapes (direct ``numpy.ndarray(shape, dtype)``
+calls) may total at most this many times the pickle's own size in bytes."""
+
+_MIN_ALLOC_LIMIT = 1 << 20  # bytes: tiny pickles may still declare small arrays
 
 
 def _safe_dtype(*args: Any) -> np.dtype:
@@ -54,7 +70,9 @@ class _PendingArray:
         if not isinstance(raw, (bytes, bytearray)):
             raise _Refused(f"array data of type {type(raw).__name__} is not allowed")
         shape = tuple(int(d) for d in shape)
-        count = int(np.prod(shape, dtype=np.int64))
+        if any(d < 0 for d in shape):
+            raise ValueError(f"array shape {shape} has a negative dimension")
+        count = math.prod(shape)
         if len(raw) != count * dtype.itemsize:
             raise ValueError(
                 f"array data holds {len(raw)} bytes, expected {count * dtype.itemsize} for "
@@ -121,19 +139,62 @@ class _Refused(Exception):
     """Internal: raised inside the unpickler, turned into UnsafeDataError with the file name."""
 
 
+class _TooLarge(Exception):
+    """Internal: a declared allocation over the limit, turned into DataError with the file name."""
+
+
+class _NdarrayGuard:
+    """Stands in for the global ``numpy.ndarray``.
+
+    Passed to ``_reconstruct`` it means ``numpy.ndarray`` (the normal use); called directly it
+    allocates a zero-filled array only within the unpickler's allocation budget.
+    """
+
+    def __init__(self, budget: int, size: int) -> None:
+        self.budget = budget
+        self.size = size
+        self.used = 0
+
+    def __call__(self, shape: Any = (), dtype: Any = float, *rest: Any) -> np.ndarray:
+        if rest:
+            raise _Refused("numpy.ndarray called with a buffer, offset or strides")
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise _Refused(f"numpy.ndarray called with the shape {shape!r}")
+        dt = _safe_dtype(dtype)
+        nbytes = math.prod(dims) * dt.itemsize
+        if self.used + nbytes > self.budget:
+            raise _TooLarge(
+                f"it declares an array of shape {dims} and dtype {dt} ({nbytes:,} bytes). "
+                f"Expected at most {self.budget:,} bytes of arrays from declared shapes in all: "
+                f"{ALLOC_LIMIT_FACTOR}x the pickle's {self.size:,} bytes, at least 1 MiB (the "
+                "array data of a dataset pickle is stored in the file itself)"
+            )
+        self.used += nbytes
+        return np.zeros(dims, dtype=dt)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that resolves only :data:`ALLOWED_GLOBALS`."""
 
     created = 0  # array stubs made by this unpickler
 
+    def __init__(self, file: BinaryIO, *, size: int | None = None, **kw: Any) -> None:
+        super().__init__(file, **kw)
+        size = _MIN_ALLOC_LIMIT if size is None else size
+        budget = max(ALLOC_LIMIT_FACTOR * size, _MIN_ALLOC_LIMIT)
+        self._ndarray = _NdarrayGuard(budget, size)
+
     def _reconstruct(self, cls: Any, shape: Any, typecode: Any) -> _PendingArray:
-        stub = _safe_reconstruct(cls, shape, typecode)
+        stub = _safe_reconstruct(np.ndarray if cls is self._ndarray else cls, shape, typecode)
         self.created += 1
         return stub
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             found = ALLOWED_GLOBALS[(module, name)]
+            if found is np.ndarray:
+                return self._ndarray
             return self._reconstruct if found is _safe_reconstruct else found
         except KeyError:
             allowed = ", ".join(f"{m}.{n}" for m, n in ALLOWED_GLOBALS)
@@ -155,27 +216,45 @@ def safe_load(source: str | Path | bytes | BinaryIO, *, name: str | None = None)
 
     Raises:
         UnsafeDataError: The pickle references anything outside :data:`ALLOWED_GLOBALS`.
-        DataError: The file is not a readable pickle (truncated, corrupt).
+        DataError: The file is not a readable pickle (truncated, corrupt, nested too deeply)
+            or declares arrays beyond :data:`ALLOC_LIMIT_FACTOR` times its size.
     """
     if isinstance(source, (str, Path)):
         label = name or str(source)
         try:
             with open(source, "rb") as f:
-                return _load(f, label)
+                return _load(f, label, os.fstat(f.fileno()).st_size)
         except FileNotFoundError:
             raise DataError(f"Dataset file not found: {label}") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _load(io.BytesIO(source), name or "<bytes>")
-    return _load(source, name or getattr(source, "name", "<stream>"))
-
-
-def _load(f: BinaryIO, label: str) -> Any:
+        return _load(io.BytesIO(source), name or "<bytes>", len(source))
     try:
-        unpickler = RestrictedUnpickler(f, encoding="bytes")
+        size: int | None = os.fstat(source.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        size = None
+    return _load(source, name or getattr(source, "name", "<stream>"), size)
+
+
+def _load(f: BinaryIO, label: str, size: int | None = None) -> Any:
+    try:
+        unpickler = RestrictedUnpickler(f, encoding="bytes", size=size)
         obj = unpickler.load()
         return _resolve(obj, [unpickler.created])
     except _Refused as e:
         raise UnsafeDataError(f"Refused to unpickle {label}: {e}.") from None
+    except _TooLarge as e:
+        raise DataError(f"Refused to unpickle {label}: {e}.") from None
+    except RecursionError:
+        raise DataError(
+            f"Could not unpickle {label}: it is nested deeper than Python's recursion limit "
+            f"({sys.getrecursionlimit()}). Expected a CIFAR python batch (a flat dict of arrays "
+            "and lists)."
+        ) from None
+    except MemoryError:
+        raise DataError(
+            f"Could not unpickle {label}: it needs more memory than is available. Expected a "
+            "CIFAR python batch (tens of MB)."
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
         raise DataError(
             f"Could not unpickle {label}: expected a CIFAR python batch (a pickled dict), "

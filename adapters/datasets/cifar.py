@@ -309,7 +309,17 @@ class CifarDataset(Dataset):
             )
         out = [data.reshape(-1, 3, 32, 32)]
         for key in label_keys:
-            labels = np.asarray(d[key], dtype=np.int64)
+            try:
+                labels = np.asarray(d[key])
+            except (ValueError, TypeError, OverflowError, RecursionError):
+                labels = None
+            if labels is None or labels.dtype.kind not in "iu":
+                got = "ragged or nested lists" if labels is None else f"dtype {labels.dtype}"
+                raise DataError(
+                    f"{name}: expected {len(data)} integer {key!r} (one per image). Received "
+                    f"{type(d[key]).__name__} of {got}"
+                )
+            labels = labels.astype(np.int64)
             if labels.shape != (len(data),):
                 raise DataError(
                     f"{name}: expected {len(data)} {key!r} (one per image). Received shape "

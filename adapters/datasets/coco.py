@@ -38,6 +38,7 @@ from dlbench.adapters.datasets._image import (
     LetterboxParams,
     boxes_from_letterbox,
     boxes_to_letterbox,
+    image_size,
     letterbox,
     open_rgb,
 )
@@ -304,14 +305,16 @@ class CocoDetection(Dataset):
         """The decoded image as uint8 RGB (H, W, 3), its size checked against the JSON."""
         rec = self._images[index]
         path = self.image_path(index)
-        im = open_rgb(path)
-        if im.size != (int(rec["width"]), int(rec["height"])):
+        # The header must match the JSON before anything is decoded: what the file may
+        # allocate is what the annotation file declares.
+        size = image_size(path)
+        if size != (int(rec["width"]), int(rec["height"])):
             raise DataError(
                 f"{path}: expected {rec['width']}x{rec['height']} pixels (from "
-                f"{self.annotation_file.name}, image id {rec['id']}). Received {im.width}x"
-                f"{im.height}; its boxes would not match."
+                f"{self.annotation_file.name}, image id {rec['id']}). Received {size[0]}x"
+                f"{size[1]}; its boxes would not match."
             )
-        return np.asarray(im, dtype=np.uint8)
+        return np.asarray(open_rgb(path), dtype=np.uint8)
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
         idx = np.asarray(indices, dtype=np.int64)

@@ -312,19 +312,25 @@ def _digest(row: np.ndarray) -> bytes:
     return hashlib.blake2b(row.tobytes(), digest_size=16).digest()
 
 
-def _check_files(paths: Sequence[Path]) -> dict[str, list[tuple[int, str]]]:
-    from PIL import Image
+def _decoded_size(path: Path | str) -> tuple[int, int] | None:
+    """(width, height) of a fully decoded image, or None when it does not decode or is
+    refused by the loaders' pixel limit (the loader would fail on it too)."""
+    from dlbench.adapters.datasets._image import verify_image
 
+    try:
+        return verify_image(path)
+    except Exception:  # noqa: BLE001 - a DataError, or any other decoder failure
+        return None
+
+
+def _check_files(paths: Sequence[Path]) -> dict[str, list[tuple[int, str]]]:
     missing: list[tuple[int, str]] = []
     corrupt: list[tuple[int, str]] = []
     for i, p in enumerate(paths):
         if not Path(p).is_file():
             missing.append((i, str(p)))
             continue
-        try:
-            with Image.open(p) as im:
-                im.load()
-        except Exception:  # noqa: BLE001 - any decoder failure means a corrupt file
+        if _decoded_size(p) is None:
             corrupt.append((i, str(p)))
     out = {}
     if missing:
@@ -520,17 +526,12 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
     counted = inst.ann_category[known & cat_known]
 
     missing, corrupt, size_mismatch = [], [], []
-    from PIL import Image
-
     for i, p in enumerate(paths):
         if hashes[i] is None:
             missing.append(str(p))
             continue
-        try:
-            with Image.open(p) as im:
-                im.load()
-                size = im.size
-        except Exception:  # noqa: BLE001 - any decoder failure means a corrupt file
+        size = _decoded_size(p)
+        if size is None:
             corrupt.append(str(p))
             continue
         rec = ds.image_record(i)
@@ -539,7 +540,12 @@ def _check_coco(report: Report, split: str, ds: Any, *, full: bool) -> list[Any]
                 {"file": str(p), "json": [rec["width"], rec["height"]], "file_size": list(size)}
             )
     add("error", "missing files", missing, "missing image file(s)")
-    add("error", "corrupt files", corrupt, "image file(s) that do not decode")
+    add(
+        "error",
+        "corrupt files",
+        corrupt,
+        "image file(s) that do not decode (or exceed the loaders' pixel limit)",
+    )
     add("error", "image size", size_mismatch, "image(s) whose size differs from the JSON")
     _check_duplicates(report, split, hashes, None)
 
