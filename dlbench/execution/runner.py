@@ -27,7 +27,8 @@ import numpy as np
 from dlbench.errors import ConfigError
 from dlbench.execution import environment
 from dlbench.execution import results as res
-from dlbench.execution.config import BenchmarkConfig, Cell, via_onnx_source
+from dlbench.execution.config import BenchmarkConfig, Cell
+from dlbench.execution.worker import backend_options
 
 #: Called as ``on_event(kind, payload)``; kinds: ``plan``, ``worker``, ``cell``, ``warning``.
 EventCallback = Callable[[str, dict[str, Any]], None]
@@ -36,26 +37,30 @@ POLL_S = 0.05
 STDERR_TAIL = 2000
 
 
-def thread_env(intra: int, inter: int) -> dict[str, str]:
-    """Environment variables that fix every framework's thread pools before it is imported."""
-    env = {
-        "OMP_NUM_THREADS": str(intra),
-        "MKL_NUM_THREADS": str(intra),
-        "OPENBLAS_NUM_THREADS": str(intra),
-        "VECLIB_MAXIMUM_THREADS": str(intra),
-        "NUMEXPR_NUM_THREADS": str(intra),
-        "TF_NUM_INTRAOP_THREADS": str(intra),
-        "TF_NUM_INTEROP_THREADS": str(inter),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-    }
-    # XLA:CPU has no intra-op knob other than turning Eigen's pool off (= 1 thread).
-    xla = os.environ.get("XLA_FLAGS", "")
-    if intra == 1 and "xla_cpu_multi_thread_eigen" not in xla:
-        xla = (xla + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    if xla:
-        env["XLA_FLAGS"] = xla
+#: Thread variables every numeric library reads at import (OpenMP, MKL, OpenBLAS, ...).
+GENERIC_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_env(intra: int, inter: int, backends: list[str] | None = None) -> dict[str, str]:
+    """Environment variables that fix every framework's thread pools before it is imported:
+    the generic ones, then each backend's own (its manifest's ``worker_env``; default: every
+    registered backend's, so one environment serves any worker)."""
+    from dlbench.registry import backends as registry
+
+    env = {var: str(intra) for var in GENERIC_THREAD_VARS}
+    names = registry.names() if backends is None else backends
+    for name in names:
+        try:
+            manifest = registry.manifest(name)
+        except Exception:  # a plugin that cannot even be described: its worker will say why
+            continue
+        env.update(manifest.worker_env(intra, inter))
     return env
 
 
@@ -150,6 +155,20 @@ class WorkerProcess:
         self._stderr.close()
 
 
+#: Settings that mean the same thing in every backend, each reported under this key by the
+#: backend itself; those compared among CUDA devices only (TF32 does nothing on a CPU).
+COMMON_SETTINGS = (
+    "intra_op_threads",
+    "inter_op_threads",
+    "intra_op_threads_in_force",
+    "inter_op_threads_in_force",
+    "precision",
+    "deterministic",
+    "tf32",
+)
+GPU_ONLY_SETTINGS = frozenset({"tf32"})
+
+
 def _settings_warnings(doc: dict[str, Any]) -> list[str]:
     """Warn when backends in one comparison differ on a setting that changes speed.
 
@@ -157,29 +176,17 @@ def _settings_warnings(doc: dict[str, Any]) -> list[str]:
     for and the threads actually in force (a swapped intra/inter knob shows up there), precision,
     determinism, and TF32 (among CUDA devices only: TF32 does nothing on a CPU). Compile modes
     (torch eager/compile, TF function/XLA, JAX jit, ORT optimisation level) have no common scale:
-    they are recorded per backend, not compared. Each key may have per-framework aliases.
+    they are recorded per backend, not compared. Each backend reports these common keys itself.
     """
-    keys: dict[str, tuple[str, ...]] = {
-        "intra_op_threads": ("intra_op_threads",),
-        "inter_op_threads": ("inter_op_threads",),
-        "intra_op_threads_in_force": ("intra_op_threads_in_force",),
-        "inter_op_threads_in_force": ("inter_op_threads_in_force",),
-        "precision": ("precision",),
-        "deterministic": ("deterministic",),
-        "tf32": ("tf32", "allow_tf32_matmul"),
-    }
-    gpu_only = {"tf32"}
-    seen: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    seen: dict[str, dict[str, Any]] = {k: {} for k in COMMON_SETTINGS}
     for backend, per_device in doc["backends"].items():
         for device, info in per_device.items():
             settings = info.get("settings") or {}
-            for k, aliases in keys.items():
-                if k in gpu_only and not device.startswith("cuda"):
+            for k in COMMON_SETTINGS:
+                if k in GPU_ONLY_SETTINGS and not device.startswith("cuda"):
                     continue
-                for alias in aliases:
-                    if alias in settings:
-                        seen[k][f"{backend}/{device}"] = settings[alias]
-                        break
+                if k in settings:
+                    seen[k][f"{backend}/{device}"] = settings[k]
     out = []
     for k, values in seen.items():
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
@@ -268,16 +275,17 @@ def run(
 
     missing_framework: dict[str, str] = {}
     for name in config.resolved_backends():
-        source = via_onnx_source(name)
-        if source is not None:  # e.g. torch>onnxruntime: the exporter and onnxruntime
-            from dlbench.export.requirements import missing_message
-
-            message = missing_message(source)
-        else:
-            entry = backend_registry.entry(name)  # unknown name: RegistryError, a usage error
-            message = entry.missing_message()  # found without importing the framework
+        # unknown name: RegistryError, a usage error; a composite (torch>onnxruntime) needs its
+        # source, its exporter and its target: all found without importing a framework
+        entry = backend_registry.entry(name)
+        message = entry.missing_message()
         if message:
             missing_framework[name] = message
+        if message and entry.manifest_ref is None:
+            continue  # a class registered with requirements: describing it needs its framework
+        # options checked here, by the manifest, so a typo stops the run before any worker
+        composite = entry.manifest().composite
+        backend_options(config, composite[1] if composite else name)
     cfg_dict = config.to_dict()
     out_path = Path(out) if out is not None else None
 
@@ -341,7 +349,8 @@ def run(
         exports: dict[str, dict[str, Any]] = {}
         try:
             for (backend, device), group_cells in groups.items():
-                source = via_onnx_source(backend)
+                composite = backend_registry.manifest(backend).composite
+                source = composite[0] if composite else None
                 if source is not None and backend not in missing_framework:
                     if source not in exports:  # once per source, shared by every device
                         exports[source] = export_onnx(config, source, spec_path, workdir, env)
@@ -508,7 +517,13 @@ def _run_group(
                         parity = _parity(compare, reference, out, config.parity_tolerance)
                         binfo["parity"] = parity
                         binfo["first_call_s"] = ev.get("first_call_s")
-                        if not parity["ok"]:
+                        if parity.get("informative") is False and not parity["ok"]:
+                            state.warn(
+                                f"PARITY NOT INFORMATIVE for {backend} on {device}: "
+                                f"{parity.get('reason')}. The outputs agree, but this check "
+                                "cannot tell a right output from a wrong one."
+                            )
+                        elif not parity["ok"]:
                             state.warn(
                                 f"PARITY FAILED for {backend} on {device}: "
                                 f"{parity.get('reason') or ''}"
