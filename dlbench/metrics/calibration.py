@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MetricError
-from dlbench.metrics._inputs import as_labels, as_scores, check_same_length, to_probabilities
+from dlbench.metrics._inputs import (
+    as_labels,
+    as_scores,
+    check_from_logits,
+    check_same_length,
+    probability_atol,
+    to_probabilities,
+)
 from dlbench.metrics.base import Metric
 
 NORMS = ("l1", "l2", "max")
@@ -33,8 +40,10 @@ class CalibrationError(Metric):
     Args:
         n_bins: Number of equal-width confidence bins.
         norm: ``"l1"`` (ECE), ``"l2"`` or ``"max"`` (MCE).
-        from_logits: ``None`` (auto): softmax when rows are not probability distributions;
-            ``True``: always; ``False``: never.
+        from_logits: ``None`` (auto): softmax when the rows are logits (a value outside
+            [0, 1] or a row summing far from 1; rows of [0, 1] that sum to 1 only roughly, beyond
+            the tolerance of their dtype, are refused), decided per batch; ``True``: always;
+            ``False``: never.
     """
 
     name = "ece"
@@ -47,14 +56,16 @@ class CalibrationError(Metric):
             raise MetricError(f"Expected n_bins to be a positive int. Received: n_bins={n_bins!r}")
         if norm not in NORMS:
             raise MetricError(f"Expected norm in {NORMS}. Received: norm={norm!r}")
-        self.n_bins, self.norm, self.from_logits = int(n_bins), norm, from_logits
+        self.n_bins, self.norm = int(n_bins), norm
+        self.from_logits = check_from_logits(from_logits)
         self.add_state("bin_count", np.zeros(self.n_bins, np.int64), "sum")
         self.add_state("bin_confidence", np.zeros(self.n_bins, np.float64), "sum")
         self.add_state("bin_hits", np.zeros(self.n_bins, np.int64), "sum")
 
     def update(self, y_true: Any, y_pred: Any) -> None:
         t = as_labels(y_true)
-        p = to_probabilities(as_scores(y_pred, "y_pred"), self.from_logits)
+        atol = probability_atol(np.asarray(y_pred).dtype)
+        p = to_probabilities(as_scores(y_pred, "y_pred"), self.from_logits, atol)
         check_same_length(t, p)
         conf = p.max(axis=1)
         hit = np.argmax(p, axis=1) == t

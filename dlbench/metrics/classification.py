@@ -7,9 +7,22 @@ hit counts, or the accumulated scores); ``compute()`` hands that state to scikit
 wherever scikit-learn computes the metric, so the numbers are scikit-learn's.
 
 Label metrics follow scikit-learn's conventions: ``average`` in ``"micro"``, ``"macro"``,
-``"weighted"``, ``"none"`` (per class) or ``"binary"``; ``zero_division`` in ``"warn"``
-(acts as 0), ``0``, ``1``, ``nan``; macro averages over the labels present in ``y_true`` or
-``y_pred`` unless ``labels`` is given.
+``"weighted"``, ``"none"`` or ``None`` (per class) or ``"binary"``; ``zero_division`` in
+``"warn"`` (acts as 0), ``0``, ``1``, ``nan``; macro averages over the labels present in
+``y_true`` or ``y_pred`` unless ``labels`` is given. The default, ``average="auto"``, is
+scikit-learn's ``"binary"`` (the score of ``pos_label``) when the input is binary (no label
+above 1, at most two classes, no ``labels``) and ``"macro"`` otherwise (where scikit-learn's
+default would raise). Per-class results list the classes of ``labels``, else ``range(num_classes)``
+when ``num_classes`` is given, else the classes present, in increasing order; the streaming
+classes return that list as ``labels`` next to the values. Multilabel (0/1 indicator rows)
+input is refused with a clear error.
+
+Scores: ``from_logits=None`` (auto) treats (N, C) scores as probabilities when every row sums
+to 1 within a tolerance set by the input's dtype (16 x eps: 1e-5 for float64 and float32,
+1.6e-2 for float16), as logits when a value lies outside [0, 1] or a row sums far from 1, and
+refuses rows of [0, 1] values that sum to 1 only roughly (rounded probabilities?) with a
+message asking for ``from_logits``. ``from_logits`` is honoured by every score metric, the
+binary ROC AUC included: binary logits are ranked by the positive class's margin.
 
 Example:
     >>> import numpy as np
@@ -32,13 +45,16 @@ from dlbench.errors import MetricError
 from dlbench.metrics._inputs import (
     as_labels,
     as_scores,
+    check_from_logits,
     check_same_length,
     labels_from_pred,
+    looks_like_logits,
+    probability_atol,
     to_probabilities,
 )
 from dlbench.metrics.base import Metric
 
-AVERAGES = ("micro", "macro", "weighted", "none", "binary")
+AVERAGES = ("micro", "macro", "weighted", "none", "binary", "auto")
 
 
 def _check_average(average: str | None) -> str:
@@ -120,6 +136,7 @@ def _prf_compute(
     t, p, w = _cells(matrix)
     if w.size == 0:
         return float("nan")
+    average = _resolve_average(average, matrix, labels)
     kw: dict[str, Any] = {
         "labels": _sk_labels(labels),
         "average": None if average == "none" else average,
@@ -137,6 +154,20 @@ def _prf_compute(
     except ValueError as e:  # e.g. average="binary" on more than two classes
         raise MetricError(f"scikit-learn rejected the {which} inputs: {e}") from None
     return np.asarray(value).tolist() if average == "none" else float(value)
+
+
+def _resolve_average(average: str, matrix: np.ndarray, labels: Sequence[int] | None) -> str:
+    """``"auto"``: scikit-learn's ``"binary"`` for binary input, ``"macro"`` otherwise."""
+    if average != "auto":
+        return average
+    return "binary" if labels is None and matrix.shape[0] <= 2 else "macro"
+
+
+def _per_class_labels(num_classes: int | None, labels: Sequence[int] | None) -> list[int] | None:
+    """The classes a per-class result lists: ``labels``, else ``range(num_classes)``."""
+    if labels is not None:
+        return [int(v) for v in labels]
+    return None if num_classes is None else list(range(num_classes))
 
 
 def _present_labels(matrix: np.ndarray, labels: Sequence[int] | None) -> list[int]:
@@ -190,7 +221,7 @@ class _PRF(_ConfusionBased):
         self,
         num_classes: int | None = None,
         *,
-        average: str | None = "macro",
+        average: str | None = "auto",
         labels: Sequence[int] | None = None,
         zero_division: Any = "warn",
         pos_label: int = 1,
@@ -201,13 +232,19 @@ class _PRF(_ConfusionBased):
         self.zero_division = zero_division
         self.pos_label = pos_label
 
+    def _labels(self) -> list[int] | None:
+        if self.average == "none":
+            return _per_class_labels(self.num_classes, self.labels)
+        return None if self.labels is None else [int(v) for v in self.labels]
+
     def compute(self) -> dict[str, Any]:
+        labels = self._labels()
         value = _prf_compute(
-            self.confmat, self.which, self.average, self.labels, self.zero_division, self.pos_label
+            self.confmat, self.which, self.average, labels, self.zero_division, self.pos_label
         )
         out: dict[str, Any] = {self.name: value}
         if self.average == "none":
-            out["labels"] = _present_labels(self.confmat, self.labels)
+            out["labels"] = _present_labels(self.confmat, labels)
         return out
 
 
@@ -241,18 +278,19 @@ class F1Score(_PRF):
         self.beta = float(beta)
 
     def compute(self) -> dict[str, Any]:
+        labels = self._labels()
         value = _prf_compute(
             self.confmat,
             "f1",
             self.average,
-            self.labels,
+            labels,
             self.zero_division,
             self.pos_label,
             beta=self.beta,
         )
         out: dict[str, Any] = {self.name: value}
         if self.average == "none":
-            out["labels"] = _present_labels(self.confmat, self.labels)
+            out["labels"] = _present_labels(self.confmat, labels)
         return out
 
 
@@ -340,22 +378,23 @@ class _ScoreBased(Metric):
     def __init__(self, num_classes: int | None = None, from_logits: bool | None = None) -> None:
         super().__init__()
         self.num_classes = _check_num_classes(num_classes)
-        if from_logits not in (None, True, False):
-            raise MetricError(
-                f"Expected from_logits in (None, True, False). Received: {from_logits!r}"
-            )
-        self.from_logits = from_logits
+        self.from_logits = check_from_logits(from_logits)
         self.add_state("targets", [], "cat")
         self.add_state("scores", [], "cat")
+        # the probability tolerance of the least precise dtype seen (see probability_atol)
+        self.add_state("prob_atol", np.asarray(1e-5), "max")
 
     def update(self, y_true: Any, y_pred: Any) -> None:
         t = as_labels(y_true)
-        s = np.asarray(y_pred, np.float64)
-        if s.ndim == 1:  # binary: the positive class's score
-            s = np.stack([-s, s], axis=1) if self.from_logits else np.stack([1 - s, s], axis=1)
+        raw = np.asarray(y_pred)
+        self.prob_atol = np.maximum(self.prob_atol, probability_atol(raw.dtype))
+        s = np.asarray(raw, np.float64)
+        if s.ndim == 1:  # binary: the positive class's score, kept as one column
+            s = s[:, None]
         s = as_scores(s, "y_pred")
         check_same_length(t, s)
-        if self.num_classes is not None and s.shape[1] != self.num_classes:
+        width = 2 if s.shape[1] == 1 else s.shape[1]
+        if self.num_classes is not None and width != self.num_classes:
             raise MetricError(
                 f"Expected y_pred with num_classes={self.num_classes} columns. Received {s.shape}"
             )
@@ -372,6 +411,37 @@ class _ScoreBased(Metric):
             return np.zeros(0, np.int64), np.zeros((0, self.num_classes or 2))
         return np.concatenate(self.targets), np.concatenate(self.scores)
 
+    def _atol(self) -> float:
+        return float(self.prob_atol)
+
+
+def _binary_column_logits(s: np.ndarray, from_logits: bool | None) -> bool:
+    """Whether a (N, 1) column of positive-class scores holds logits (auto: a value outside
+    [0, 1])."""
+    if from_logits is None:
+        return bool(s.size) and bool((s < 0).any() or (s > 1).any())
+    return bool(from_logits)
+
+
+def _probabilities(s: np.ndarray, from_logits: bool | None, atol: float) -> np.ndarray:
+    """(N, C) probabilities from stored scores; a (N, 1) positive-class column becomes
+    ``[1 - p, p]`` with ``p = sigmoid(z)`` for logits."""
+    if s.shape[1] == 1:
+        col = s[:, 0]
+        if _binary_column_logits(s, from_logits):
+            col = 1.0 / (1.0 + np.exp(-col))
+        return np.stack([1.0 - col, col], axis=1)
+    return to_probabilities(s, from_logits, atol)
+
+
+def _positive_ranking(s: np.ndarray, from_logits: bool | None, atol: float) -> np.ndarray:
+    """Binary ROC AUC's ranking: the positive class's probability, or for logits its margin
+    (``z1 - z0``: the same order as the softmax probability, without saturating to ties)."""
+    if s.shape[1] == 1:
+        return s[:, 0]  # a logit and its sigmoid rank alike
+    logits = looks_like_logits(s, atol) if from_logits is None else from_logits
+    return s[:, 1] - s[:, 0] if logits else s[:, 1]
+
 
 class RocAuc(_ScoreBased):
     """Area under the ROC curve (``roc_auc_score``): binary, or one-vs-rest for multiclass.
@@ -379,10 +449,12 @@ class RocAuc(_ScoreBased):
     Args:
         num_classes: Score columns; inferred from ``y_pred`` when None.
         average: ``"macro"`` or ``"weighted"`` (multiclass one-vs-rest), ``"none"`` per class.
-        from_logits: ``None`` (auto): apply softmax when the rows are not probability
-            distributions; ``True``: always; ``False``: never (multiclass then needs rows that
-            sum to 1, as scikit-learn requires). Binary AUC ranks the positive column and is
-            unaffected.
+        from_logits: ``None`` (auto): logits when a value lies outside [0, 1] or a row sums far
+            from 1, probabilities when rows sum to 1 within the dtype's tolerance, an error in
+            between; ``True``: always logits; ``False``: never (multiclass then needs rows that
+            sum to 1, as scikit-learn requires). Binary (N, 2) logits are ranked by the positive
+            class's probability (its margin ``z1 - z0``), probabilities by column 1; (N,) scores
+            rank as they are.
 
     Raises (at compute):
         MetricError: a class has no positive sample (ROC AUC is undefined for it).
@@ -406,13 +478,15 @@ class RocAuc(_ScoreBased):
 
     def compute(self) -> dict[str, Any]:
         t, s = self._data()
-        return {"roc_auc": _roc_auc_compute(t, s, self.average, self.from_logits)}
+        return {"roc_auc": _roc_auc_compute(t, s, self.average, self.from_logits, self._atol())}
 
 
-def _roc_auc_compute(t: np.ndarray, s: np.ndarray, average: str, from_logits: bool | None) -> Any:
+def _roc_auc_compute(
+    t: np.ndarray, s: np.ndarray, average: str, from_logits: bool | None, atol: float = 1e-5
+) -> Any:
     from sklearn.metrics import roc_auc_score
 
-    c = s.shape[1]
+    c = max(2, s.shape[1])
     if t.size and t.max() >= c:
         raise MetricError(f"Expected labels in [0, {c}). Received label {int(t.max())}")
     present = np.bincount(t, minlength=c)
@@ -425,9 +499,9 @@ def _roc_auc_compute(t: np.ndarray, s: np.ndarray, average: str, from_logits: bo
             else "Expected samples of at least two classes for ROC AUC. Received one class only"
         )
     if c == 2:
-        value = roc_auc_score(t, s[:, 1])
+        value = roc_auc_score(t, _positive_ranking(s, from_logits, atol))
         return [float(value)] * 2 if average == "none" else float(value)
-    p = to_probabilities(s, from_logits)
+    p = to_probabilities(s, from_logits, atol)
     if average == "none":
         return [float(roc_auc_score(t == k, p[:, k])) for k in range(c)]
     return float(roc_auc_score(t, p, multi_class="ovr", average=average, labels=list(range(c))))
@@ -436,26 +510,30 @@ def _roc_auc_compute(t: np.ndarray, s: np.ndarray, average: str, from_logits: bo
 class LogLoss(_ScoreBased):
     """Cross-entropy of the true class (``log_loss``), mean over samples.
 
-    ``from_logits``: ``None`` (auto) applies softmax when the rows are not probability
-    distributions, ``True`` always, ``False`` never.
+    ``from_logits``: ``None`` (auto) applies softmax when the scores are logits (see
+    :func:`~dlbench.metrics._inputs.looks_like_logits`: by the dtype's tolerance, refusing
+    ambiguous rows), ``True`` always, ``False`` never. (N,) scores are the positive class's
+    probability, or its logit (sigmoid) when ``from_logits`` is true or a value is outside [0, 1].
     """
 
     name = "log_loss"
 
     def compute(self) -> dict[str, Any]:
         t, s = self._data()
-        return {"log_loss": _log_loss_compute(t, s, self.from_logits)}
+        return {"log_loss": _log_loss_compute(t, s, self.from_logits, self._atol())}
 
 
-def _log_loss_compute(t: np.ndarray, s: np.ndarray, from_logits: bool | None) -> float:
+def _log_loss_compute(
+    t: np.ndarray, s: np.ndarray, from_logits: bool | None, atol: float = 1e-5
+) -> float:
     from sklearn.metrics import log_loss as sk_log_loss
 
     if t.size == 0:
         return float("nan")
-    c = s.shape[1]
+    c = max(2, s.shape[1])
     if t.max() >= c:
         raise MetricError(f"Expected labels in [0, {c}). Received label {int(t.max())}")
-    p = to_probabilities(s, from_logits)
+    p = _probabilities(s, from_logits, atol)
     return float(sk_log_loss(t, p, labels=list(range(c))))
 
 
@@ -501,15 +579,24 @@ def top_k_accuracy(y_true: Any, y_score: Any, k: int = 5) -> float:
 
 
 def roc_auc(
-    y_true: Any, y_score: Any, *, average: str = "macro", from_logits: bool | None = None
+    y_true: Any,
+    y_score: Any,
+    *,
+    average: str = "macro",
+    from_logits: bool | None = None,
+    num_classes: int | None = None,
 ) -> Any:
     """Functional :class:`RocAuc`. ``y_score``: (N,) positive-class scores or (N, C)."""
-    return _one_shot(RocAuc(average=average, from_logits=from_logits), y_true, y_score)["roc_auc"]
+    metric = RocAuc(num_classes, average=average, from_logits=from_logits)
+    return _one_shot(metric, y_true, y_score)["roc_auc"]
 
 
-def log_loss(y_true: Any, y_score: Any, *, from_logits: bool | None = None) -> float:
-    """Functional :class:`LogLoss`. ``y_score``: (N, C) probabilities or logits."""
-    return _one_shot(LogLoss(from_logits=from_logits), y_true, y_score)["log_loss"]
+def log_loss(
+    y_true: Any, y_score: Any, *, from_logits: bool | None = None, num_classes: int | None = None
+) -> float:
+    """Functional :class:`LogLoss`. ``y_score``: (N, C) probabilities or logits, or (N,)
+    positive-class scores."""
+    return _one_shot(LogLoss(num_classes, from_logits=from_logits), y_true, y_score)["log_loss"]
 
 
 # --------------------------------------------------------------------------- reports

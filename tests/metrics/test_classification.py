@@ -146,8 +146,13 @@ def test_roc_auc_ovr_matches_sklearn(data, average):
 def test_roc_auc_binary_matches_sklearn(data):
     y_true, scores, _ = data
     assume(len(np.unique(y_true)) == 2)
-    close(M.roc_auc(y_true, scores), skm.roc_auc_score(y_true, scores[:, 1]))
+    # probabilities (from_logits=False): column 1 is the positive class's score
+    close(M.roc_auc(y_true, scores, from_logits=False), skm.roc_auc_score(y_true, scores[:, 1]))
     close(M.roc_auc(y_true, scores[:, 1]), skm.roc_auc_score(y_true, scores[:, 1]))
+    # logits: ranked by the positive class's probability softmax(scores)[:, 1], i.e. by the
+    # margin z1 - z0 (the same order, without float rounding splitting exact ties) (issue 21)
+    margin = scores[:, 1] - scores[:, 0]
+    close(M.roc_auc(y_true, scores, from_logits=True), skm.roc_auc_score(y_true, margin))
 
 
 @SETTINGS
