@@ -147,3 +147,75 @@ def test_cli_exit_codes(tmp_path, base, capsys):
     assert main(["compare", str(a), str(unfair), "--force"]) == 0
     assert main(["compare", str(a), str(tmp_path / "missing.json")]) == 2
     assert "Expected a dlbench result file" in capsys.readouterr().err
+
+
+# -- energy (issue 19) ---------------------------------------------------------------------------
+
+TIMED_TORCH = {
+    "torch/cpu/latency/bs1",
+    "torch/cpu/throughput/bs1",
+    "torch/cpu/throughput/bs8",
+    "torch/cpu/throughput/bs32",
+}
+
+
+def test_without_energy_records_no_energy_is_compared(base):
+    result = compare(base, docs.rerun(base, seed=7))
+    assert not any("joules_per_sample" in c.stats for c in result.changes)
+    assert not any("energy" in n for c in result.changes for n in c.notes)
+
+
+def test_same_energy_flags_nothing(base):
+    result = compare(docs.with_energy(base), docs.with_energy(docs.rerun(base, seed=7)))
+    assert result.regressions == [] and result.improvements == []
+    timed = [c for c in result.changes if c.scenario != "accuracy"]
+    assert all(abs(c.stats["joules_per_sample"]["change"]) < 0.05 for c in timed)
+
+
+def test_hungrier_backend_is_an_energy_regression_at_the_same_speed(base):
+    a = docs.with_energy(base)
+    b = docs.with_energy(docs.rerun(base, seed=7), watts={"torch": 25.0 * 1.3})
+    result = compare(a, b)
+    assert {c.cell for c in result.regressions} == TIMED_TORCH
+    assert result.regressed_backends == ["torch/cpu"]
+    lat = next(c for c in result.changes if c.cell == "torch/cpu/latency/bs1")
+    assert lat.stats["joules_per_sample"]["change"] == pytest.approx(0.3, abs=0.05)
+    assert any("energy per sample +" in n for n in lat.notes)
+    assert lat.ratio == pytest.approx(1.0, abs=0.05)  # time did not move
+    # The gate is a threshold: a wider one lets it pass; a leaner backend is an improvement.
+    assert compare(a, b, energy_threshold=0.5).regressions == []
+    lean = docs.with_energy(docs.rerun(base, seed=7), watts={"numpy": 15.0})
+    assert {c.backend for c in compare(a, lean).improvements} == {"numpy"}
+
+
+def test_energy_measured_in_one_run_only_or_differently_is_not_gated(base):
+    a = docs.with_energy(base)
+    none = docs.with_energy(docs.rerun(base, seed=7), available=False, watts={"torch": 99.0})
+    result = compare(a, none)
+    assert result.regressions == []
+    lat = next(c for c in result.changes if c.cell == "torch/cpu/latency/bs1")
+    assert any("measured only in a" in n and "no powercap" in n for n in lat.notes)
+    net = docs.with_energy(docs.rerun(base, seed=7), baseline_watts=5.0, watts={"torch": 99.0})
+    result = compare(a, net)
+    assert result.regressions == []
+    assert any("different domains or baselines" in n for c in result.changes for n in c.notes)
+
+
+def test_cli_energy_column_and_gate(tmp_path, base, capsys, monkeypatch):
+    from dlbench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps the table to the terminal width
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    results.write_atomic(a, docs.with_energy(base))
+    results.write_atomic(b, docs.with_energy(docs.rerun(base, seed=7), watts={"torch": 40.0}))
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "energy/sample" in out and "Regressed: torch/cpu" in out
+    assert "torch/cpu/latency/bs1 energy +" in out
+    assert main(["compare", str(a), str(b), "--energy-threshold", "100%"]) == 0
+    capsys.readouterr()
+    plain = tmp_path / "plain.json"
+    results.write_atomic(plain, base)
+    assert main(["compare", str(plain), str(plain)]) == 0
+    assert "energy/sample" not in capsys.readouterr().out

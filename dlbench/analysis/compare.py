@@ -11,7 +11,10 @@ A cell is a **regression** when the change is significant (p < alpha *and* the i
 1) and the median per-call time grew by more than the threshold; an **improvement** when it is
 significant and shrank by more than the threshold. A cell that ran in ``a`` but failed in ``b``
 is a regression too; an accuracy-type metric that dropped by more than ``metric_tolerance``
-(absolute) is one as well. The exit code of the command is 1 when any regression is found, so it
+(absolute) is one as well. When both cells carry an ``energy`` record measured over the same
+domains, energy per sample (lower is better) is gated too: it grew by more than
+``energy_threshold`` (relative; one reading per cell, so there is no significance test and the
+default threshold is wider than the time one). The exit code of the command is 1 when any regression is found, so it
 can gate CI.
 
 Runs whose model, data, precision, threads, timing mode, CPU, GPU or framework versions differ
@@ -113,6 +116,8 @@ class Comparison:
     #: Differences worth knowing that do not invalidate the comparison.
     notes: list[str]
     forced: bool = False
+    #: Smallest relative change of energy per sample that counts.
+    energy_threshold: float = 0.10
 
     @property
     def regressions(self) -> list[CellChange]:
@@ -262,12 +267,71 @@ def _lower_is_better(metric: str) -> bool:
     )
 
 
+def _energy_basis(energy: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
+    """The measured summed domains and whether the figure is net of the idle baseline."""
+    domains = tuple(
+        sorted(
+            d
+            for d, v in (energy.get("domains") or {}).items()
+            if v.get("summed", True) and v.get("joules") is not None
+        )
+    )
+    return domains, bool(energy.get("net"))
+
+
+def _compare_energy(
+    change: CellChange,
+    ea: dict[str, Any] | None,
+    eb: dict[str, Any] | None,
+    energy_threshold: float,
+    verdicts: list[str],
+) -> None:
+    """Gate on energy per sample (lower is better) when both runs measured it the same way."""
+    ja = (ea or {}).get("joules_per_sample")
+    jb = (eb or {}).get("joules_per_sample")
+    if ja is None and jb is None:
+        return
+    if ja is None or jb is None:
+        who, other = ("a", eb) if ja is not None else ("b", ea)
+        why = (other or {}).get("reason") or "not measured"
+        missing = "b" if who == "a" else "a"
+        change.notes.append(
+            f"energy per sample measured only in {who} ({missing}: {why}): not compared"
+        )
+        return
+    basis_a, basis_b = _energy_basis(ea or {}), _energy_basis(eb or {})
+    if basis_a != basis_b:
+        change.notes.append(
+            "energy not compared: measured over different domains or baselines "
+            f"(a: {', '.join(basis_a[0])}{' net' if basis_a[1] else ''}; "
+            f"b: {', '.join(basis_b[0])}{' net' if basis_b[1] else ''})"
+        )
+        return
+    rel = _rel(ja, jb)
+    change.stats["joules_per_sample"] = {"a": ja, "b": jb, "change": rel}
+    if rel is None:
+        return
+    if rel > energy_threshold:
+        verdicts.append("regression")
+        change.notes.append(
+            f"energy per sample {rel * 100:+.1f}% (beyond the {energy_threshold * 100:g}% "
+            "energy threshold)"
+        )
+    elif rel < -energy_threshold:
+        verdicts.append("improvement")
+        change.notes.append(
+            f"energy per sample {rel * 100:+.1f}% (beyond the {energy_threshold * 100:g}% "
+            "energy threshold)"
+        )
+
+
 def _compare_cell(
     ca: dict[str, Any],
     cb: dict[str, Any],
     threshold: float,
     alpha: float,
     metric_tolerance: float,
+    energy_threshold: float = 0.10,
 ) -> CellChange:
     change = CellChange(
         cell=ca["id"],
@@ -324,6 +388,15 @@ def _compare_cell(
             verdicts.append("within threshold")
         if stats_a.get("noisy") or stats_b.get("noisy"):
             change.notes.append("noisy samples (IQR above 10% of the median)")
+    ea, eb = ca.get("energy"), cb.get("energy")
+    if isinstance(ea, dict) or isinstance(eb, dict):
+        _compare_energy(
+            change,
+            ea if isinstance(ea, dict) else None,
+            eb if isinstance(eb, dict) else None,
+            energy_threshold,
+            verdicts,
+        )
     ma, mb = ca.get("metrics") or {}, cb.get("metrics") or {}
     for k in sorted(set(ma) & set(mb)):
         va, vb = ma[k], mb[k]
@@ -357,6 +430,7 @@ def compare(
     alpha: float = 0.05,
     metric_tolerance: float = 1e-3,
     force: bool = False,
+    energy_threshold: float = 0.10,
 ) -> Comparison:
     """Compare run ``b`` against the baseline ``a`` (documents or result file paths).
 
@@ -366,6 +440,8 @@ def compare(
         metric_tolerance: Smallest absolute change of a quality metric (accuracy...) that counts.
         force: Compare even when the runs are not comparable (the differences are kept in
             :attr:`Comparison.unfair`).
+        energy_threshold: Smallest relative change of energy per sample that counts (cells
+            whose ``energy`` records were measured over the same domains).
 
     Raises:
         UnfairComparisonError: The runs differ in model, data, settings or environment.
@@ -385,7 +461,7 @@ def compare(
     cells_a = {_key(c): c for c in doc_a.get("cells") or []}
     cells_b = {_key(c): c for c in doc_b.get("cells") or []}
     changes = [
-        _compare_cell(cells_a[k], cells_b[k], threshold, alpha, metric_tolerance)
+        _compare_cell(cells_a[k], cells_b[k], threshold, alpha, metric_tolerance, energy_threshold)
         for k in cells_a
         if k in cells_b
     ]
@@ -400,6 +476,7 @@ def compare(
         unfair=unfair,
         notes=notes,
         forced=force and bool(unfair),
+        energy_threshold=energy_threshold,
     )
 
 

@@ -15,6 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp_.add_argument("b", help="result file to check against the baseline")
     cmp_.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp_.add_argument(
+        "--energy-threshold",
+        default="10%",
+        help="smallest change of energy per sample that counts, when both runs measured energy "
+        "(default 10%%)",
+    )
     cmp_.add_argument("--force", action="store_true", help="compare runs that are not comparable")
     cmp_.add_argument("--json", dest="json_out", help="also write the comparison as JSON here")
 
@@ -28,6 +34,7 @@ def command(args: argparse.Namespace) -> int:
         threshold=compare.parse_threshold(args.threshold),
         alpha=args.alpha,
         force=args.force,
+        energy_threshold=compare.parse_threshold(args.energy_threshold),
     )
     print_comparison(result, make_console())
     if args.json_out:
@@ -51,11 +58,20 @@ def _coloured_change(c: CellChange, key: str, *, higher_is_better: bool = False)
     return f"[{'red' if worse else 'green'}]{text}[/]"
 
 
+def _energy_change(c: CellChange, threshold: float) -> str:
+    """The relative change of energy per sample, red/green beyond the energy threshold."""
+    ch = (c.stats.get("joules_per_sample") or {}).get("change")
+    text = _pct(ch)
+    if ch is None or abs(ch) <= threshold:
+        return text
+    return f"[{'red' if ch > 0 else 'green'}]{text}[/]"
+
+
 def print_comparison(result: Comparison, console: Any) -> None:
     """A rich table of every matched cell, then a one-paragraph verdict."""
     from rich.table import Table
 
-    from dlbench.report.table import fmt_rate, fmt_time
+    from dlbench.report.table import fmt_energy, fmt_rate, fmt_time
 
     if result.forced:
         console.print("[bold yellow]Forced comparison of runs that are not comparable:[/]")
@@ -67,6 +83,7 @@ def print_comparison(result: Comparison, console: Any) -> None:
         title=f"{result.b} vs baseline {result.a} "
         f"(threshold {result.threshold * 100:g}%, alpha {result.alpha:g})"
     )
+    energy = any("joules_per_sample" in c.stats for c in result.changes)
     for col in (
         "cell",
         "median a",
@@ -75,6 +92,7 @@ def print_comparison(result: Comparison, console: Any) -> None:
         "p90",
         "p99",
         "throughput",
+        *(["energy/sample"] if energy else []),
         "p-value",
         "verdict",
     ):
@@ -103,6 +121,12 @@ def print_comparison(result: Comparison, console: Any) -> None:
         tput = _pct(tp.get("change")) if tp else "-"
         if tp.get("b") is not None:
             tput = f"{_coloured_change(c, 'throughput', higher_is_better=True)} ({fmt_rate(tp.get('b'))})"
+        en = s.get("joules_per_sample") or {}
+        etxt = (
+            f"{_energy_change(c, result.energy_threshold)} ({fmt_energy(en.get('b'))})"
+            if en
+            else "-"
+        )
         table.add_row(
             c.cell,
             fmt_time(med.get("a")),
@@ -111,6 +135,7 @@ def print_comparison(result: Comparison, console: Any) -> None:
             _coloured_change(c, "p90"),
             _coloured_change(c, "p99"),
             tput,
+            *([etxt] if energy else []),
             "-" if c.p_value is None else f"{c.p_value:.2g}",
             verdict,
         )
@@ -128,6 +153,18 @@ def summary_sentence(result: Comparison) -> str:
     """``2 regressions (torch/cpu/latency/bs1 +31%, ...), 0 improvements, 7 unchanged.``"""
 
     def describe(c: CellChange) -> str:
+        energy = (c.stats.get("joules_per_sample") or {}).get("change")
+        if energy is not None and c.verdict in ("regression", "improvement"):
+            parts = []
+            if c.ratio is not None and c.ratio_ci and c.p_value is not None:
+                lo, hi = c.ratio_ci
+                significant = c.p_value < result.alpha and (lo > 1.0 or hi < 1.0)
+                if significant and abs(c.ratio - 1) > result.threshold:
+                    parts.append(f"time {(c.ratio - 1) * 100:+.1f}%")
+            if abs(energy) > result.energy_threshold:
+                parts.append(f"energy {energy * 100:+.1f}%")
+            parts += [f"{k} {m['delta'] * 100:+.2f} pt" for k, m in c.metrics.items() if m["delta"]]
+            return f"{c.cell} {', '.join(parts)}" if parts else f"{c.cell} ({'; '.join(c.notes)})"
         if c.ratio is not None and c.verdict in ("regression", "improvement"):
             return f"{c.cell} {(c.ratio - 1) * 100:+.1f}%"
         if c.metrics:
