@@ -27,6 +27,8 @@ import copy
 import hashlib
 import json
 import math
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,44 +417,47 @@ class ModelSpec:
     def load(cls, path: str | Path) -> ModelSpec:
         """Read a spec written by :meth:`save`. Never unpickles, never runs code.
 
+        Every way a file can be wrong is a :class:`SpecError` saying what was expected and
+        what was received: a missing, truncated or non-JSON graph file; a malformed ``params``
+        section; a truncated or corrupt ``.npz``; a member that is not a plain numeric array;
+        a member whose header declares more data than it holds (refused before anything is
+        allocated, see :func:`read_weights`); weights that do not match the graph.
+
         Raises:
             SpecError: a file is missing, malformed, or its weights do not match the graph.
         """
         jpath, npath = cls._paths(path)
         try:
-            doc = json.loads(jpath.read_text())
+            doc = json.loads(jpath.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SpecError(f"Spec graph file not found: {jpath}") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SpecError(f"Spec graph file {jpath} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SpecError(
+                f"Spec graph file {jpath} is nested too deeply to parse. Expected a dlbench "
+                "model spec (a few levels of nesting)."
+            ) from None
+        except OSError as exc:
+            raise SpecError(f"Spec graph file {jpath} could not be read: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise SpecError(f"{jpath} is not a dlbench model spec (expected format {FORMAT!r})")
         if doc.get("version") != FORMAT_VERSION:
             raise SpecError(
                 f"{jpath}: expected spec format version {FORMAT_VERSION}. Received: {doc.get('version')}"
             )
-        declared = doc.get("params", {})
-        params: dict[str, np.ndarray] = {}
-        try:
-            with np.load(npath, allow_pickle=False) as z:
-                for k in z.files:
-                    params[k] = z[k]
-        except FileNotFoundError:
-            raise SpecError(f"Spec weights file not found: {npath}") from None
-        except ValueError as exc:  # object arrays would need pickle
-            raise SpecError(
-                f"Spec weights file {npath} is not plain numeric arrays: {exc}"
-            ) from None
+        declared = _declared_params(doc.get("params", {}), jpath)
+        params = read_weights(npath)
         if set(params) != set(declared):
             raise SpecError(
                 f"{npath}: weights {sorted(set(params) ^ set(declared))} do not match the graph file"
             )
-        for k, meta in declared.items():
+        for k, (shape, dtype) in declared.items():
             a = params[k]
-            if list(a.shape) != list(meta["shape"]) or str(a.dtype) != meta["dtype"]:
+            if a.shape != shape or str(a.dtype) != dtype:
                 raise SpecError(
-                    f"Parameter {k!r}: graph says {meta['dtype']}{tuple(meta['shape'])}, "
-                    f"weights file has {a.dtype}{a.shape}"
+                    f"Parameter {k!r}: graph says {dtype}{shape}, weights file has "
+                    f"{a.dtype}{a.shape}"
                 )
         try:
             spec = cls(
@@ -469,6 +474,151 @@ class ModelSpec:
                 params=params,
                 metadata=doc.get("metadata", {}),
             )
-        except (KeyError, TypeError) as exc:
-            raise SpecError(f"{jpath}: malformed spec ({exc!r})") from None
-        return spec.validate()
+            return spec.validate()
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            if isinstance(exc, SpecError):
+                raise
+            raise SpecError(
+                f"{jpath}: malformed spec ({type(exc).__name__}: {exc}). Expected 'name', "
+                "'inputs' (objects with 'name' and an int 'shape' list), 'outputs' (names) and "
+                "'nodes' (objects with 'name', 'op', 'inputs', 'attrs', 'params')."
+            ) from None
+
+
+MAX_WEIGHTS_EXPANSION = 100
+"""A weights ``.npz`` may declare at most this many times its size on disk (``np.savez`` stores
+arrays uncompressed, about 1x; ``np.savez_compressed`` rarely reaches 10x)."""
+
+
+def _declared_params(section: Any, jpath: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The graph file's ``params`` section as ``name -> (shape, dtype)``, validated."""
+    if not isinstance(section, dict):
+        raise SpecError(
+            f"{jpath}: expected 'params' to be an object mapping each weight name to "
+            f'{{"shape": [...], "dtype": "float32"}}. Received: {type(section).__name__}'
+        )
+    out: dict[str, tuple[tuple[int, ...], str]] = {}
+    for name, meta in section.items():
+        shape = meta.get("shape") if isinstance(meta, dict) else None
+        dtype = meta.get("dtype") if isinstance(meta, dict) else None
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(dtype, str)
+        ):
+            raise SpecError(
+                f"{jpath}: expected params[{name!r}] to be "
+                f'{{"shape": [non-negative ints], "dtype": "<numpy dtype>"}}. Received: {meta!r:.200}'
+            )
+        out[name] = (tuple(shape), dtype)
+    return out
+
+
+def read_weights(npath: str | Path) -> dict[str, np.ndarray]:
+    """Read a weights ``.npz`` with ``allow_pickle=False``, refusing anything malformed.
+
+    Before NumPy reads a member, its ``.npy`` header is checked against the member's size: a
+    header may only declare the bytes the member actually holds (a file cannot make the loader
+    allocate more than it contains), and all members together at most
+    :data:`MAX_WEIGHTS_EXPANSION` times the file's size.
+
+    Raises:
+        SpecError: missing, truncated or corrupt file; a member that is not a plain numeric
+            ``.npy`` array; a header that declares more than the member holds.
+    """
+    npath = Path(npath)
+    if not npath.is_file():
+        raise SpecError(f"Spec weights file not found: {npath}")
+    expected = "an .npz of plain numeric arrays written by ModelSpec.save (np.savez)"
+    params: dict[str, np.ndarray] = {}
+    try:
+        limit = MAX_WEIGHTS_EXPANSION * max(npath.stat().st_size, 1 << 20)
+        with zipfile.ZipFile(npath) as zf:
+            infos = zf.infolist()
+            if sum(i.file_size for i in infos) > limit:
+                raise SpecError(
+                    f"Spec weights file {npath}: its members declare "
+                    f"{sum(i.file_size for i in infos):,} bytes. Expected at most {limit:,} "
+                    f"({MAX_WEIGHTS_EXPANSION}x the file's size)."
+                )
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise SpecError(
+                        f"Spec weights file {npath} is not plain numeric arrays: member "
+                        f"{info.filename!r} is not an array (.npy). Expected {expected}."
+                    )
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise SpecError(
+                        f"Spec weights file {npath} is not plain numeric arrays: member "
+                        f"{info.filename!r} holds Python objects (dtype {dtype}), which only "
+                        f"pickle can read. Expected {expected}."
+                    )
+                need = math.prod(shape) * dtype.itemsize
+                if header + need != info.file_size:
+                    raise SpecError(
+                        f"Spec weights file {npath}: member {info.filename!r} declares shape "
+                        f"{shape} {dtype} ({need:,} bytes) but holds "
+                        f"{info.file_size - header:,} bytes of data. Expected {expected}."
+                    )
+            with np.load(npath, allow_pickle=False) as z:
+                for k in z.files:
+                    arr = z[k]
+                    if not isinstance(arr, np.ndarray):
+                        raise SpecError(
+                            f"Spec weights file {npath} is not plain numeric arrays: member "
+                            f"{k!r} is not an array. Expected {expected}."
+                        )
+                    params[k] = arr
+    except SpecError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError) as exc:
+        raise SpecError(
+            f"Spec weights file {npath} is truncated, corrupt or not plain numeric arrays "
+            f"({type(exc).__name__}: {exc}). Expected {expected}."
+        ) from None
+    return params
+
+
+def check_fits_dataset(spec: ModelSpec, info: Any) -> None:
+    """Raise :class:`SpecError` unless ``spec`` can run on the dataset described by ``info``.
+
+    Checks that one sample has the model's input shape and, for classification, that the
+    model scores at least as many classes as the dataset has labels. Call it after loading a
+    spec from a file, before anything is built or timed.
+
+    Args:
+        spec: The model.
+        info: The dataset's :class:`~dlbench.data.dataset.DatasetInfo` (``input_shape``,
+            ``num_classes``, ``task``, ``name``).
+
+    Example:
+        >>> from dlbench import datasets, zoo
+        >>> info = datasets.load("digits").info
+        >>> check_fits_dataset(zoo.get("mlp", input_shape=(1, 8, 8)), info)
+        >>> check_fits_dataset(zoo.get("mlp", input_shape=(3, 8, 8)), info)
+        Traceback (most recent call last):
+        ...
+        dlbench.errors.SpecError: Expected the model's input shape to match a sample of dataset \
+'digits' (1, 8, 8). Received: model 'mlp' takes (3, 8, 8)
+    """
+    want = tuple(int(d) for d in info.input_shape)
+    got = spec.input_shape
+    if got != want:
+        raise SpecError(
+            f"Expected the model's input shape to match a sample of dataset {info.name!r} "
+            f"{want}. Received: model {spec.name!r} takes {got}"
+        )
+    if getattr(info, "task", None) == "classification" and info.num_classes:
+        outputs = spec.num_classes
+        if outputs < info.num_classes:
+            raise SpecError(
+                f"Expected the model to score at least the {info.num_classes} classes of "
+                f"dataset {info.name!r}. Received: model {spec.name!r} has {outputs} outputs"
+            )
