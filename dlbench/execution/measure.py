@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.analysis.stats import relative_ci_width, summarize
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, DlbenchError
 from dlbench.options import strict_from_dict
 
 MODES = ("compute", "end_to_end")
@@ -275,6 +276,72 @@ def is_steady(warm: list[int], window: int, tolerance: float) -> bool:
     return before > 0 and abs(recent - before) <= tolerance * before
 
 
+class NotAModelError(DlbenchError, TypeError):
+    """:func:`time_model` was handed something that is not a dlbench Model."""
+
+
+_MODEL_METHODS = ("to_device", "forward", "sync", "to_numpy")
+#: Top-level module of a class -> (what it is, the backend whose ``wrap()`` takes it).
+_NATIVE = {
+    "torch": ("a PyTorch module", "torch"),
+    "torchvision": ("a PyTorch module", "torch"),
+    "timm": ("a PyTorch module", "torch"),
+    "keras": ("a Keras model", "tensorflow"),
+    "tf_keras": ("a Keras model", "tensorflow"),
+    "tensorflow": ("a TensorFlow model or function", "tensorflow"),
+    "jax": ("a JAX function", "jax"),
+    "jaxlib": ("a JAX function", "jax"),
+    "flax": ("a Flax module", "jax"),
+    "equinox": ("an Equinox module", "jax"),
+    "haiku": ("a Haiku module", "jax"),
+    "onnx": ("an ONNX model", "onnxruntime"),
+    "onnxruntime": ("an ONNX Runtime session", "onnxruntime"),
+}
+
+
+def _native_kind(model: Any) -> tuple[str, str] | None:
+    """What framework ``model`` comes from, by its classes' modules (imports nothing)."""
+    for cls in type(model).__mro__:
+        top = (getattr(cls, "__module__", "") or "").split(".")[0]
+        if top in _NATIVE:
+            return _NATIVE[top]
+    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx"):
+        return ("an ONNX file path", "onnxruntime")
+    return None
+
+
+def check_model(model: Any) -> None:
+    """Raise a clear :class:`NotAModelError` unless ``model`` is a dlbench Model (has
+    ``to_device``, ``forward``, ``sync`` and ``to_numpy``), saying how to ``wrap()`` a native one.
+    """
+    missing = [m for m in _MODEL_METHODS if not callable(getattr(model, m, None))]
+    if not missing:
+        return
+    name = type(model).__qualname__
+    kind = _native_kind(model)
+    if kind is not None:
+        what, backend = kind
+        args = "model" if backend == "onnxruntime" else "model, input_shape=(C, H, W)"
+        if backend == "jax":
+            args = "fn, params=params, input_shape=(C, H, W)"
+        hint = f'wrap it first: dlbench.get_backend("{backend}").wrap({args})'
+        received = f"{what} ({name})"
+    elif callable(model):
+        received = f"a plain function or callable ({name})"
+        hint = (
+            "wrap it first with the backend of its framework, e.g. "
+            'dlbench.get_backend("jax").wrap(fn, params=params, input_shape=(C, H, W)) or '
+            'dlbench.get_backend("tensorflow").wrap(fn, input_shape=(C, H, W))'
+        )
+    else:
+        received = f"a {name}"
+        hint = "build one with dlbench.get_backend(name).build(spec) or wrap a native model"
+    raise NotAModelError(
+        f"Expected a dlbench Model (with {', '.join(_MODEL_METHODS)}) for time_model. "
+        f"Received {received}, which lacks {', '.join(missing)}: {hint}."
+    )
+
+
 def time_model(
     model: Any,
     batch: np.ndarray,
@@ -297,10 +364,15 @@ def time_model(
     Returns:
         A :class:`Timing` with the raw samples and their statistics.
 
+    Raises:
+        NotAModelError: ``model`` is not a dlbench Model (a raw ``nn.Module``, ``keras.Model``,
+            function, ...): the message says which ``get_backend(...).wrap()`` to call first.
+
     Example:
         >>> t = time_model(model, batch, "compute", min_iters=50, min_time=1.0)  # doctest: +SKIP
         >>> t.median, t.p99, t.throughput  # doctest: +SKIP
     """
+    check_model(model)
     if mode not in MODES:
         raise ConfigError(f"Expected mode in {MODES}. Received: mode={mode!r}")
     if stop_rule is None:

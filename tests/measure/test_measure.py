@@ -271,3 +271,53 @@ def test_real_clock_smoke_with_numpy_backend():
     t = time_model(model, np.zeros((2, 1, 8, 8), np.float32), min_iters=5, min_time=0.01)
     assert t.n >= 5 and t.median > 0 and t.clock_overhead >= 0 and t.throughput > 0
     assert t.wall_time >= t.samples.sum()
+
+
+# --------------------------------------------------------------------------- misuse (issue 21)
+
+
+def _fake_native(module: str, name: str = "Net") -> object:
+    """An instance of a class that claims to live in ``module`` (no framework imported)."""
+    return type(name, (), {"__module__": module, "__call__": lambda self, x: x})()
+
+
+@pytest.mark.parametrize(
+    ("native", "backend"),
+    [
+        (_fake_native("torch.nn.modules.module", "Module"), "torch"),
+        (_fake_native("keras.src.models.functional", "Functional"), "tensorflow"),
+        (_fake_native("flax.nnx.module"), "jax"),
+        (_fake_native("jaxlib._jax", "PjitFunction"), "jax"),
+        ("model.onnx", "onnxruntime"),
+    ],
+)
+def test_time_model_on_a_native_model_says_to_wrap_it(native, backend):
+    from dlbench.errors import DlbenchError
+    from dlbench.execution.measure import NotAModelError
+
+    with pytest.raises(NotAModelError, match=rf'get_backend\("{backend}"\)\.wrap\(') as info:
+        time_model(native, _batch(), min_iters=1, min_time=0)
+    assert isinstance(info.value, (DlbenchError, TypeError))
+    assert "to_device" in str(info.value)
+
+
+def test_time_model_on_a_plain_function_says_to_wrap_it():
+    from dlbench.execution.measure import NotAModelError
+
+    def f(x):
+        return x
+
+    with pytest.raises(NotAModelError, match=r"plain function.*wrap"):
+        time_model(f, _batch(), min_iters=1, min_time=0)
+    with pytest.raises(NotAModelError, match=r"Received a int"):
+        time_model(3, _batch(), min_iters=1, min_time=0)
+
+
+def test_time_model_on_a_real_torch_module_says_to_wrap_it():
+    torch = pytest.importorskip("torch")
+    from dlbench.execution.measure import NotAModelError
+
+    with pytest.raises(
+        NotAModelError, match=r'a PyTorch module \(Linear\).*get_backend\("torch"\)'
+    ):
+        time_model(torch.nn.Linear(4, 2), _batch(), min_iters=1, min_time=0)
