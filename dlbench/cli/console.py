@@ -13,10 +13,12 @@ from rich.table import Table
 from dlbench.report.table import (  # noqa: F401 - fmt_*, summary_rows: kept importable here
     COLUMNS,
     best_worst,
+    energy_notes,
     fmt_bytes,
     fmt_time,
     parity_text,
     summary_rows,
+    visible_columns,
     winner_sentences,
 )
 
@@ -77,7 +79,9 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
     # Narrow terminals (CI logs are often 80 columns) keep the columns that matter most.
     wide = console.width >= 120
     show_device = len({r["device"] for r in rows}) > 1
-    columns = [c for c in COLUMNS if wide or c.key != "build_time_s"]
+    all_columns = visible_columns(rows)  # COLUMNS, plus energy/cost/CO2 when measured
+    # Narrow: energy/cost/CO2 columns would not fit whole; their winner sentences still print.
+    columns = [c for c in all_columns if wide or c in COLUMNS and c.key != "build_time_s"]
     table.add_column("backend", no_wrap=True)
     if show_device:
         table.add_column("device", no_wrap=True)
@@ -86,7 +90,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         header = f"{col.label} {arrow}\n[dim]{col.unit}[/]" if wide else f"{col.short} {arrow}"
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("parity", no_wrap=True)
-    marks = {c.key: best_worst(rows, c) for c in COLUMNS}
+    marks = {c.key: best_worst(rows, c) for c in all_columns}
     for r in rows:
         cells = []
         for col in columns:
@@ -119,5 +123,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         console.print("[dim][yellow]~[/] noisy: IQR above 10% of the median[/]")
     for sentence in winner_sentences(rows):
         console.print(f"[bold]{sentence}[/]", highlight=False)
+    for note in energy_notes(doc):
+        console.print(f"[dim]{note}[/]", highlight=False)
     for w in doc.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")

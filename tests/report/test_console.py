@@ -50,3 +50,33 @@ def test_print_summary_narrow_terminal_keeps_numbers_whole(doc):
     print_summary(doc, console)
     text = console.export_text()
     assert "…" not in text.split("┘")[0].split("┡")[1]  # no truncated value in the body
+
+
+def test_print_summary_with_energy(docs, doc):
+    edoc = docs.with_energy(doc)
+    console = Console(record=True, width=250)
+    print_summary(edoc, console)
+    text = console.export_text()
+    assert "energy ↓" in text and "J/sample" in text and "CO2 ↓" in text and "USD/1M" in text
+    assert "Least energy per sample: onnxruntime" in text
+    narrow = Console(record=True, width=80)
+    print_summary(edoc, narrow)
+    narrow_text = narrow.export_text()
+    body = narrow_text.split("┘")[0]
+    assert "…" not in body.split("┡")[1]  # narrow leaves the energy columns out, not cut
+    assert "Least energy per sample: onnxruntime" in narrow_text
+
+
+def test_print_summary_says_why_energy_is_absent(docs, doc):
+    console = Console(record=True, width=250)
+    print_summary(docs.with_energy(doc, available=False, price_per_hour=None), console)
+    text = console.export_text()
+    assert "energy ↓" not in text
+    assert "No energy figure for every cell: rapl: no powercap sysfs tree" in " ".join(text.split())
+
+
+def test_print_summary_without_energy_is_unchanged(doc):
+    console = Console(record=True, width=250)
+    print_summary(doc, console)
+    text = console.export_text()
+    assert "energy" not in text and "CO2" not in text
