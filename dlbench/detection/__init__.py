@@ -1,0 +1,56 @@
+"""Detection post-processing as a stage of its own: decode, NMS and letterbox (float64 NumPy).
+
+This is the reference every backend's native path (``dlbench.backends.<fw>.postprocess``) is
+tested against; it imports no framework.
+
+- :class:`Decoder`: grid points (FCOS-style) or anchors (RetinaNet-style) + box transform to xyxy
+  in input pixels, then threshold, top-k and class-aware NMS (:meth:`Decoder.postprocess`);
+- :func:`nms`: class-aware greedy NMS with a documented tie order and COCO's 100-per-image cap;
+- :func:`letterbox` / :func:`unletterbox_boxes`: into the model input and back to original pixels.
+
+Example:
+    >>> import numpy as np
+    >>> from dlbench.detection import nms
+    >>> nms(np.array([[0, 0, 4, 4], [0, 0, 4, 5]]), np.array([0.5, 0.9])).indices.tolist()
+    [1]
+"""
+
+from __future__ import annotations
+
+from dlbench.detection.decode import (
+    Decoder,
+    check_input_size,
+    decode_anchor_boxes,
+    decode_point_boxes,
+    grid_points,
+    make_anchors,
+    sigmoid,
+)
+from dlbench.detection.letterbox import (
+    LetterboxParams,
+    letterbox,
+    letterbox_boxes,
+    letterbox_params,
+    unletterbox_boxes,
+)
+from dlbench.detection.nms import COCO_MAX_DETECTIONS, Detections, box_iou, check_nms_inputs, nms
+
+__all__ = [
+    "COCO_MAX_DETECTIONS",
+    "Decoder",
+    "Detections",
+    "LetterboxParams",
+    "box_iou",
+    "check_input_size",
+    "check_nms_inputs",
+    "decode_anchor_boxes",
+    "decode_point_boxes",
+    "grid_points",
+    "letterbox",
+    "letterbox_boxes",
+    "letterbox_params",
+    "make_anchors",
+    "nms",
+    "sigmoid",
+    "unletterbox_boxes",
+]
