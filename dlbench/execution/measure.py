@@ -169,6 +169,8 @@ class Timing:
         target_ci_met: Whether it was reached (``None`` when none was asked for).
         clock_overhead: Median time of an empty timed region with this clock, seconds (the
             floor under every sample; reported, never subtracted).
+        meter_reading: What ``meter.stop()`` returned when :func:`time_model` was given a
+            ``meter`` (an :class:`dlbench.execution.energy.EnergyReading`); not serialised.
     """
 
     samples: np.ndarray
@@ -183,6 +185,7 @@ class Timing:
     target_ci: float | None = None
     target_ci_met: bool | None = None
     clock_overhead: float = 0.0
+    meter_reading: Any = None
 
     def __post_init__(self) -> None:
         self.samples = np.asarray(self.samples, dtype=np.float64)
@@ -349,6 +352,7 @@ def time_model(
     *,
     stop_rule: StopRule | None = None,
     clock: Clock = time.perf_counter_ns,
+    meter: Any = None,
     **stop_options: Any,
 ) -> Timing:
     """Time ``model`` on ``batch`` following the timing contract in the module docstring.
@@ -360,6 +364,10 @@ def time_model(
         mode: ``"compute"`` or ``"end_to_end"``.
         stop_rule: A :class:`StopRule`; or pass its fields as keyword arguments.
         clock: A nanosecond clock (tests pass a fake one).
+        meter: Anything with ``start()`` and ``stop()`` (an
+            :class:`dlbench.execution.energy.EnergyMonitor`): started right before the measured
+            loop (after the warm-up) and stopped right after it, never inside a timed call;
+            ``stop()``'s result is :attr:`Timing.meter_reading`.
 
     Returns:
         A :class:`Timing` with the raw samples and their statistics.
@@ -417,6 +425,8 @@ def time_model(
     next_check = max(min_iters, 32)
     paused = 0  # ns spent in the CI tests, excluded from the loop's wall time
     target_met: bool | None = None if target is None else False
+    if meter is not None:
+        meter.start()
     start = clock()
     while True:
         t0, t1 = next(calls)
@@ -441,6 +451,7 @@ def time_model(
         if t1 - start >= max_ns:
             reason = "max_time"
             break
+    reading = meter.stop() if meter is not None else None
     calls.close()
     return Timing(
         samples=np.asarray(samples, dtype=np.float64) * 1e-9,
@@ -454,6 +465,7 @@ def time_model(
         target_ci=target,
         target_ci_met=target_met,
         clock_overhead=overhead * 1e-9,
+        meter_reading=reading,
     )
 
 

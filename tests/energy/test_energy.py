@@ -522,3 +522,54 @@ def test_reason_on_this_machine_is_said():
     assert (r.total_joules is not None) or (r.reason and len(r.reason) > 10)
     if os.environ.get("DLBENCH_PRINT_ENERGY"):
         print(json.dumps(r.to_dict(), indent=1))
+
+
+# -- the hook in time_model ----------------------------------------------------------------------
+
+
+def test_time_model_reads_the_meter_around_the_measured_loop_only():
+    """``time_model(..., meter=monitor)``: start after the warm-up, stop after the last call, never
+    between a call's two clock reads; the reading comes back on the Timing."""
+    import importlib.util
+    import re
+
+    import numpy as np
+
+    from dlbench.execution.measure import time_model
+
+    spec = importlib.util.spec_from_file_location(
+        "energy_measure_fakes", Path(__file__).parent.parent / "measure" / "fakes.py"
+    )
+    fakes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fakes)
+    clock = fakes.FakeClock()
+    model = fakes.FakeModel(clock, [10_000])
+    log_clock = fakes.LoggingClock(clock, model.log)
+
+    class Meter:
+        def start(self) -> None:
+            model.log.append("<")
+
+        def stop(self) -> str:
+            model.log.append(">")
+            return "the reading"
+
+    t = time_model(
+        model,
+        np.zeros((2, 1, 4, 4), np.float32),
+        "compute",
+        clock=log_clock,
+        meter=Meter(),
+        min_iters=7,
+        min_time=0,
+        warmup_min=3,
+        warmup_min_time=0,
+        warmup_max=3,
+    )
+    s = "".join(model.log)
+    assert re.fullmatch(r"(TT)+D(TFST){3}<T(TFST){7}>", s), s
+    assert t.meter_reading == "the reading" and "meter_reading" not in t.to_dict()
+    assert time_model(
+        model, np.zeros((2, 1, 4, 4), np.float32), clock=log_clock, min_iters=2, min_time=0,
+        warmup_min=1, warmup_min_time=0, warmup_max=1,
+    ).meter_reading is None  # fmt: skip
