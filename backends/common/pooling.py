@@ -1,4 +1,4 @@
-"""Pooling geometry shared by the backends that lower pooling to padded VALID windows."""
+"""Padding and pooling geometry shared by the backends (pooling lowered to padded VALID windows)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,8 @@ def avg_pool_divisor(
     dh = _axis_divisor(in_hw[0], kh, sh, ph, out_hw[0], inc)
     dw = _axis_divisor(in_hw[1], kw, sw, pw, out_hw[1], inc)
     return np.outer(dh, dw)
+
+
+def pad_pairs(pads: list[int]) -> list[tuple[int, int]]:
+    """A ``pad`` node's flat ``pads`` as ``(before, after)`` pairs, one per non-batch axis."""
+    return [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]

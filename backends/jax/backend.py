@@ -37,17 +37,12 @@ def make_apply(
 ) -> tuple[Callable[[dict, jax.Array], jax.Array], dict[str, dict[str, np.ndarray]]]:
     """``(apply, params)``: a pure function of a params pytree and an NCHW batch."""
     plan = spec.resolved()
-    for rn in plan:
-        if rn.op not in OPS:
-            raise BackendError(f"Node {rn.name!r}: op {rn.op!r} has no JAX implementation")
+    OPS.check(plan)
     params = {rn.name: prepare(rn) for rn in plan}
     input_name, outputs = spec.inputs[0].name, list(spec.outputs)
 
     def apply(params: dict, x: jax.Array) -> jax.Array:
-        env = {input_name: x}
-        for rn in plan:
-            env[rn.name] = OPS[rn.op]([env[i] for i in rn.inputs], rn, params[rn.name])
-        return env[outputs[0]]
+        return OPS.run(plan, {input_name: x}, params)[outputs[0]]
 
     return apply, params
 

@@ -8,46 +8,29 @@ bf16 passes on GPU).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dlbench.backends.common.pooling import avg_pool_divisor
+from dlbench.backends.common.optable import InterpreterTable
+from dlbench.backends.common.pooling import avg_pool_divisor, pad_pairs
+from dlbench.backends.common.weights import fold_batch_norm, sum_lstm_bias
 from dlbench.model.spec import ResolvedNode
 
 HIGHEST = lax.Precision.HIGHEST
-Op = Callable[[list[jax.Array], ResolvedNode, dict[str, Any]], jax.Array]
-OPS: dict[str, Op] = {}
-
-
-def op(name: str) -> Callable[[Op], Op]:
-    def deco(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
-
-    return deco
+OPS = InterpreterTable("JAX")
 
 
 def prepare(rn: ResolvedNode) -> dict[str, np.ndarray]:
-    """The node's params pytree leaves (float32; LSTM biases summed once)."""
+    """The node's params pytree leaves (float32; batch norm folded, LSTM biases summed once)."""
     p = {k: np.asarray(v, np.float32) for k, v in rn.params.items()}
     if rn.op == "lstm":
-        p["bias"] = (rn.params["bias_ih"].astype(np.float64) + rn.params["bias_hh"]).astype(
-            np.float32
-        )
-        del p["bias_ih"], p["bias_hh"]
+        p["bias"] = sum_lstm_bias(p.pop("bias_ih"), p.pop("bias_hh")).astype(np.float32)
     if rn.op == "batch_norm":
-        scale = rn.params["weight"].astype(np.float64) / np.sqrt(
-            rn.params["var"].astype(np.float64) + rn.attrs["eps"]
-        )
-        p = {
-            "scale": scale.astype(np.float32),
-            "shift": (rn.params["bias"] - rn.params["mean"] * scale).astype(np.float32),
-        }
+        scale, shift = fold_batch_norm(**p, eps=rn.attrs["eps"])
+        p = {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
     return p
 
 
@@ -55,8 +38,8 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=HIGHEST)
 
 
-@op("conv2d")
-def conv2d(xs, rn, p):
+@OPS.register("conv2d")
+def conv2d(xs, p, rn):
     a = rn.attrs
     t, b, l, r = a["pads"]  # noqa: E741
     y = lax.conv_general_dilated(
@@ -72,50 +55,49 @@ def conv2d(xs, rn, p):
     return y + p["bias"][None, :, None, None] if "bias" in p else y
 
 
-@op("batch_norm")
-def batch_norm(xs, rn, p):
+@OPS.register("batch_norm")
+def batch_norm(xs, p, rn):
     x = xs[0]
     shape = (1, -1) + (1,) * (x.ndim - 2)
     return x * p["scale"].reshape(shape) + p["shift"].reshape(shape)
 
 
-@op("dense")
-def dense(xs, rn, p):
+@OPS.register("dense")
+def dense(xs, p, rn):
     y = _mm(xs[0], p["weight"].T)
     return y + p["bias"] if "bias" in p else y
 
 
-OPS["relu"] = lambda xs, rn, p: jax.nn.relu(xs[0])
-OPS["relu6"] = lambda xs, rn, p: jax.nn.relu6(xs[0])
-OPS["sigmoid"] = lambda xs, rn, p: jax.nn.sigmoid(xs[0])
-OPS["tanh"] = lambda xs, rn, p: jnp.tanh(xs[0])
-OPS["silu"] = lambda xs, rn, p: jax.nn.silu(xs[0])
-OPS["hard_swish"] = lambda xs, rn, p: xs[0] * jax.nn.relu6(xs[0] + 3.0) / 6.0
-OPS["gelu"] = lambda xs, rn, p: jax.nn.gelu(xs[0], approximate=rn.attrs["approximate"] == "tanh")
-OPS["dropout"] = lambda xs, rn, p: xs[0]
-OPS["softmax"] = lambda xs, rn, p: jax.nn.softmax(xs[0], axis=rn.attrs["axis"])
-OPS["flatten"] = lambda xs, rn, p: xs[0].reshape(xs[0].shape[0], -1)
-OPS["reshape"] = lambda xs, rn, p: xs[0].reshape(xs[0].shape[0], *rn.attrs["shape"])
-OPS["transpose"] = lambda xs, rn, p: jnp.transpose(xs[0], rn.attrs["perm"])
-OPS["global_avg_pool"] = lambda xs, rn, p: jnp.mean(xs[0], axis=(2, 3))
-OPS["reduce_mean"] = lambda xs, rn, p: jnp.mean(
+OPS["relu"] = lambda xs, p, rn: jax.nn.relu(xs[0])
+OPS["relu6"] = lambda xs, p, rn: jax.nn.relu6(xs[0])
+OPS["sigmoid"] = lambda xs, p, rn: jax.nn.sigmoid(xs[0])
+OPS["tanh"] = lambda xs, p, rn: jnp.tanh(xs[0])
+OPS["silu"] = lambda xs, p, rn: jax.nn.silu(xs[0])
+OPS["hard_swish"] = lambda xs, p, rn: xs[0] * jax.nn.relu6(xs[0] + 3.0) / 6.0
+OPS["gelu"] = lambda xs, p, rn: jax.nn.gelu(xs[0], approximate=rn.attrs["approximate"] == "tanh")
+OPS["dropout"] = lambda xs, p, rn: xs[0]
+OPS["softmax"] = lambda xs, p, rn: jax.nn.softmax(xs[0], axis=rn.attrs["axis"])
+OPS["flatten"] = lambda xs, p, rn: xs[0].reshape(xs[0].shape[0], -1)
+OPS["reshape"] = lambda xs, p, rn: xs[0].reshape(xs[0].shape[0], *rn.attrs["shape"])
+OPS["transpose"] = lambda xs, p, rn: jnp.transpose(xs[0], rn.attrs["perm"])
+OPS["global_avg_pool"] = lambda xs, p, rn: jnp.mean(xs[0], axis=(2, 3))
+OPS["reduce_mean"] = lambda xs, p, rn: jnp.mean(
     xs[0], axis=tuple(rn.attrs["axes"]), keepdims=rn.attrs["keepdims"]
 )
-OPS["concat"] = lambda xs, rn, p: jnp.concatenate(xs, axis=rn.attrs["axis"])
-OPS["matmul"] = lambda xs, rn, p: _mm(xs[0], xs[1])
-OPS["add"] = lambda xs, rn, p: xs[0] + (xs[1] if len(xs) == 2 else p["other"])
-OPS["mul"] = lambda xs, rn, p: xs[0] * (xs[1] if len(xs) == 2 else p["other"])
+OPS["concat"] = lambda xs, p, rn: jnp.concatenate(xs, axis=rn.attrs["axis"])
+OPS["matmul"] = lambda xs, p, rn: _mm(xs[0], xs[1])
+OPS["add"] = lambda xs, p, rn: xs[0] + (xs[1] if len(xs) == 2 else p["other"])
+OPS["mul"] = lambda xs, p, rn: xs[0] * (xs[1] if len(xs) == 2 else p["other"])
 
 
-@op("pad")
-def pad(xs, rn, p):
-    pads = rn.attrs["pads"]
-    widths = [(0, 0)] + [(pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2)]
+@OPS.register("pad")
+def pad(xs, p, rn):
+    widths = [(0, 0), *pad_pairs(rn.attrs["pads"])]
     return jnp.pad(xs[0], widths, constant_values=rn.attrs["value"])
 
 
-@op("slice")
-def slice_(xs, rn, p):
+@OPS.register("slice")
+def slice_(xs, p, rn):
     x, sl = xs[0], rn.attrs["slices"]
     return lax.slice(
         x, (0, *(s[0] for s in sl)), (x.shape[0], *(s[1] for s in sl)), (1, *(s[2] for s in sl))
@@ -135,28 +117,28 @@ def _pool(x, rn, init, fn):
     )
 
 
-@op("max_pool")
-def max_pool(xs, rn, p):
+@OPS.register("max_pool")
+def max_pool(xs, p, rn):
     return _pool(xs[0], rn, -jnp.inf, lax.max)
 
 
-@op("avg_pool")
-def avg_pool(xs, rn, p):
+@OPS.register("avg_pool")
+def avg_pool(xs, p, rn):
     s = _pool(xs[0], rn, 0.0, lax.add)
     div = avg_pool_divisor(rn.in_shapes[0][1:], rn.attrs, rn.out_shape[1:])
     return s * jnp.asarray((1.0 / div).astype(np.float32))
 
 
-@op("layer_norm")
-def layer_norm(xs, rn, p):
+@OPS.register("layer_norm")
+def layer_norm(xs, p, rn):
     x = xs[0]
     mu = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
     return (x - mu) * lax.rsqrt(var + rn.attrs["eps"]) * p["weight"] + p["bias"]
 
 
-@op("multi_head_attention")
-def multi_head_attention(xs, rn, p):
+@OPS.register("multi_head_attention")
+def multi_head_attention(xs, p, rn):
     x = xs[0]
     n, (t, d), h = x.shape[0], rn.in_shapes[0], rn.attrs["num_heads"]
     qkv = (_mm(x, p["in_weight"].T) + p["in_bias"]).reshape(n, t, 3, h, d // h)
@@ -167,14 +149,14 @@ def multi_head_attention(xs, rn, p):
     return _mm(y, p["out_weight"].T) + p["out_bias"]
 
 
-@op("upsample")
-def upsample(xs, rn, p):
+@OPS.register("upsample")
+def upsample(xs, p, rn):
     sh, sw = rn.attrs["scale_factor"]
     return jnp.repeat(jnp.repeat(xs[0], sh, axis=2), sw, axis=3)
 
 
-@op("lstm")
-def lstm(xs, rn, p):
+@OPS.register("lstm")
+def lstm(xs, p, rn):
     x = xs[0]
     hs = rn.attrs["hidden_size"]
     xw = _mm(x, p["weight_ih"].T) + p["bias"]  # (N, T, 4H)

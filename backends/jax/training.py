@@ -2,9 +2,10 @@
 inside one ``jax.jit``-compiled step.
 
 The params pytree is the backend's own (``{node: {role: array}}``, canonical layout); only the
-trained ops' leaves are differentiated. The update rules of :mod:`dlbench.train.config` are
-written here in ``jax.numpy``, the same expressions as in the PyTorch and TensorFlow training
-modules. Same function names in every framework's ``training.py``: :func:`cross_entropy`,
+trained ops' leaves are differentiated. The shared
+:func:`~dlbench.backends.common.training.update_rule` runs on every leaf, the same expressions
+as in the PyTorch and TensorFlow training modules; :class:`JaxTrainer` subclasses
+:class:`~dlbench.backends.common.training.SpecTrainer`. Same function names in every framework's ``training.py``: :func:`cross_entropy`,
 :func:`init_optimizer_state`, :func:`apply_update`, :func:`make_trainer`.
 """
 
@@ -16,12 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlbench.backends.common.training import SpecTrainer, optimizer_slots, update_rule
 from dlbench.backends.jax.backend import make_apply
 from dlbench.errors import BackendError
 from dlbench.model.backend import parse_device
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
-from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
+from dlbench.train.trainable import TRAINED_OPS
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -32,73 +34,62 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def init_optimizer_state(params: Any, config: TrainConfig) -> dict[str, Any]:
     """Zero slots: ``buf`` (SGD) or ``m``, ``v`` (Adam), and the step count ``t``."""
-    zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, params)  # noqa: E731
     state: dict[str, Any] = {"t": jnp.zeros((), jnp.float32)}
-    if config.optimizer == "sgd":
-        state["buf"] = zeros()
-    else:
-        state["m"], state["v"] = zeros(), zeros()
+    for slot in optimizer_slots(config):
+        state[slot] = jax.tree_util.tree_map(jnp.zeros_like, params)
     return state
 
 
 def apply_update(
     params: Any, grads: Any, state: dict[str, Any], lr: jax.Array, config: TrainConfig
 ) -> tuple[Any, dict[str, Any]]:
-    """One optimizer update: ``(new_params, new_state)`` (rules in :mod:`dlbench.train.config`)."""
-    tm = jax.tree_util.tree_map
-    wd = config.weight_decay
+    """One optimizer update: ``(new_params, new_state)``
+    (:func:`~dlbench.backends.common.training.update_rule` on every leaf)."""
     t = state["t"] + 1.0
     lr = jnp.asarray(lr, jnp.float32)
-    if wd:
-        grads = tm(lambda g, p: g + wd * p, grads, params)
-    if config.optimizer == "sgd":
-        mu = config.momentum
-        buf = tm(lambda b, g: mu * b + g, state["buf"], grads)
-        d = tm(lambda g, b: g + mu * b, grads, buf) if config.nesterov else buf
-        return tm(lambda p, d: p - lr * d, params, d), {"t": t, "buf": buf}
-    b1, b2 = config.betas
-    bc1 = 1.0 - jnp.power(jnp.float32(b1), t)
-    bc2_sqrt = jnp.sqrt(1.0 - jnp.power(jnp.float32(b2), t))
-    m = tm(lambda m, g: b1 * m + (1.0 - b1) * g, state["m"], grads)
-    v = tm(lambda v, g: b2 * v + (1.0 - b2) * (g * g), state["v"], grads)
-    new = tm(
-        lambda p, m, v: p - (lr / bc1) * m / (jnp.sqrt(v) / bc2_sqrt + config.eps), params, m, v
-    )
-    return new, {"t": t, "m": m, "v": v}
+    corrections = None
+    if config.optimizer == "adam":
+        b1, b2 = config.betas
+        corrections = (
+            1.0 - jnp.power(jnp.float32(b1), t),
+            jnp.sqrt(1.0 - jnp.power(jnp.float32(b2), t)),
+        )
+    names = optimizer_slots(config)
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    grad_leaves = tree.flatten_up_to(grads)
+    slot_leaves = [tree.flatten_up_to(state[s]) for s in names]
+    new_p, new_slots = [], [[] for _ in names]
+    for i, (p, g) in enumerate(zip(leaves, grad_leaves)):
+        p, slots = update_rule(
+            p, g, tuple(s[i] for s in slot_leaves), lr, config, corrections, jnp.sqrt
+        )
+        new_p.append(p)
+        for out, v in zip(new_slots, slots):
+            out.append(v)
+    new_state = {"t": t, **{s: tree.unflatten(v) for s, v in zip(names, new_slots)}}
+    return tree.unflatten(new_p), new_state
 
 
-class JaxTrainer:
+class JaxTrainer(SpecTrainer):
     """A spec's apply function, its trained params pytree and optimizer state on one device."""
 
     framework = "jax"
 
-    def __init__(self, spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> None:
-        self.spec = logits_spec(spec)
-        self.config = config
+    def build(self, device: str) -> None:
         kind, index = parse_device(device)
         devs = jax.devices("gpu" if kind == "cuda" else "cpu")
         if index >= len(devs):
             raise BackendError(f"JAX sees {len(devs)} {kind} device(s); asked for {device!r}")
         self.jax_device = devs[index]
         apply, params = make_apply(self.spec)
-        self.names = trained_param_names(self.spec)
         trained = {rn.name for rn in self.spec.resolved() if rn.op in TRAINED_OPS}
-        self._where: dict[str, tuple[str, str]] = {}
-        for rn in self.spec.resolved():
-            if rn.name in trained:
-                for role, pname in rn.param_names.items():
-                    if not np.array_equal(
-                        params[rn.name][role], rn.params[role].astype(np.float32)
-                    ):
-                        raise BackendError(
-                            f"Node {rn.name!r}: parameter {role!r} ({pname}) differs in the JAX "
-                            "params pytree built from the spec"
-                        )
-                    self._where[pname] = (rn.name, role)
+        self.params = params  # host arrays while the parameters are located
+        self.bind_parameters()
         put = lambda t: jax.device_put(t, self.jax_device)  # noqa: E731
         self.params = put({k: v for k, v in params.items() if k in trained})
         frozen = put({k: v for k, v in params.items() if k not in trained})
-        self.state = put(init_optimizer_state(self.params, config))
+        self.state = put(init_optimizer_state(self.params, self.config))
+        config = self.config
 
         def loss_fn(p: Any, x: jax.Array, y: jax.Array) -> jax.Array:
             return cross_entropy(apply({**frozen, **p}, x), y)
@@ -110,6 +101,16 @@ class JaxTrainer:
 
         self._step = jax.jit(step)
         self._forward = jax.jit(lambda p, x: apply({**frozen, **p}, x))
+
+    def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str], Any] | None:
+        """The ``(node, role)`` leaf of the params pytree (canonical layout)."""
+        if role not in self.params.get(rn.name, {}):
+            return None
+        return (rn.name, role), _same
+
+    def host(self, handle: tuple[str, str]) -> np.ndarray:
+        node, role = handle
+        return np.asarray(jax.device_get(self.params[node][role]))
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
         return (
@@ -129,13 +130,9 @@ class JaxTrainer:
         xd = jax.device_put(np.asarray(x, dtype=np.float32), self.jax_device)
         return np.asarray(self._forward(self.params, xd))
 
-    def export_params(self) -> dict[str, np.ndarray]:
-        """Trained parameters by spec name, canonical layout (OIHW, ``(out, in)``)."""
-        host = jax.device_get(self.params)
-        return {
-            n: np.asarray(host[node][role], dtype=np.float32)
-            for n, (node, role) in self._where.items()
-        }
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
 
 
 def make_trainer(spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> JaxTrainer:

@@ -19,7 +19,6 @@ import numpy as np
 
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
-from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model
 from dlbench.model.spec import ModelSpec, ResolvedNode
 
@@ -31,22 +30,20 @@ class NumpyModel(Model):
         super().__init__(backend, device, spec.name)
         self.spec = spec
         self.input_name = spec.inputs[0].name
-        self.nodes: list[ResolvedNode] = []
-        for rn in spec.resolved():
-            if rn.op not in OPS:
-                raise BackendError(f"Node {rn.name!r}: op {rn.op!r} has no NumPy implementation")
-            rn.params = {k: np.asarray(v, np.float64) for k, v in rn.params.items()}
-            self.nodes.append(rn)
+        self.nodes: list[ResolvedNode] = spec.resolved()
+        OPS.check(self.nodes)
+        self.params = {
+            rn.name: {k: np.asarray(v, np.float64) for k, v in rn.params.items()}
+            for rn in self.nodes
+        }
         self.outputs = list(spec.outputs)
-        self._weight_bytes = sum(a.nbytes for rn in self.nodes for a in rn.params.values())
+        self._weight_bytes = sum(a.nbytes for p in self.params.values() for a in p.values())
 
     def to_device(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(batch, dtype=np.float64)
 
     def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        env: dict[str, np.ndarray] = {self.input_name: x}
-        for rn in self.nodes:
-            env[rn.name] = OPS[rn.op]([env[i] for i in rn.inputs], rn)
+        env = OPS.run(self.nodes, {self.input_name: x}, self.params)
         outs = tuple(env[o] for o in self.outputs)
         return outs[0] if len(outs) == 1 else outs
 

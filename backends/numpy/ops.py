@@ -1,17 +1,19 @@
 """ModelSpec ops in plain NumPy, float64: the reference every other backend is checked against.
 
-Written for clarity and exactness, not speed. Every function takes the list of input arrays
-and the :class:`~dlbench.model.spec.ResolvedNode`.
+Written for clarity and exactness, not speed. An interpreter op table
+(:class:`~dlbench.backends.common.optable.InterpreterTable`): every function takes the input
+arrays, the node's float64 weights and the :class:`~dlbench.model.spec.ResolvedNode`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 
 import numpy as np
 
-from dlbench.backends.common.pooling import avg_pool_divisor
+from dlbench.backends.common.optable import InterpreterTable
+from dlbench.backends.common.pooling import avg_pool_divisor, pad_pairs
 from dlbench.model.spec import ResolvedNode
 
 try:  # SciPy comes with scikit-learn, a core dependency; keep a fallback anyway
@@ -19,16 +21,8 @@ try:  # SciPy comes with scikit-learn, a core dependency; keep a fallback anyway
 except ImportError:  # pragma: no cover
     _erf = np.vectorize(math.erf, otypes=[np.float64])
 
-Op = Callable[[list[np.ndarray], ResolvedNode], np.ndarray]
-OPS: dict[str, Op] = {}
-
-
-def op(name: str) -> Callable[[Op], Op]:
-    def deco(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
-
-    return deco
+Params = Mapping[str, np.ndarray]
+OPS = InterpreterTable("NumPy")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -40,9 +34,9 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@op("conv2d")
-def conv2d(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    x, w = xs[0], n.params["weight"]
+@OPS.register("conv2d")
+def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    x, w = xs[0], p["weight"]
     t, b, l, r = n.attrs["pads"]  # noqa: E741
     (sh, sw), (dh, dw), g = n.attrs["stride"], n.attrs["dilation"], n.attrs["groups"]
     x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
@@ -72,72 +66,71 @@ def conv2d(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
                         w_ij[k * og : (k + 1) * og],
                         optimize=True,
                     )
-    if "bias" in n.params:
-        out += n.params["bias"][None, :, None, None]
+    if "bias" in p:
+        out += p["bias"][None, :, None, None]
     return out
 
 
-@op("batch_norm")
-def batch_norm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    x, p = xs[0], n.params
+@OPS.register("batch_norm")
+def batch_norm(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    x = xs[0]
     shape = (1, -1) + (1,) * (x.ndim - 2)
     scale = p["weight"] / np.sqrt(p["var"] + n.attrs["eps"])
     return (x - p["mean"].reshape(shape)) * scale.reshape(shape) + p["bias"].reshape(shape)
 
 
-@op("dense")
-def dense(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    y = xs[0] @ n.params["weight"].T
-    return y + n.params["bias"] if "bias" in n.params else y
+@OPS.register("dense")
+def dense(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    y = xs[0] @ p["weight"].T
+    return y + p["bias"] if "bias" in p else y
 
 
-OPS["relu"] = lambda xs, n: np.maximum(xs[0], 0.0)
-OPS["relu6"] = lambda xs, n: np.clip(xs[0], 0.0, 6.0)
-OPS["sigmoid"] = lambda xs, n: sigmoid(xs[0])
-OPS["tanh"] = lambda xs, n: np.tanh(xs[0])
-OPS["silu"] = lambda xs, n: xs[0] * sigmoid(xs[0])
-OPS["hard_swish"] = lambda xs, n: xs[0] * np.clip(xs[0] + 3.0, 0.0, 6.0) / 6.0
-OPS["dropout"] = lambda xs, n: xs[0]
-OPS["softmax"] = lambda xs, n: softmax(xs[0], n.attrs["axis"])
-OPS["flatten"] = lambda xs, n: xs[0].reshape(xs[0].shape[0], -1)
-OPS["reshape"] = lambda xs, n: xs[0].reshape(xs[0].shape[0], *n.attrs["shape"])
-OPS["transpose"] = lambda xs, n: xs[0].transpose(n.attrs["perm"])
-OPS["global_avg_pool"] = lambda xs, n: xs[0].mean(axis=(2, 3))
-OPS["concat"] = lambda xs, n: np.concatenate(xs, axis=n.attrs["axis"])
-OPS["matmul"] = lambda xs, n: xs[0] @ xs[1]
-OPS["reduce_mean"] = lambda xs, n: xs[0].mean(
+OPS["relu"] = lambda xs, p, n: np.maximum(xs[0], 0.0)
+OPS["relu6"] = lambda xs, p, n: np.clip(xs[0], 0.0, 6.0)
+OPS["sigmoid"] = lambda xs, p, n: sigmoid(xs[0])
+OPS["tanh"] = lambda xs, p, n: np.tanh(xs[0])
+OPS["silu"] = lambda xs, p, n: xs[0] * sigmoid(xs[0])
+OPS["hard_swish"] = lambda xs, p, n: xs[0] * np.clip(xs[0] + 3.0, 0.0, 6.0) / 6.0
+OPS["dropout"] = lambda xs, p, n: xs[0]
+OPS["softmax"] = lambda xs, p, n: softmax(xs[0], n.attrs["axis"])
+OPS["flatten"] = lambda xs, p, n: xs[0].reshape(xs[0].shape[0], -1)
+OPS["reshape"] = lambda xs, p, n: xs[0].reshape(xs[0].shape[0], *n.attrs["shape"])
+OPS["transpose"] = lambda xs, p, n: xs[0].transpose(n.attrs["perm"])
+OPS["global_avg_pool"] = lambda xs, p, n: xs[0].mean(axis=(2, 3))
+OPS["concat"] = lambda xs, p, n: np.concatenate(xs, axis=n.attrs["axis"])
+OPS["matmul"] = lambda xs, p, n: xs[0] @ xs[1]
+OPS["reduce_mean"] = lambda xs, p, n: xs[0].mean(
     axis=tuple(n.attrs["axes"]), keepdims=n.attrs["keepdims"]
 )
 
 
-@op("pad")
-def pad(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    p = n.attrs["pads"]
-    widths = [(0, 0)] + [(p[2 * i], p[2 * i + 1]) for i in range(len(p) // 2)]
+@OPS.register("pad")
+def pad(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    widths = [(0, 0), *pad_pairs(n.attrs["pads"])]
     return np.pad(xs[0], widths, constant_values=n.attrs["value"])
 
 
-@op("slice")
-def slice_(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("slice")
+def slice_(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     return xs[0][(slice(None), *(slice(*s) for s in n.attrs["slices"]))]
 
 
-@op("gelu")
-def gelu(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("gelu")
+def gelu(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     x = xs[0]
     if n.attrs["approximate"] == "tanh":
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-@op("add")
-def add(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    return xs[0] + (xs[1] if len(xs) == 2 else n.params["other"])
+@OPS.register("add")
+def add(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    return xs[0] + (xs[1] if len(xs) == 2 else p["other"])
 
 
-@op("mul")
-def mul(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    return xs[0] * (xs[1] if len(xs) == 2 else n.params["other"])
+@OPS.register("mul")
+def mul(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    return xs[0] * (xs[1] if len(xs) == 2 else p["other"])
 
 
 def _windows(x: np.ndarray, n: ResolvedNode, fill: float) -> np.ndarray:
@@ -149,28 +142,28 @@ def _windows(x: np.ndarray, n: ResolvedNode, fill: float) -> np.ndarray:
     return win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
 
 
-@op("max_pool")
-def max_pool(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("max_pool")
+def max_pool(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     return _windows(xs[0], n, -np.inf).max(axis=(4, 5))
 
 
-@op("avg_pool")
-def avg_pool(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("avg_pool")
+def avg_pool(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     s = _windows(xs[0], n, 0.0).sum(axis=(4, 5))
     return s / avg_pool_divisor(n.in_shapes[0][1:], n.attrs, n.out_shape[1:])
 
 
-@op("layer_norm")
-def layer_norm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("layer_norm")
+def layer_norm(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     x = xs[0]
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + n.attrs["eps"]) * n.params["weight"] + n.params["bias"]
+    return (x - mu) / np.sqrt(var + n.attrs["eps"]) * p["weight"] + p["bias"]
 
 
-@op("multi_head_attention")
-def multi_head_attention(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    x, p, h = xs[0], n.params, n.attrs["num_heads"]
+@OPS.register("multi_head_attention")
+def multi_head_attention(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    x, h = xs[0], n.attrs["num_heads"]
     nb, t, d = x.shape
     qkv = x @ p["in_weight"].T + p["in_bias"]  # (N, T, 3D)
     qkv = qkv.reshape(nb, t, 3, h, d // h).transpose(2, 0, 3, 1, 4)  # (3, N, H, T, Dh)
@@ -180,15 +173,15 @@ def multi_head_attention(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
     return y @ p["out_weight"].T + p["out_bias"]
 
 
-@op("upsample")
-def upsample(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
+@OPS.register("upsample")
+def upsample(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     sh, sw = n.attrs["scale_factor"]
     return xs[0].repeat(sh, axis=2).repeat(sw, axis=3)
 
 
-@op("lstm")
-def lstm(xs: list[np.ndarray], n: ResolvedNode) -> np.ndarray:
-    x, p, hs = xs[0], n.params, n.attrs["hidden_size"]
+@OPS.register("lstm")
+def lstm(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    x, hs = xs[0], n.attrs["hidden_size"]
     nb, t, _ = x.shape
     h = np.zeros((nb, hs))
     c = np.zeros((nb, hs))

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.onnxruntime.ops import EMITTERS, OPSET, to_onnx
+from dlbench.backends.onnxruntime.ops import OPS, OPSET, to_onnx
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import ModelSpec
@@ -149,10 +149,7 @@ class OnnxRuntimeBackend(Backend):
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> OnnxRuntimeModel:
         self.check_device(device)
-        spec.validate()
-        for rn in spec.resolved():
-            if rn.op not in EMITTERS:
-                raise BackendError(f"Node {rn.name!r}: op {rn.op!r} has no ONNX lowering")
+        OPS.check(spec.validate().resolved())
         return OnnxRuntimeModel(self, to_onnx(spec, self.options["opset"]), device, spec.name)
 
     def wrap(

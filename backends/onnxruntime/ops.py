@@ -1,7 +1,8 @@
 """ModelSpec ops as ONNX nodes (default opset 17), for ONNX Runtime.
 
-:class:`OnnxGraph` collects nodes and initializers; one ``emit_<op>`` per spec op adds the ONNX
-nodes that compute it. The batch dimension is symbolic (``"N"``). Pooling with padding or ceil
+:class:`OnnxGraph` collects nodes and initializers; the emitter op table
+(:class:`~dlbench.backends.common.optable.EmitterTable`) has one function per spec op, called as
+``fn(graph, xs, node)``, that adds the ONNX nodes computing it. The batch dimension is symbolic (``"N"``). Pooling with padding or ceil
 mode is lowered to an explicit ``Pad`` and a VALID pool (with a constant divisor map for
 average pooling) so that it means exactly what PyTorch means.
 """
@@ -16,7 +17,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from dlbench.backends.common.optable import EmitterTable
 from dlbench.backends.common.pooling import avg_pool_divisor
+from dlbench.backends.common.weights import dense_to_kernel, gates_ifgo_to_iofc
 from dlbench.model.spec import ModelSpec, ResolvedNode
 
 OPSET = 17
@@ -52,24 +55,15 @@ class OnnxGraph:
         return outs[0] if n_out == 1 else outs
 
 
-Emit = Callable[[OnnxGraph, ResolvedNode, list[str]], str]
-EMITTERS: dict[str, Emit] = {}
-
-
-def emits(name: str) -> Callable[[Emit], Emit]:
-    def deco(fn: Emit) -> Emit:
-        EMITTERS[name] = fn
-        return fn
-
-    return deco
+OPS = EmitterTable("ONNX Runtime")
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float32)
 
 
-@emits("conv2d")
-def emit_conv2d(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("conv2d")
+def conv2d(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     a = rn.attrs
     w = rn.params["weight"]
     t, b, l, r = a["pads"]  # noqa: E741
@@ -88,62 +82,62 @@ def emit_conv2d(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     )
 
 
-@emits("batch_norm")
-def emit_batch_norm(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("batch_norm")
+def batch_norm(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     p = rn.params
     ins = [xs[0]] + [g.const(f"{rn.name}.{k}", p[k]) for k in ("weight", "bias", "mean", "var")]
     return g.add("BatchNormalization", ins, rn.name, epsilon=rn.attrs["eps"])
 
 
-@emits("dense")
-def emit_dense(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("dense")
+def dense(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     w = rn.params["weight"]
     if len(rn.in_shapes[0]) == 1:
         ins = [xs[0], g.const(f"{rn.name}.weight", w)]
         if "bias" in rn.params:
             ins.append(g.const(f"{rn.name}.bias", rn.params["bias"]))
         return g.add("Gemm", ins, rn.name, transB=1)
-    y = g.add("MatMul", [xs[0], g.const(f"{rn.name}.kernel", w.T)], f"{rn.name}/matmul")
+    y = g.add(
+        "MatMul", [xs[0], g.const(f"{rn.name}.kernel", dense_to_kernel(w))], f"{rn.name}/matmul"
+    )
     if "bias" in rn.params:
         y = g.add("Add", [y, g.const(f"{rn.name}.bias", rn.params["bias"])], rn.name)
     return y
 
 
-def _simple(op_type: str, **attrs: Any) -> Emit:
-    return lambda g, rn, xs: g.add(op_type, [xs[0]], rn.name, **attrs)
+def _simple(op_type: str, **attrs: Any) -> Callable[..., Any]:
+    return lambda g, xs, rn: g.add(op_type, [xs[0]], rn.name, **attrs)
 
 
-EMITTERS["relu"] = _simple("Relu")
-EMITTERS["sigmoid"] = _simple("Sigmoid")
-EMITTERS["tanh"] = _simple("Tanh")
-EMITTERS["dropout"] = _simple("Identity")
-EMITTERS["hard_swish"] = _simple("HardSwish")
-EMITTERS["flatten"] = _simple("Flatten", axis=1)
-EMITTERS["relu6"] = lambda g, rn, xs: g.add(
+OPS["relu"] = _simple("Relu")
+OPS["sigmoid"] = _simple("Sigmoid")
+OPS["tanh"] = _simple("Tanh")
+OPS["dropout"] = _simple("Identity")
+OPS["hard_swish"] = _simple("HardSwish")
+OPS["flatten"] = _simple("Flatten", axis=1)
+OPS["relu6"] = lambda g, xs, rn: g.add(
     "Clip", [xs[0], g.const("zero", 0.0), g.const("six", 6.0)], rn.name
 )
-EMITTERS["silu"] = lambda g, rn, xs: g.add(
+OPS["silu"] = lambda g, xs, rn: g.add(
     "Mul", [xs[0], g.add("Sigmoid", [xs[0]], f"{rn.name}/sig")], rn.name
 )
-EMITTERS["softmax"] = lambda g, rn, xs: g.add("Softmax", [xs[0]], rn.name, axis=rn.attrs["axis"])
-EMITTERS["transpose"] = lambda g, rn, xs: g.add(
-    "Transpose", [xs[0]], rn.name, perm=rn.attrs["perm"]
-)
-EMITTERS["reshape"] = lambda g, rn, xs: g.add(
+OPS["softmax"] = lambda g, xs, rn: g.add("Softmax", [xs[0]], rn.name, axis=rn.attrs["axis"])
+OPS["transpose"] = lambda g, xs, rn: g.add("Transpose", [xs[0]], rn.name, perm=rn.attrs["perm"])
+OPS["reshape"] = lambda g, xs, rn: g.add(
     "Reshape", [xs[0], g.const(f"{rn.name}.shape", [-1, *rn.attrs["shape"]], np.int64)], rn.name
 )
-EMITTERS["global_avg_pool"] = lambda g, rn, xs: g.add(
+OPS["global_avg_pool"] = lambda g, xs, rn: g.add(
     "ReduceMean", [xs[0]], rn.name, axes=[2, 3], keepdims=0
 )
-EMITTERS["reduce_mean"] = lambda g, rn, xs: g.add(
+OPS["reduce_mean"] = lambda g, xs, rn: g.add(
     "ReduceMean", [xs[0]], rn.name, axes=rn.attrs["axes"], keepdims=int(rn.attrs["keepdims"])
 )
-EMITTERS["concat"] = lambda g, rn, xs: g.add("Concat", list(xs), rn.name, axis=rn.attrs["axis"])
-EMITTERS["matmul"] = lambda g, rn, xs: g.add("MatMul", list(xs), rn.name)
+OPS["concat"] = lambda g, xs, rn: g.add("Concat", list(xs), rn.name, axis=rn.attrs["axis"])
+OPS["matmul"] = lambda g, xs, rn: g.add("MatMul", list(xs), rn.name)
 
 
-@emits("pad")
-def emit_pad(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("pad")
+def pad(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     p = rn.attrs["pads"]
     pads = [0, *p[0::2], 0, *p[1::2]]  # ONNX: all begins (batch first), then all ends
     return g.add(
@@ -158,8 +152,8 @@ def emit_pad(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     )
 
 
-@emits("slice")
-def emit_slice(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("slice")
+def slice_(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     sl = [(ax, *rn.attrs["slices"][ax - 1]) for ax in rn.attrs["axes"]]
     ins = [xs[0]] + [
         g.const(f"{rn.name}.{key}", [s[i] for s in sl], np.int64)
@@ -168,20 +162,20 @@ def emit_slice(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     return g.add("Slice", ins, rn.name)
 
 
-def _binary(op_type: str) -> Emit:
-    def emit(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+def _binary(op_type: str) -> Callable[..., Any]:
+    def emit(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
         other = xs[1] if len(xs) == 2 else g.const(f"{rn.name}.other", rn.params["other"])
         return g.add(op_type, [xs[0], other], rn.name)
 
     return emit
 
 
-EMITTERS["add"] = _binary("Add")
-EMITTERS["mul"] = _binary("Mul")
+OPS["add"] = _binary("Add")
+OPS["mul"] = _binary("Mul")
 
 
-@emits("gelu")
-def emit_gelu(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("gelu")
+def gelu(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     x, n = xs[0], rn.name
     half = g.add("Mul", [x, g.const(f"{n}.half", 0.5)], f"{n}/half")
     if rn.attrs["approximate"] == "tanh":
@@ -213,15 +207,15 @@ def _pad(g: OnnxGraph, rn: ResolvedNode, x: str, value: float) -> str:
     )
 
 
-@emits("max_pool")
-def emit_max_pool(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("max_pool")
+def max_pool(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     a = rn.attrs
     x = _pad(g, rn, xs[0], float(np.finfo(np.float32).min))
     return g.add("MaxPool", [x], rn.name, kernel_shape=a["kernel_size"], strides=a["stride"])
 
 
-@emits("avg_pool")
-def emit_avg_pool(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("avg_pool")
+def avg_pool(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     a = rn.attrs
     x = _pad(g, rn, xs[0], 0.0)
     kh, kw = a["kernel_size"]
@@ -236,8 +230,8 @@ def emit_avg_pool(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     return g.add("Mul", [y, g.const(f"{rn.name}.rescale", (kh * kw / div)[None, None])], rn.name)
 
 
-@emits("layer_norm")
-def emit_layer_norm(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("layer_norm")
+def layer_norm(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     return g.add(
         "LayerNormalization",
         [
@@ -251,12 +245,14 @@ def emit_layer_norm(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     )
 
 
-@emits("multi_head_attention")
-def emit_mha(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("multi_head_attention")
+def multi_head_attention(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     n, p = rn.name, rn.params
     t, d = rn.in_shapes[0]
     h = rn.attrs["num_heads"]
-    qkv = g.add("MatMul", [xs[0], g.const(f"{n}.in_kernel", p["in_weight"].T)], f"{n}/qkv_mm")
+    qkv = g.add(
+        "MatMul", [xs[0], g.const(f"{n}.in_kernel", dense_to_kernel(p["in_weight"]))], f"{n}/qkv_mm"
+    )
     qkv = g.add("Add", [qkv, g.const(f"{n}.in_bias", p["in_bias"])], f"{n}/qkv")
     qkv = g.add(
         "Reshape", [qkv, g.const(f"{n}.qkv_shape", [-1, t, 3, h, d // h], np.int64)], f"{n}/qkv_r"
@@ -273,12 +269,14 @@ def emit_mha(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     y = g.add("MatMul", [att, v], f"{n}/attv")
     y = g.add("Transpose", [y], f"{n}/merge_t", perm=[0, 2, 1, 3])
     y = g.add("Reshape", [y, g.const(f"{n}.merge_shape", [-1, t, d], np.int64)], f"{n}/merge")
-    y = g.add("MatMul", [y, g.const(f"{n}.out_kernel", p["out_weight"].T)], f"{n}/out_mm")
+    y = g.add(
+        "MatMul", [y, g.const(f"{n}.out_kernel", dense_to_kernel(p["out_weight"]))], f"{n}/out_mm"
+    )
     return g.add("Add", [y, g.const(f"{n}.out_bias", p["out_bias"])], n)
 
 
-@emits("upsample")
-def emit_upsample(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("upsample")
+def upsample(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     sh, sw = rn.attrs["scale_factor"]
     scales = g.const(f"{rn.name}.scales", [1.0, 1.0, sh, sw])
     return g.add(
@@ -291,19 +289,16 @@ def emit_upsample(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
     )
 
 
-def _iofc(a: np.ndarray) -> np.ndarray:
-    """PyTorch gate order (i, f, g, o) -> ONNX (i, o, f, c), along axis 0."""
-    i, f, gg, o = np.split(a, 4, axis=0)
-    return np.concatenate([i, o, f, gg], axis=0)
-
-
-@emits("lstm")
-def emit_lstm(g: OnnxGraph, rn: ResolvedNode, xs: list[str]) -> str:
+@OPS.register("lstm")
+def lstm(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     n, p, hs = rn.name, rn.params, rn.attrs["hidden_size"]
     x = g.add("Transpose", [xs[0]], f"{n}/time_major", perm=[1, 0, 2])
-    w = g.const(f"{n}.W", _iofc(p["weight_ih"])[None])
-    r = g.const(f"{n}.R", _iofc(p["weight_hh"])[None])
-    b = g.const(f"{n}.B", np.concatenate([_iofc(p["bias_ih"]), _iofc(p["bias_hh"])])[None])
+    w = g.const(f"{n}.W", gates_ifgo_to_iofc(p["weight_ih"])[None])
+    r = g.const(f"{n}.R", gates_ifgo_to_iofc(p["weight_hh"])[None])
+    b = g.const(
+        f"{n}.B",
+        np.concatenate([gates_ifgo_to_iofc(p["bias_ih"]), gates_ifgo_to_iofc(p["bias_hh"])])[None],
+    )
     y, y_h = g.add("LSTM", [x, w, r, b], f"{n}/lstm", n_out=2, hidden_size=hs)
     axes0 = g.const(f"{n}.axes0", [0], np.int64)
     if rn.attrs["return_sequences"]:
@@ -322,8 +317,7 @@ def to_onnx(spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
         inputs.append(
             helper.make_tensor_value_info(env[t.name], TensorProto.FLOAT, ["N", *t.shape[1:]])
         )
-    for rn in spec.resolved():
-        env[rn.name] = EMITTERS[rn.op](g, rn, [env[i] for i in rn.inputs])
+    OPS.run(spec.resolved(), env, g)
     shapes = spec.shapes()
     outputs = []
     for o in spec.outputs:

@@ -29,8 +29,15 @@ from dlbench.backends.common.options import (  # noqa: E402
     check_common,
     thread_env,
 )
-from dlbench.backends.tensorflow.ops import CANON, NHWC, OPS, prepare, to_canon  # noqa: E402
-from dlbench.errors import BackendError  # noqa: E402
+from dlbench.backends.common.weights import nchw_to_nhwc  # noqa: E402
+from dlbench.backends.tensorflow.ops import (  # noqa: E402
+    CANON,
+    NHWC,
+    OPS,
+    Value,
+    canon,
+    prepare,
+)
 from dlbench.model.backend import Backend, Model, parse_device  # noqa: E402
 from dlbench.model.spec import ModelSpec  # noqa: E402
 
@@ -44,11 +51,7 @@ class SpecModule(tf.Module):
         super().__init__(name=None)
         self.spec_name = spec.name
         self.plan = spec.resolved()
-        for rn in self.plan:
-            if rn.op not in OPS:
-                raise BackendError(
-                    f"Node {rn.name!r}: op {rn.op!r} has no TensorFlow implementation"
-                )
+        OPS.check(self.plan)
         self.weights = {
             rn.name: {
                 k: tf.Variable(v, trainable=False, name=f"{rn.name}.{k}".replace("/", "_"))
@@ -61,14 +64,8 @@ class SpecModule(tf.Module):
         self.outputs = list(spec.outputs)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        env = {self.input_name: (x, NHWC if self.input_rank == 4 else CANON)}
-        for rn in self.plan:
-            args = [env[i] for i in rn.inputs]
-            env[rn.name] = OPS[rn.op](
-                [a[0] for a in args], [a[1] for a in args], rn, self.weights[rn.name]
-            )
-        y, layout = env[self.outputs[0]]
-        return to_canon(y, layout)
+        env = {self.input_name: Value(x, NHWC if self.input_rank == 4 else CANON)}
+        return canon(OPS.run(self.plan, env, self.weights)[self.outputs[0]])
 
 
 class TensorFlowModel(Model):
@@ -101,9 +98,7 @@ class TensorFlowModel(Model):
         self._weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in module.variables)
 
     def to_device(self, batch: np.ndarray) -> tf.Tensor:
-        a = np.asarray(batch, dtype=np.float32)
-        if a.ndim == 4:
-            a = a.transpose(0, 2, 3, 1)
+        a = nchw_to_nhwc(np.asarray(batch, dtype=np.float32))
         with tf.device(self.tf_device):
             return tf.identity(tf.convert_to_tensor(np.ascontiguousarray(a)))
 

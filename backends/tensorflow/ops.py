@@ -1,78 +1,107 @@
 """ModelSpec ops in TensorFlow, NHWC inside.
 
-Every op returns ``(tensor, layout)``: 4-D activations live in NHWC (``"nhwc"``) from the first
-convolution or pooling on, other tensors in the canonical layout (``"canon"``). Ops that care
-about axis order (flatten, reshape, transpose, softmax, ...) first bring their input back to
-the canonical NCHW order, so every backend computes the same function on the same element
-order. Weights arrive already transposed (once, at build time) by :func:`prepare`.
+An interpreter op table (:class:`~dlbench.backends.common.optable.InterpreterTable`): every
+function takes the input :class:`Value` s, the node's weights (``tf.Variable`` by key) and the
+node, and returns a :class:`Value`: a tensor with its layout. 4-D activations live in NHWC
+(``"nhwc"``) from the first convolution or pooling on, other tensors in the canonical layout
+(``"canon"``). Ops that care about axis order (flatten, reshape, transpose, softmax, ...) first
+bring their input back to the canonical NCHW order, so every backend computes the same function
+on the same element order. Weights arrive already transposed (once, at build time) by
+:func:`prepare`; :func:`weight_layout` says how each spec weight maps to a TensorFlow one and
+back (the trainer exports with it).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from dlbench.backends.common.pooling import avg_pool_divisor
+from dlbench.backends.common.optable import InterpreterTable
+from dlbench.backends.common.pooling import avg_pool_divisor, pad_pairs
+from dlbench.backends.common.weights import (
+    NCHW_TO_NHWC,
+    NHWC_TO_NCHW,
+    conv_filter_layout,
+    dense_to_kernel,
+    fold_batch_norm,
+    kernel_to_dense,
+    sum_lstm_bias,
+)
 from dlbench.model.spec import ResolvedNode
 
 NHWC, CANON = "nhwc", "canon"
-Op = Callable[[list[tf.Tensor], list[str], ResolvedNode, dict[str, Any]], tuple[tf.Tensor, str]]
-OPS: dict[str, Op] = {}
+OPS = InterpreterTable("TensorFlow")
 
 
-def op(name: str) -> Callable[[Op], Op]:
-    def deco(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
+class Value(NamedTuple):
+    """A tensor and the layout it is in (:data:`NHWC` or :data:`CANON`)."""
 
-    return deco
+    tensor: tf.Tensor
+    layout: str
 
 
 def to_nhwc(x: tf.Tensor, layout: str) -> tf.Tensor:
-    return tf.transpose(x, (0, 2, 3, 1)) if layout == CANON else x
+    return tf.transpose(x, NCHW_TO_NHWC) if layout == CANON else x
 
 
 def to_canon(x: tf.Tensor, layout: str) -> tf.Tensor:
-    return tf.transpose(x, (0, 3, 1, 2)) if layout == NHWC else x
+    return tf.transpose(x, NHWC_TO_NCHW) if layout == NHWC else x
+
+
+def nhwc(v: Value) -> tf.Tensor:
+    return to_nhwc(v.tensor, v.layout)
+
+
+def canon(v: Value) -> tf.Tensor:
+    return to_canon(v.tensor, v.layout)
+
+
+Convert = Callable[[np.ndarray], np.ndarray]
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+#: spec role -> TensorFlow key, for the ops whose weights are stored transposed
+_KEYS = {
+    "conv2d": {"weight": "filter"},
+    "dense": {"weight": "kernel"},
+    "multi_head_attention": {"in_weight": "in_kernel", "out_weight": "out_kernel"},
+    "lstm": {"weight_ih": "kernel", "weight_hh": "recurrent_kernel"},
+}
+
+
+def weight_layout(rn: ResolvedNode) -> dict[str, tuple[str, Convert, Convert]]:
+    """Spec role -> ``(TF key, to TF layout, back to canonical)`` for the node's weights that
+    map one to one (batch-norm statistics and LSTM biases are folded: not listed)."""
+    keys = _KEYS.get(rn.op, {})
+    out: dict[str, tuple[str, Convert, Convert]] = {}
+    for role in rn.params:
+        if rn.op == "batch_norm" or (rn.op == "lstm" and role.startswith("bias")):
+            continue
+        fwd: Convert = _same
+        back: Convert = _same
+        if rn.op == "conv2d" and role == "weight":
+            fwd, back = conv_filter_layout(rn.params[role].shape, rn.attrs["groups"])
+        elif role in keys:
+            fwd, back = dense_to_kernel, kernel_to_dense
+        out[role] = (keys.get(role, role), fwd, back)
+    return out
 
 
 def prepare(rn: ResolvedNode) -> dict[str, np.ndarray]:
     """Framework-layout float32 weights of one node (transposed once, here)."""
     p = {k: np.asarray(v, np.float64) for k, v in rn.params.items()}
-    out: dict[str, np.ndarray] = {}
-    if rn.op == "conv2d":
-        w = p["weight"]
-        o, cg, kh, kw = w.shape
-        g = rn.attrs["groups"]
-        if g > 1 and cg == 1:  # depthwise: (kh, kw, C, multiplier)
-            out["filter"] = w.reshape(g, o // g, kh, kw).transpose(2, 3, 0, 1)
-        else:  # HWIO, groups stacked on the last axis
-            out["filter"] = w.transpose(2, 3, 1, 0)
-        if "bias" in p:
-            out["bias"] = p["bias"]
-    elif rn.op == "batch_norm":
-        scale = p["weight"] / np.sqrt(p["var"] + rn.attrs["eps"])
-        out["scale"] = scale
-        out["shift"] = p["bias"] - p["mean"] * scale
-    elif rn.op == "dense":
-        out["kernel"] = p["weight"].T
-        if "bias" in p:
-            out["bias"] = p["bias"]
-    elif rn.op == "multi_head_attention":
-        out["in_kernel"] = p["in_weight"].T
-        out["in_bias"] = p["in_bias"]
-        out["out_kernel"] = p["out_weight"].T
-        out["out_bias"] = p["out_bias"]
+    out = {key: fwd(p[role]) for role, (key, fwd, _) in weight_layout(rn).items()}
+    if rn.op == "batch_norm":
+        out["scale"], out["shift"] = fold_batch_norm(**p, eps=rn.attrs["eps"])
     elif rn.op == "lstm":
-        out["kernel"] = p["weight_ih"].T
-        out["recurrent_kernel"] = p["weight_hh"].T
-        out["bias"] = p["bias_ih"] + p["bias_hh"]
-    else:
-        out = dict(p)
+        out["bias"] = sum_lstm_bias(p["bias_ih"], p["bias_hh"])
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 
@@ -83,10 +112,10 @@ def _pad(x: tf.Tensor, pads: list[int], value: float = 0.0) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], constant_values=value)
 
 
-@op("conv2d")
-def conv2d(xs, lay, rn, w):
+@OPS.register("conv2d")
+def conv2d(xs, w, rn):
     a = rn.attrs
-    x = _pad(to_nhwc(xs[0], lay[0]), a["pads"])
+    x = _pad(nhwc(xs[0]), a["pads"])
     strides, dil = [1, *a["stride"], 1], list(a["dilation"])
     g = a["groups"]
     f = w["filter"]
@@ -112,32 +141,33 @@ def conv2d(xs, lay, rn, w):
         )
     if "bias" in w:
         y = tf.nn.bias_add(y, w["bias"])
-    return y, NHWC
+    return Value(y, NHWC)
 
 
-@op("batch_norm")
-def batch_norm(xs, lay, rn, w):
-    x, layout = xs[0], lay[0]
+@OPS.register("batch_norm")
+def batch_norm(xs, w, rn):
+    x = xs[0].tensor
     if x.shape.rank == 4:
-        return to_nhwc(x, layout) * w["scale"] + w["shift"], NHWC
+        return Value(nhwc(xs[0]) * w["scale"] + w["shift"], NHWC)
     if x.shape.rank == 3:  # (N, C, L)
-        return x * w["scale"][:, None] + w["shift"][:, None], CANON
-    return x * w["scale"] + w["shift"], CANON
+        return Value(x * w["scale"][:, None] + w["shift"][:, None], CANON)
+    return Value(x * w["scale"] + w["shift"], CANON)
 
 
-@op("dense")
-def dense(xs, lay, rn, w):
-    x = to_canon(xs[0], lay[0])
+@OPS.register("dense")
+def dense(xs, w, rn):
+    x = canon(xs[0])
     k = w["kernel"]
     if x.shape.rank == 2:
         y = tf.matmul(x, k)
     else:
         y = tf.reshape(tf.matmul(tf.reshape(x, [-1, k.shape[0]]), k), [-1, *rn.out_shape])
-    return (y + w["bias"] if "bias" in w else y), CANON
+    return Value(y + w["bias"] if "bias" in w else y, CANON)
 
 
-def _unary(fn: Callable[[tf.Tensor, ResolvedNode], tf.Tensor]) -> Op:
-    return lambda xs, lay, rn, w: (fn(xs[0], rn), lay[0])
+def _unary(fn: Callable[[tf.Tensor, ResolvedNode], tf.Tensor]) -> Callable[..., Value]:
+    """An elementwise op: any layout in, the same layout out."""
+    return lambda xs, w, rn: Value(fn(xs[0].tensor, rn), xs[0].layout)
 
 
 OPS["relu"] = _unary(lambda x, rn: tf.nn.relu(x))
@@ -150,8 +180,9 @@ OPS["gelu"] = _unary(lambda x, rn: tf.nn.gelu(x, approximate=rn.attrs["approxima
 OPS["dropout"] = _unary(lambda x, rn: x)
 
 
-def _canon(fn: Callable[[tf.Tensor, ResolvedNode, dict], tf.Tensor]) -> Op:
-    return lambda xs, lay, rn, w: (fn(to_canon(xs[0], lay[0]), rn, w), CANON)
+def _canon(fn: Callable[[tf.Tensor, ResolvedNode, Any], tf.Tensor]) -> Callable[..., Value]:
+    """An op that cares about axis order: canonical in, canonical out."""
+    return lambda xs, w, rn: Value(fn(canon(xs[0]), rn, w), CANON)
 
 
 OPS["softmax"] = _canon(lambda x, rn, w: tf.nn.softmax(x, axis=rn.attrs["axis"]))
@@ -163,38 +194,38 @@ OPS["reduce_mean"] = _canon(
 )
 
 
-@op("global_avg_pool")
-def global_avg_pool(xs, lay, rn, w):
-    axes = [1, 2] if lay[0] == NHWC else [2, 3]
-    return tf.reduce_mean(xs[0], axis=axes), CANON
+@OPS.register("global_avg_pool")
+def global_avg_pool(xs, w, rn):
+    axes = [1, 2] if xs[0].layout == NHWC else [2, 3]
+    return Value(tf.reduce_mean(xs[0].tensor, axis=axes), CANON)
 
 
-@op("max_pool")
-def max_pool(xs, lay, rn, w):
+@OPS.register("max_pool")
+def max_pool(xs, w, rn):
     a = rn.attrs
-    x = _pad(to_nhwc(xs[0], lay[0]), a["pads"], float("-inf"))
-    return tf.nn.max_pool2d(x, a["kernel_size"], a["stride"], "VALID"), NHWC
+    x = _pad(nhwc(xs[0]), a["pads"], float("-inf"))
+    return Value(tf.nn.max_pool2d(x, a["kernel_size"], a["stride"], "VALID"), NHWC)
 
 
-@op("avg_pool")
-def avg_pool(xs, lay, rn, w):
+@OPS.register("avg_pool")
+def avg_pool(xs, w, rn):
     a = rn.attrs
-    x = _pad(to_nhwc(xs[0], lay[0]), a["pads"])
+    x = _pad(nhwc(xs[0]), a["pads"])
     y = tf.nn.avg_pool2d(x, a["kernel_size"], a["stride"], "VALID")
     kh, kw = a["kernel_size"]
     div = avg_pool_divisor(rn.in_shapes[0][1:], a, rn.out_shape[1:])
     if a["pads"] != [0, 0, 0, 0] and not np.all(div == kh * kw):
         y = y * tf.constant((kh * kw / div)[None, :, :, None], tf.float32)
-    return y, NHWC
+    return Value(y, NHWC)
 
 
-def _binary(fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Op:
-    def run(xs, lay, rn, w):
+def _binary(fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[..., Value]:
+    def run(xs: list[Value], w: Any, rn: ResolvedNode) -> Value:
         if len(xs) == 2:
-            if lay[0] == lay[1]:
-                return fn(xs[0], xs[1]), lay[0]
-            return fn(to_canon(xs[0], lay[0]), to_canon(xs[1], lay[1])), CANON
-        return fn(to_canon(xs[0], lay[0]), w["other"]), CANON
+            if xs[0].layout == xs[1].layout:
+                return Value(fn(xs[0].tensor, xs[1].tensor), xs[0].layout)
+            return Value(fn(canon(xs[0]), canon(xs[1])), CANON)
+        return Value(fn(canon(xs[0]), w["other"]), CANON)
 
     return run
 
@@ -213,43 +244,43 @@ def _per_axis(values: list, layout: str) -> list:
     return list(values)
 
 
-@op("pad")
-def pad(xs, lay, rn, w):
-    p = rn.attrs["pads"]
-    pairs = _per_axis([[p[2 * i], p[2 * i + 1]] for i in range(len(p) // 2)], lay[0])
-    return tf.pad(xs[0], [[0, 0], *pairs], constant_values=rn.attrs["value"]), lay[0]
+@OPS.register("pad")
+def pad(xs, w, rn):
+    pairs = _per_axis([list(p) for p in pad_pairs(rn.attrs["pads"])], xs[0].layout)
+    y = tf.pad(xs[0].tensor, [[0, 0], *pairs], constant_values=rn.attrs["value"])
+    return Value(y, xs[0].layout)
 
 
-@op("slice")
-def slice_(xs, lay, rn, w):
-    sl = _per_axis(rn.attrs["slices"], lay[0])
-    return xs[0][(slice(None), *(slice(*s) for s in sl))], lay[0]
+@OPS.register("slice")
+def slice_(xs, w, rn):
+    sl = _per_axis(rn.attrs["slices"], xs[0].layout)
+    return Value(xs[0].tensor[(slice(None), *(slice(*s) for s in sl))], xs[0].layout)
 
 
-@op("concat")
-def concat(xs, lay, rn, w):
+@OPS.register("concat")
+def concat(xs, w, rn):
     axis = rn.attrs["axis"]
-    if len(rn.out_shape) == 3 and all(layout == NHWC for layout in lay):
-        return tf.concat(xs, axis=_TO_NHWC_AXIS[axis]), NHWC
-    return tf.concat([to_canon(x, layout) for x, layout in zip(xs, lay)], axis=axis), CANON
+    if len(rn.out_shape) == 3 and all(v.layout == NHWC for v in xs):
+        return Value(tf.concat([v.tensor for v in xs], axis=_TO_NHWC_AXIS[axis]), NHWC)
+    return Value(tf.concat([canon(v) for v in xs], axis=axis), CANON)
 
 
-@op("matmul")
-def matmul(xs, lay, rn, w):
-    return tf.matmul(to_canon(xs[0], lay[0]), to_canon(xs[1], lay[1])), CANON
+@OPS.register("matmul")
+def matmul(xs, w, rn):
+    return Value(tf.matmul(canon(xs[0]), canon(xs[1])), CANON)
 
 
-@op("layer_norm")
-def layer_norm(xs, lay, rn, w):
-    x = to_canon(xs[0], lay[0])
+@OPS.register("layer_norm")
+def layer_norm(xs, w, rn):
+    x = canon(xs[0])
     mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
     y = (x - mean) * tf.math.rsqrt(var + rn.attrs["eps"])
-    return y * w["weight"] + w["bias"], CANON
+    return Value(y * w["weight"] + w["bias"], CANON)
 
 
-@op("multi_head_attention")
-def multi_head_attention(xs, lay, rn, w):
-    x = to_canon(xs[0], lay[0])
+@OPS.register("multi_head_attention")
+def multi_head_attention(xs, w, rn):
+    x = canon(xs[0])
     t, d = rn.in_shapes[0]
     h = rn.attrs["num_heads"]
     qkv = tf.reshape(
@@ -259,19 +290,19 @@ def multi_head_attention(xs, lay, rn, w):
     q, k, v = qkv[0], qkv[1], qkv[2]
     att = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(d // h)), axis=-1)
     y = tf.reshape(tf.transpose(tf.matmul(att, v), (0, 2, 1, 3)), [-1, d])
-    return tf.reshape(tf.matmul(y, w["out_kernel"]) + w["out_bias"], [-1, t, d]), CANON
+    return Value(tf.reshape(tf.matmul(y, w["out_kernel"]) + w["out_bias"], [-1, t, d]), CANON)
 
 
-@op("upsample")
-def upsample(xs, lay, rn, w):
+@OPS.register("upsample")
+def upsample(xs, w, rn):
     sh, sw = rn.attrs["scale_factor"]
-    x = to_nhwc(xs[0], lay[0])
-    return tf.repeat(tf.repeat(x, sh, axis=1), sw, axis=2), NHWC
+    x = nhwc(xs[0])
+    return Value(tf.repeat(tf.repeat(x, sh, axis=1), sw, axis=2), NHWC)
 
 
-@op("lstm")
-def lstm(xs, lay, rn, w):
-    x = to_canon(xs[0], lay[0])
+@OPS.register("lstm")
+def lstm(xs, w, rn):
+    x = canon(xs[0])
     t, f = rn.in_shapes[0]
     hs = rn.attrs["hidden_size"]
     xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, f]), w["kernel"]) + w["bias"], [-1, t, 4 * hs])
@@ -284,4 +315,4 @@ def lstm(xs, lay, rn, w):
         c = tf.sigmoid(fg) * c + tf.sigmoid(i) * tf.tanh(g)
         h = tf.sigmoid(o) * tf.tanh(c)
         seq.append(h)
-    return (tf.stack(seq, axis=1) if rn.attrs["return_sequences"] else h), CANON
+    return Value(tf.stack(seq, axis=1) if rn.attrs["return_sequences"] else h, CANON)

@@ -24,8 +24,7 @@ import torch
 from torch import fx, nn
 
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.torch.ops import EMITTERS, Emitter
-from dlbench.errors import BackendError
+from dlbench.backends.torch.ops import OPS, Emitter
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import ModelSpec
 
@@ -37,14 +36,7 @@ def build_module(spec: ModelSpec) -> fx.GraphModule:
     """The spec as an ``fx.GraphModule`` in eval mode, float32, on the CPU."""
     e = Emitter()
     env: dict[str, fx.Node] = {t.name: e.graph.placeholder(t.name) for t in spec.inputs}
-    for rn in spec.resolved():
-        try:
-            emit = EMITTERS[rn.op]
-        except KeyError:
-            raise BackendError(
-                f"Node {rn.name!r}: op {rn.op!r} has no PyTorch implementation"
-            ) from None
-        env[rn.name] = emit(e, rn, [env[i] for i in rn.inputs])
+    OPS.run(spec.resolved(), env, e)
     outs = [env[o] for o in spec.outputs]
     e.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     gm = fx.GraphModule(e.root, e.graph, class_name=f"{spec.name}_module")

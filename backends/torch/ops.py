@@ -1,6 +1,7 @@
 """ModelSpec ops as PyTorch modules and functions, emitted into a ``torch.fx`` graph.
 
-Each ``emit_<op>`` adds the node's layer (an ``nn.Module`` holding its weights, copied once) to
+An emitter op table (:class:`~dlbench.backends.common.optable.EmitterTable`): each function,
+called as ``fn(emitter, xs, node)``, adds the node's layer (an ``nn.Module`` holding its weights, copied once) to
 the root module and the call to the fx graph, so the built model is an ordinary
 ``fx.GraphModule``: real ``nn.Module`` code (printable with ``print(model.code)``), no per-op
 interpreter loop at run time, and a clean target for ``torch.compile``.
@@ -10,24 +11,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from dlbench.backends.common.optable import EmitterTable
 from dlbench.model.spec import ResolvedNode
 
-Emit = Callable[["Emitter", ResolvedNode, list[fx.Node]], fx.Node]
-EMITTERS: dict[str, Emit] = {}
-
-
-def emits(name: str) -> Callable[[Emit], Emit]:
-    def deco(fn: Emit) -> Emit:
-        EMITTERS[name] = fn
-        return fn
-
-    return deco
+OPS = EmitterTable("PyTorch")
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -73,8 +67,8 @@ def _load(param: torch.Tensor, array: np.ndarray) -> None:
         param.copy_(_t(array).reshape(param.shape))
 
 
-@emits("conv2d")
-def emit_conv2d(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("conv2d")
+def conv2d(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     w = rn.params["weight"]
     o, cg, kh, kw = w.shape
     a = rn.attrs
@@ -100,8 +94,8 @@ def emit_conv2d(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
     return e.module(rn, conv, (x,))
 
 
-@emits("batch_norm")
-def emit_batch_norm(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("batch_norm")
+def batch_norm(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     c = rn.in_shapes[0][0]
     cls = nn.BatchNorm2d if len(rn.in_shapes[0]) == 3 else nn.BatchNorm1d
     bn = cls(c, eps=rn.attrs["eps"])
@@ -112,8 +106,8 @@ def emit_batch_norm(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
     return e.module(rn, bn.eval(), (xs[0],))
 
 
-@emits("dense")
-def emit_dense(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("dense")
+def dense(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     o, i = rn.params["weight"].shape
     lin = nn.Linear(i, o, bias="bias" in rn.params)
     _load(lin.weight, rn.params["weight"])
@@ -150,47 +144,47 @@ _ACTIVATIONS: dict[str, Callable[[ResolvedNode], nn.Module]] = {
     "flatten": lambda rn: nn.Flatten(1),
 }
 for _op, _make in _ACTIVATIONS.items():
-    EMITTERS[_op] = lambda e, rn, xs, _make=_make: e.module(rn, _make(rn), (xs[0],))
+    OPS[_op] = lambda e, xs, rn, _make=_make: e.module(rn, _make(rn), (xs[0],))
 
-EMITTERS["dropout"] = lambda e, rn, xs: xs[0]
-EMITTERS["reshape"] = lambda e, rn, xs: e.call(torch.reshape, xs[0], (-1, *rn.attrs["shape"]))
-EMITTERS["transpose"] = lambda e, rn, xs: e.call(torch.permute, xs[0], tuple(rn.attrs["perm"]))
-EMITTERS["global_avg_pool"] = lambda e, rn, xs: e.call(torch.mean, xs[0], dim=(2, 3))
-EMITTERS["reduce_mean"] = lambda e, rn, xs: e.call(
+OPS["dropout"] = lambda e, xs, rn: xs[0]
+OPS["reshape"] = lambda e, xs, rn: e.call(torch.reshape, xs[0], (-1, *rn.attrs["shape"]))
+OPS["transpose"] = lambda e, xs, rn: e.call(torch.permute, xs[0], tuple(rn.attrs["perm"]))
+OPS["global_avg_pool"] = lambda e, xs, rn: e.call(torch.mean, xs[0], dim=(2, 3))
+OPS["reduce_mean"] = lambda e, xs, rn: e.call(
     torch.mean, xs[0], dim=tuple(rn.attrs["axes"]), keepdim=rn.attrs["keepdims"]
 )
-EMITTERS["concat"] = lambda e, rn, xs: e.call(torch.cat, list(xs), dim=rn.attrs["axis"])
-EMITTERS["matmul"] = lambda e, rn, xs: e.call(torch.matmul, xs[0], xs[1])
+OPS["concat"] = lambda e, xs, rn: e.call(torch.cat, list(xs), dim=rn.attrs["axis"])
+OPS["matmul"] = lambda e, xs, rn: e.call(torch.matmul, xs[0], xs[1])
 
 
-@emits("pad")
-def emit_pad(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("pad")
+def pad(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     p = rn.attrs["pads"]
     # F.pad takes (before, after) pairs from the last axis backwards
     pairs = [v for i in reversed(range(len(p) // 2)) for v in (p[2 * i], p[2 * i + 1])]
     return e.call(F.pad, xs[0], tuple(pairs), value=rn.attrs["value"])
 
 
-@emits("slice")
-def emit_slice(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("slice")
+def slice_(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     index = (slice(None), *(slice(*s) for s in rn.attrs["slices"]))
     return e.call(operator.getitem, xs[0], index)
 
 
-def _binary(fn: Callable) -> Emit:
-    def emit(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+def _binary(fn: Callable) -> Callable[..., Any]:
+    def emit(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
         other = xs[1] if len(xs) == 2 else e.buffer(rn, "other")
         return e.call(fn, xs[0], other)
 
     return emit
 
 
-EMITTERS["add"] = _binary(torch.add)
-EMITTERS["mul"] = _binary(torch.mul)
+OPS["add"] = _binary(torch.add)
+OPS["mul"] = _binary(torch.mul)
 
 
-@emits("layer_norm")
-def emit_layer_norm(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("layer_norm")
+def layer_norm(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     ln = nn.LayerNorm(rn.in_shapes[0][-1], eps=rn.attrs["eps"])
     _load(ln.weight, rn.params["weight"])
     _load(ln.bias, rn.params["bias"])
@@ -208,8 +202,8 @@ class SelfAttention(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-@emits("multi_head_attention")
-def emit_mha(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("multi_head_attention")
+def multi_head_attention(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     d = rn.in_shapes[0][-1]
     m = SelfAttention(d, rn.attrs["num_heads"])
     _load(m.attn.in_proj_weight, rn.params["in_weight"])
@@ -232,8 +226,8 @@ class LSTM(nn.Module):
         return y if self.return_sequences else y[:, -1]
 
 
-@emits("lstm")
-def emit_lstm(e: Emitter, rn: ResolvedNode, xs: list[fx.Node]) -> fx.Node:
+@OPS.register("lstm")
+def lstm(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     m = LSTM(rn.in_shapes[0][-1], rn.attrs["hidden_size"], rn.attrs["return_sequences"])
     for role in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         _load(getattr(m.lstm, f"{role}_l0"), rn.params[role])

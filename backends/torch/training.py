@@ -1,9 +1,10 @@
 """PyTorch training step: the spec's ``fx.GraphModule`` trained with autograd.
 
-The update rules of :mod:`dlbench.train.config` (SGD with momentum / Nesterov, Adam, coupled L2
-weight decay) are written here in torch ops, the same expressions as in the TensorFlow and JAX
-training modules, so every framework does exactly the same arithmetic (``torch.optim`` is used
-only by the tests, to check this implementation against it). Same function names in every
+The update rules of :mod:`dlbench.train.config` are the shared
+:func:`~dlbench.backends.common.training.update_rule` on torch tensors, stored in place, so every
+framework does exactly the same arithmetic (``torch.optim`` is used only by the tests, to check
+this implementation against it). :class:`TorchTrainer` subclasses
+:class:`~dlbench.backends.common.training.SpecTrainer`. Same function names in every
 framework's ``training.py``: :func:`cross_entropy`, :func:`init_optimizer_state`,
 :func:`apply_update`, :func:`make_trainer`.
 
@@ -24,11 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbench.backends.common.training import SpecTrainer, optimizer_slots, update_rule
 from dlbench.backends.torch.backend import build_module
-from dlbench.errors import BackendError
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
-from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -38,10 +38,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def init_optimizer_state(params: list[torch.Tensor], config: TrainConfig) -> dict[str, Any]:
     """Zero slots: ``buf`` (SGD) or ``m``, ``v`` (Adam), and the step count ``t``."""
-    zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731
-    if config.optimizer == "sgd":
-        return {"t": 0, "buf": zeros()}
-    return {"t": 0, "m": zeros(), "v": zeros()}
+    return {"t": 0, **{s: [torch.zeros_like(p) for p in params] for s in optimizer_slots(config)}}
 
 
 @torch.no_grad()
@@ -52,29 +49,18 @@ def apply_update(
     lr: float,
     config: TrainConfig,
 ) -> None:
-    """One optimizer update in place (rules in :mod:`dlbench.train.config`)."""
+    """One optimizer update in place (:func:`~dlbench.backends.common.training.update_rule`)."""
     state["t"] += 1
-    wd = config.weight_decay
-    if config.optimizer == "sgd":
-        mu = config.momentum
-        for p, g, buf in zip(params, grads, state["buf"]):
-            if wd:
-                g = g + wd * p
-            buf.mul_(mu).add_(g)
-            d = g + mu * buf if config.nesterov else buf
-            p.sub_(lr * d)
-        return
-    b1, b2 = config.betas
     t = state["t"]
-    bc1 = 1.0 - b1**t
-    bc2_sqrt = (1.0 - b2**t) ** 0.5
-    for p, g, m, v in zip(params, grads, state["m"], state["v"]):
-        if wd:
-            g = g + wd * p
-        m.mul_(b1).add_((1.0 - b1) * g)
-        v.mul_(b2).add_((1.0 - b2) * (g * g))
-        denom = torch.sqrt(v) / bc2_sqrt + config.eps
-        p.sub_((lr / bc1) * m / denom)
+    b1, b2 = config.betas
+    corrections = (1.0 - b1**t, (1.0 - b2**t) ** 0.5)
+    names = optimizer_slots(config)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        slots = tuple(state[s][i] for s in names)
+        new_p, new_slots = update_rule(p, g, slots, lr, config, corrections, torch.sqrt)
+        p.copy_(new_p)
+        for old, new in zip(slots, new_slots):
+            old.copy_(new)
 
 
 def _attr_name(node_name: str) -> str:
@@ -83,48 +69,30 @@ def _attr_name(node_name: str) -> str:
     return "n_" + base if base[0].isdigit() else base
 
 
-def spec_parameters(module: nn.Module, spec: ModelSpec) -> dict[str, nn.Parameter]:
-    """Spec parameter name -> the module's ``nn.Parameter`` holding it (checked by value).
-
-    The torch backend names each node's layer after the node; this reads that layout and
-    checks every match against the spec's array, so a change there fails loudly here.
-    """
-    out: dict[str, nn.Parameter] = {}
-    for rn in spec.resolved():
-        if rn.op not in TRAINED_OPS:
-            continue
-        layer = getattr(module, _attr_name(rn.name), None)
-        for role, pname in rn.param_names.items():
-            p = getattr(layer, role, None)
-            if not isinstance(p, nn.Parameter) or not np.array_equal(
-                p.detach().cpu().numpy().reshape(rn.params[role].shape),
-                rn.params[role].astype(np.float32),
-            ):
-                raise BackendError(
-                    f"Node {rn.name!r}: cannot find parameter {role!r} ({pname}) in the torch "
-                    "module built from the spec (expected a layer attribute named after the node)"
-                )
-            out[pname] = p
-    return out
-
-
-class TorchTrainer:
-    """A spec's module, its trained parameters and optimizer state on one device."""
+class TorchTrainer(SpecTrainer):
+    """A spec's ``fx.GraphModule``, its trained parameters and optimizer state on one device."""
 
     framework = "torch"
 
-    def __init__(self, spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> None:
-        self.spec = logits_spec(spec)
-        self.config = config
+    def build(self, device: str) -> None:
         self.device = torch.device(device)
         self.module = build_module(self.spec).to(self.device).train()
-        pmap = spec_parameters(self.module, self.spec)
-        self.names = trained_param_names(self.spec)
-        self.params = [pmap[n] for n in self.names]
+        self.params = self.bind_parameters()
         trained = {id(p) for p in self.params}
         for p in self.module.parameters():
             p.requires_grad_(id(p) in trained)
-        self.state = init_optimizer_state(self.params, config)
+        self.state = init_optimizer_state(self.params, self.config)
+
+    def locate(self, rn: ResolvedNode, role: str) -> tuple[nn.Parameter, Any] | None:
+        """The layer attribute named after the node (the torch backend's layout)."""
+        p = getattr(getattr(self.module, _attr_name(rn.name), None), role, None)
+        if not isinstance(p, nn.Parameter):
+            return None
+        shape = rn.params[role].shape
+        return p, lambda a: a.reshape(shape)
+
+    def host(self, handle: torch.Tensor) -> np.ndarray:
+        return handle.detach().cpu().numpy()
 
     def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
@@ -144,14 +112,6 @@ class TorchTrainer:
         with torch.no_grad():
             xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
             return self.module(xt).detach().cpu().numpy()
-
-    def export_params(self) -> dict[str, np.ndarray]:
-        """Trained parameters by spec name, canonical layout (OIHW, ``(out, in)``)."""
-        shapes = self.spec.params
-        return {
-            n: p.detach().cpu().numpy().reshape(shapes[n].shape).astype(np.float32)
-            for n, p in zip(self.names, self.params)
-        }
 
 
 def make_trainer(spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> TorchTrainer:

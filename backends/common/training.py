@@ -1,0 +1,145 @@
+"""What every framework's trainer shares: the spec it trains, its parameters, the update rules.
+
+Each ``dlbench.backends.<framework>.training`` module subclasses :class:`SpecTrainer` and writes
+only what is native: building the model, finding a spec parameter in it, moving a batch to the
+device, the step itself and the forward pass. :func:`dlbench.train.loop.fit` drives any of them
+through ``to_device``, ``train_step``, ``predict`` and ``export_params``.
+
+The update rules of :mod:`dlbench.train.config` (SGD with momentum / Nesterov, Adam, coupled L2
+weight decay) exist once, in :func:`update_rule`, written with arithmetic operators only, so
+PyTorch tensors, TensorFlow tensors and JAX arrays run the same expressions in the same order.
+Only Adam's bias corrections (:meth:`SpecTrainer.bias_corrections`) and how a new value is
+stored (in place, ``assign`` or a new pytree) are the framework's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlbench.errors import BackendError
+from dlbench.model.spec import ModelSpec, ResolvedNode
+from dlbench.train.config import TrainConfig
+from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
+
+#: a host array in the framework's layout -> the same weight in the spec's canonical layout
+ToCanonical = Callable[[np.ndarray], np.ndarray]
+
+
+def optimizer_slots(config: TrainConfig) -> tuple[str, ...]:
+    """Names of the per-parameter state an optimizer keeps: ``buf`` (SGD) or ``m``, ``v`` (Adam)."""
+    return ("buf",) if config.optimizer == "sgd" else ("m", "v")
+
+
+def update_rule(
+    p: Any,
+    g: Any,
+    slots: tuple[Any, ...],
+    lr: Any,
+    config: TrainConfig,
+    corrections: tuple[Any, Any] | None,
+    sqrt: Callable[[Any], Any],
+) -> tuple[Any, tuple[Any, ...]]:
+    """One parameter's update: ``(new_p, new_slots)`` (rules in :mod:`dlbench.train.config`).
+
+    Args:
+        p, g: The parameter and its gradient (any array type with arithmetic operators).
+        slots: Its optimizer state, in :func:`optimizer_slots` order.
+        lr: The learning rate of this step.
+        config: The training configuration.
+        corrections: Adam's ``(1 - beta1**t, sqrt(1 - beta2**t))`` for this step (None for SGD).
+        sqrt: The framework's elementwise square root.
+    """
+    if config.weight_decay:
+        g = g + config.weight_decay * p
+    if config.optimizer == "sgd":
+        mu = config.momentum
+        buf = mu * slots[0] + g
+        d = g + mu * buf if config.nesterov else buf
+        return p - lr * d, (buf,)
+    b1, b2 = config.betas
+    bc1, bc2_sqrt = corrections  # type: ignore[misc]
+    m = b1 * slots[0] + (1.0 - b1) * g
+    v = b2 * slots[1] + (1.0 - b2) * (g * g)
+    denom = sqrt(v) / bc2_sqrt + config.eps
+    return p - (lr / bc1) * m / denom, (m, v)
+
+
+class SpecTrainer(ABC):
+    """A spec's model, its trained parameters and optimizer state on one device.
+
+    The constructor takes the logits spec (:func:`~dlbench.train.trainable.logits_spec`), calls
+    :meth:`build`, then finds every trained parameter with :meth:`locate` and checks it holds
+    the spec's value (so a change in how a backend stores weights fails loudly, here).
+
+    Subclasses implement :meth:`build`, :meth:`locate`, :meth:`host`, :meth:`to_device`,
+    :meth:`train_step` and :meth:`predict`; :meth:`export_params` is shared.
+    """
+
+    framework: ClassVar[str] = ""
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> None:
+        self.spec = logits_spec(spec)
+        self.config = config
+        #: spec names of the trained parameters, in graph order
+        self.names = trained_param_names(self.spec)
+        self._handles: dict[str, Any] = {}
+        self._to_canonical: dict[str, ToCanonical] = {}
+        self.build(device)
+
+    # -- what a framework writes ------------------------------------------------------------
+
+    @abstractmethod
+    def build(self, device: str) -> None:
+        """Build the model and optimizer state on ``device`` (calls :meth:`bind_parameters`)."""
+
+    @abstractmethod
+    def locate(self, rn: ResolvedNode, role: str) -> tuple[Any, ToCanonical] | None:
+        """``(handle, to_canonical)`` of the native parameter holding ``rn``'s ``role``."""
+
+    @abstractmethod
+    def host(self, handle: Any) -> np.ndarray:
+        """The current value of a located parameter as a host array (framework layout)."""
+
+    @abstractmethod
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Host batch (NCHW float32, int labels) -> native tensors (not timed)."""
+
+    @abstractmethod
+    def train_step(self, batch: Any, lr: float) -> float:
+        """Forward, loss, gradients, update; returns the loss (a sync point)."""
+
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits (canonical layout) of a host batch."""
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def bind_parameters(self) -> list[Any]:
+        """Locate and check every trained parameter; their handles in :attr:`names` order."""
+        for rn in self.spec.resolved():
+            if rn.op not in TRAINED_OPS:
+                continue
+            for role, pname in rn.param_names.items():
+                found = self.locate(rn, role)
+                if found is None or not np.array_equal(
+                    found[1](self.host(found[0])), rn.params[role].astype(np.float32)
+                ):
+                    raise BackendError(
+                        f"Node {rn.name!r}: cannot find parameter {role!r} ({pname}) in the "
+                        f"{self.framework} model built from the spec"
+                    )
+                self._handles[pname], self._to_canonical[pname] = found
+        return [self._handles[n] for n in self.names]
+
+    def export_params(self) -> dict[str, np.ndarray]:
+        """Trained parameters by spec name, canonical layout (OIHW, ``(out, in)``)."""
+        return {
+            n: np.ascontiguousarray(
+                self._to_canonical[n](self.host(self._handles[n])), dtype=np.float32
+            )
+            for n in self.names
+        }
