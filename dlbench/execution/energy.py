@@ -622,6 +622,7 @@ class EnergyMonitor:
         self.poll_s = poll_s
         self.clock = clock
         self._start: tuple[float, dict[str, float | None]] | None = None
+        self._lap: tuple[float, dict[str, float | None]] | None = None
         self._poller: threading.Thread | None = None
         self._stop_poll = threading.Event()
         self._lock = threading.Lock()
@@ -665,7 +666,7 @@ class EnergyMonitor:
     def start(self) -> None:
         """Read every meter: the start of a window."""
         values, _ = self._snapshot()
-        self._start = (self.clock(), values)
+        self._start = self._lap = (self.clock(), values)
         if self.poll_s:
             self._stop_poll.clear()
             self._poller = threading.Thread(target=self._poll, name="dlbench-energy", daemon=True)
@@ -676,8 +677,20 @@ class EnergyMonitor:
         while not self._stop_poll.wait(self.poll_s):
             self._snapshot()
 
+    def lap(self) -> EnergyReading:
+        """The reading since :meth:`start` or the previous lap, keeping the window open (one
+        window over a training run, one lap per epoch)."""
+        if self._start is None or self._lap is None:
+            raise RuntimeError("Expected EnergyMonitor.start() before lap(). Received lap()")
+        values, reasons = self._snapshot()
+        t1 = self.clock()
+        t0, before = self._lap
+        self._lap = (t1, values)
+        return self._reading(before, values, t1 - t0, reasons)
+
     def stop(self) -> EnergyReading:
-        """Read every meter again and return the window's :class:`EnergyReading`."""
+        """Read every meter again and return the window's :class:`EnergyReading` (since
+        :meth:`start`, laps included)."""
         if self._start is None:
             raise RuntimeError("Expected EnergyMonitor.start() before stop(). Received stop()")
         if self._poller is not None:
@@ -687,7 +700,16 @@ class EnergyMonitor:
         values, reasons = self._snapshot()
         t1 = self.clock()
         t0, before = self._start
-        self._start = None
+        self._start = self._lap = None
+        return self._reading(before, values, t1 - t0, reasons)
+
+    def _reading(
+        self,
+        before: dict[str, float | None],
+        values: dict[str, float | None],
+        seconds: float,
+        reasons: dict[str, str],
+    ) -> EnergyReading:
         summed: list[str] = []
         methods: dict[str, str] = {}
         for m in self.meters:
@@ -697,7 +719,7 @@ class EnergyMonitor:
         return reading_from_counters(
             before,
             values,
-            t1 - t0,
+            seconds,
             meters=self.describe(),
             summed=summed,
             reasons=reasons,

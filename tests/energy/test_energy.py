@@ -573,3 +573,24 @@ def test_time_model_reads_the_meter_around_the_measured_loop_only():
         model, np.zeros((2, 1, 4, 4), np.float32), clock=log_clock, min_iters=2, min_time=0,
         warmup_min=1, warmup_min_time=0, warmup_max=1,
     ).meter_reading is None  # fmt: skip
+
+
+def test_laps_give_per_epoch_readings_and_stop_the_whole_window(tree):
+    root, z = tree
+    clock = FakeClock()
+    mon = E.EnergyMonitor([E.RaplMeter(root)], clock=clock)
+    mon.start()
+    per_epoch = []
+    for epoch in range(3):
+        set_uj(z["pkg0"], 1_000_000 + sum((10, 12, 14)[: epoch + 1]) * 1_000_000)
+        clock.t += 2.0
+        per_epoch.append(mon.lap())
+    whole = mon.stop()
+    assert [r.total_joules for r in per_epoch] == pytest.approx([10.0, 12.0, 14.0])
+    assert all(r.seconds == pytest.approx(2.0) for r in per_epoch)
+    assert whole.total_joules == pytest.approx(36.0) and whole.seconds == pytest.approx(6.0)
+    rec = E.energy_record(whole, samples=3 * 50 * 32, steps=150, epochs=3)
+    assert rec["joules_per_epoch"] == pytest.approx(12.0)
+    assert rec["joules_per_step"] == pytest.approx(36.0 / 150)
+    with pytest.raises(RuntimeError, match="start"):
+        mon.lap()
