@@ -167,3 +167,106 @@ def test_core_imports_no_framework() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- hostile spec files
+
+
+def _saved(tmp_path):
+    spec = _dense_spec()
+    return spec.save(tmp_path / "m")
+
+
+def _npy_member(header_shape: tuple[int, ...], data: bytes) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f4", "fortran_order": False, "shape": header_shape}
+    )
+    return buf.getvalue() + data
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("truncate", "truncated, corrupt or not plain numeric arrays"),
+        ("not-zip", "truncated, corrupt or not plain numeric arrays"),
+        ("text-member", "member 'notes.txt' is not an array"),
+        ("absurd-shape", r"declares shape \(1099511627776, 4\).*holds 48 bytes"),
+        ("short-data", r"declares shape \(3, 4\).*holds 8 bytes"),
+    ],
+)
+def test_hostile_weights_files_are_spec_errors(tmp_path, damage: str, match: str) -> None:
+    import zipfile
+
+    _, npath = _saved(tmp_path)
+    raw = npath.read_bytes()
+    if damage == "truncate":
+        npath.write_bytes(raw[: len(raw) // 2])
+    elif damage == "not-zip":
+        npath.write_bytes(b"\x93NUMPY junk")
+    else:
+        with zipfile.ZipFile(npath, "w") as zf:
+            if damage == "text-member":
+                zf.writestr("w.npy", _npy_member((3, 4), b"\0" * 48))
+                zf.writestr("notes.txt", b"hello")
+            elif damage == "absurd-shape":
+                zf.writestr("w.npy", _npy_member((1 << 40, 4), b"\0" * 48))
+            else:
+                zf.writestr("w.npy", _npy_member((3, 4), b"\0" * 8))
+    with pytest.raises(SpecError, match=match):
+        ModelSpec.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ([["w", [3, 4]]], "expected 'params' to be an object"),
+        ({"w": [3, 4]}, r"expected params\['w'\] to be"),
+        ({"w": {"shape": [3, 4]}}, r"expected params\['w'\] to be"),
+        ({"w": {"shape": ["3", 4], "dtype": "float32"}}, r"Received: \{'shape': \['3', 4\]"),
+        ({"w": {"shape": [-3, 4], "dtype": "float32"}}, "non-negative ints"),
+    ],
+)
+def test_malformed_params_section_is_a_spec_error(tmp_path, params, match: str) -> None:
+    jpath, _ = _saved(tmp_path)
+    doc = json.loads(jpath.read_text())
+    doc["params"] = params
+    jpath.write_text(json.dumps(doc))
+    with pytest.raises(SpecError, match=match):
+        ModelSpec.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("inputs", [{"name": "x", "shape": [None, "four"]}]),
+        ("inputs", ["x"]),
+        ("nodes", [{"name": "fc", "op": "dense", "inputs": [["x"]]}]),
+        ("nodes", "fc"),
+        ("outputs", None),
+    ],
+)
+def test_malformed_graph_is_a_spec_error(tmp_path, key: str, value) -> None:
+    jpath, _ = _saved(tmp_path)
+    doc = json.loads(jpath.read_text())
+    doc[key] = value
+    jpath.write_text(json.dumps(doc))
+    with pytest.raises(SpecError):
+        ModelSpec.load(tmp_path / "m")
+    jpath.write_text(json.dumps(doc)[:-20])
+    with pytest.raises(SpecError, match="not valid JSON"):
+        ModelSpec.load(tmp_path / "m")
+
+
+def test_spec_must_fit_the_dataset() -> None:
+    from dlbench import datasets
+    from dlbench.model.spec import check_fits_dataset
+
+    info = datasets.load("digits").info
+    check_fits_dataset(zoo.get("mlp", input_shape=(1, 8, 8)), info)
+    with pytest.raises(SpecError, match=r"dataset 'digits' \(1, 8, 8\).*takes \(3, 32, 32\)"):
+        check_fits_dataset(zoo.get("mlp", input_shape=(3, 32, 32)), info)
+    with pytest.raises(SpecError, match="at least the 10 classes"):
+        check_fits_dataset(zoo.get("mlp", input_shape=(1, 8, 8), num_classes=5), info)
