@@ -594,3 +594,22 @@ def test_laps_give_per_epoch_readings_and_stop_the_whole_window(tree):
     assert rec["joules_per_step"] == pytest.approx(36.0 / 150)
     with pytest.raises(RuntimeError, match="start"):
         mon.lap()
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"available": False}, {"baseline_watts": 5.0, "carbon_intensity": None}]
+)
+def test_cells_with_energy_fit_both_schemas(docs, options):
+    jsonschema = pytest.importorskip("jsonschema")
+    from dlbench.execution import results
+
+    doc = docs.with_energy(docs.make_document(), **options)
+    jsonschema.validate(json.loads(json.dumps(doc)), results.schema())
+    energy_schema = E.schema()
+    records = [c["energy"] for c in doc["cells"] if "energy" in c]
+    assert records
+    for rec in records:
+        jsonschema.validate(rec, energy_schema)
+    bad = dict(records[0], joules_per_sample=-1.0)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, energy_schema)
