@@ -1,7 +1,9 @@
 """The ``dlbench`` command line: one module per command, all terminal printing in this package.
 
 Exit codes: 0 success; 1 the run finished but some cells failed or a backend failed the parity
-check (or a check found an error); 2 usage or configuration error.
+check (or a check found an error, or an error stopped the work); 2 usage or configuration error
+(checked before any worker starts); 130 interrupted (Ctrl-C). Every error is one line
+``dlbench: error: <what was expected, what was received>``; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
-from dlbench.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from dlbench.cli.args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from dlbench.errors import DlbenchError
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the same model across PyTorch, TensorFlow, JAX and ONNX Runtime, fairly.",
     )
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         _module(command).add_parser(sub)
@@ -48,18 +52,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.debug = debug
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     try:
         return _module(args.command).command(args)
-    except DlbenchError as exc:
-        from dlbench.errors import ConfigError, RegistryError
+    except KeyboardInterrupt:
+        print("dlbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # every error ends in one line and a documented exit code
+        if args.debug:
+            traceback.print_exc()
+        print(f"dlbench: error: {error_text(exc)}", file=sys.stderr)
+        if not args.debug and not isinstance(exc, DlbenchError):
+            print("dlbench: run with --debug for the traceback", file=sys.stderr)
+        return exit_code(exc)
 
-        print(f"dlbench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, (ConfigError, RegistryError)) else EXIT_FAILED
+
+def error_text(exc: BaseException) -> str:
+    """What the user reads: a dlbench error's own message; the type and message otherwise."""
+    if isinstance(exc, DlbenchError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for usage and configuration errors, 1 for everything that failed while working."""
+    from dlbench.errors import ConfigError, RegistryError
+
+    return EXIT_USAGE if isinstance(exc, (ConfigError, RegistryError)) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def csv(value: str) -> list[str]:
@@ -38,6 +38,18 @@ def option(value: str) -> tuple[str, str, Any]:
     except json.JSONDecodeError:
         parsed = raw
     return backend, key, parsed
+
+
+def key_value(value: str) -> tuple[str, Any]:
+    """``key=value`` with value parsed as JSON when possible (``true``, ``2``, ``null``)."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. download=true; got {value!r}")
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key, parsed
 
 
 def make_console():

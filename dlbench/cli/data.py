@@ -20,9 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check = data_sub.add_parser(
         "check", help="data-quality checks (balance, duplicates, leakage, ...)"
     )
-    check.add_argument("name")
-    check.add_argument("--root")
-    check.add_argument("--split")
+    check.add_argument("name", help="dataset name (dlbench list datasets)")
+    check.add_argument(
+        "--root", "--dataset-root", dest="root", help="where the dataset's files are"
+    )
+    check.add_argument("--split", help="check only this split (default: all it has)")
     check.add_argument("--json", dest="json_out", help="write the JSON report here")
 
 

@@ -7,15 +7,19 @@ from typing import Any
 
 from dlbench.analysis.parity import DEFAULT_TOLERANCE, REFERENCE, check
 from dlbench.cli.args import csv, make_console
-from dlbench.errors import BackendError
+from dlbench.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     par = sub.add_parser("parity", help="check that backends agree with the numpy reference")
-    par.add_argument("--model", default="mlp")
-    par.add_argument("--backends", type=csv)
-    par.add_argument("--batch-size", type=int, default=256)
-    par.add_argument("--device", default="cpu")
+    par.add_argument("--model", default="digits_cnn", help="zoo model (default digits_cnn)")
+    par.add_argument(
+        "--backends", type=csv, help="comma-separated backends (default: all installed)"
+    )
+    par.add_argument(
+        "--batch-size", type=int, default=256, help="samples in the checked batch (default 256)"
+    )
+    par.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -70,7 +74,7 @@ def cli_main(
     if backends is None:
         backends = [b for b in available_backends() if b != REFERENCE]
     if batch_size < 1:
-        raise BackendError(f"Expected `batch_size` to be a positive int. Received: {batch_size}")
+        raise ConfigError(f"Expected `batch_size` to be a positive int. Received: {batch_size}")
     spec = zoo.get(model)
     console.print(
         f"Parity of [bold]{spec.name}[/] (fingerprint {spec.fingerprint()[:12]}) on a batch of "

@@ -6,7 +6,8 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, csv_ints, make_console, option
+from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, csv_ints, key_value, make_console, option
+from dlbench.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,10 +15,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "run", help="run a benchmark (no arguments: digits on every installed backend)"
     )
     run.add_argument("--config", help="TOML config file; flags given here override it")
-    run.add_argument("--model", help="zoo model name or a saved ModelSpec .json (default mlp)")
+    run.add_argument(
+        "--model", help="zoo model name or a saved ModelSpec .json (default digits_cnn)"
+    )
     run.add_argument("--dataset", help="dataset name (default digits)")
-    run.add_argument("--dataset-root", help="where the dataset's files are")
+    run.add_argument(
+        "--root",
+        "--dataset-root",
+        dest="dataset_root",
+        help="where the dataset's files are (each dataset has a default)",
+    )
     run.add_argument("--split", help="dataset split (default test)")
+    run.add_argument(
+        "--dataset-option",
+        "-D",
+        dest="dataset_opts",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option, JSON value: e.g. -D md5=null (no checksum), -D limit=500, "
+        "-D image_size=320",
+    )
+    run.add_argument(
+        "--download",
+        action="store_true",
+        default=None,
+        help="download the dataset if its files are missing (same as -D download=true)",
+    )
     run.add_argument(
         "--backends", type=csv, help="comma-separated backends (default: all installed)"
     )
@@ -34,7 +59,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--inter-op-threads", type=int, help="inter-op threads for every backend (default 1)"
     )
-    run.add_argument("--timing-mode", choices=["compute", "end_to_end"])
+    run.add_argument(
+        "--timing-mode",
+        choices=["compute", "end_to_end"],
+        help="compute: inputs already on the device, ends with a sync (default); end_to_end: "
+        "host NumPy in to host NumPy out",
+    )
     run.add_argument("--min-iters", type=int, help="measure at least this many calls")
     run.add_argument("--min-time", type=float, help="measure at least this many seconds")
     run.add_argument("--max-time", type=float, help="measure at most this many seconds")
@@ -53,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--cell-timeout", type=float, help="seconds a cell may take before its worker is killed"
     )
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help="seed of sampled inputs (default 0)")
     run.add_argument(
         "--option",
         "-O",
@@ -72,7 +102,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a module every worker imports first (registers extra backends/datasets)",
     )
     run.add_argument("--out", help="result file (default dlbench-results/run-<time>.json)")
-    run.add_argument("--resume", action="store_true", help="skip cells already finished in --out")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (its config is reused; cells already finished are kept)",
+    )
+    run.add_argument(
+        "--force", action="store_true", help="replace an existing --out instead of refusing"
+    )
     run.add_argument(
         "--via-onnx",
         action="store_true",
@@ -129,8 +166,19 @@ def config_from_args(args: argparse.Namespace):
         data = cfg.to_dict()
         data.update(flat)
         data["stop_rule"] = {**data["stop_rule"], **stop}
+    elif args.resume and args.out and Path(args.out).exists():
+        from dlbench.execution import results
+
+        data = dict(results.load(args.out)["config"])  # resume the run as it was configured
+        data.update(flat)
+        data["stop_rule"] = {**data.get("stop_rule", {}), **stop}
     else:
         data = {**flat, "stop_rule": stop}
+    dataset_options = data.setdefault("dataset_options", {})
+    for key, value in args.dataset_opts:
+        dataset_options[key] = value
+    if args.download:
+        dataset_options["download"] = True
     options = data.setdefault("backend_options", {})
     for backend, key, value in args.options:
         options.setdefault(backend, {})[key] = value
@@ -142,12 +190,15 @@ def command(args: argparse.Namespace) -> int:
     from dlbench.execution.runner import run
 
     console = make_console()
+    if args.resume and not args.out:
+        raise ConfigError("Expected the result file to resume (--out FILE). Received: none")
     config = config_from_args(args)
     out = (
         Path(args.out)
         if args.out
         else Path("dlbench-results") / f"run-{datetime.now():%Y%m%d-%H%M%S}.json"
     )
+    check_output_path(out, resume=args.resume, force=args.force)
     backends = config.resolved_backends()
     if not backends:
         console.print(
@@ -166,9 +217,13 @@ def command(args: argparse.Namespace) -> int:
         try:
             doc = run(config, out=out, resume=args.resume, on_event=on_event, plugins=args.plugins)
         except KeyboardInterrupt:
-            console.print(
-                f"[yellow]Interrupted.[/] Finished cells are kept in {out}; continue with --resume."
-            )
+            if out.exists():
+                console.print(
+                    f"[yellow]Interrupted.[/] Finished cells are kept in {out}; continue with "
+                    f"dlbench run --out {out} --resume"
+                )
+            else:
+                console.print("[yellow]Interrupted[/] before any result was written.")
             return 130
     print_summary(doc, console)
     console.print(f"Results: {out}")
@@ -183,3 +238,36 @@ def command(args: argparse.Namespace) -> int:
         if (i.get("parity") or {}).get("ok") is False
     ]
     return EXIT_FAILED if failed or parity_bad else EXIT_OK
+
+
+def check_output_path(out: Path, *, resume: bool, force: bool) -> None:
+    """Refuse, before anything runs, an ``--out`` that cannot be written or would lose a result.
+
+    Raises:
+        ConfigError: ``out`` is a folder, its folder cannot be created or written, or it is an
+            existing result and neither ``resume`` nor ``force`` was asked for.
+    """
+    if out.is_dir():
+        raise ConfigError(f"Expected --out to be a file path. Received: {out} (a folder)")
+    if out.exists() and not (resume or force):
+        raise ConfigError(
+            f"Expected a new result file. Received: {out}, which exists; continue it with "
+            "--resume or replace it with --force"
+        )
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"Expected a folder for --out that can be created. Received: {folder} "
+            f"({exc.strerror or exc})"
+        ) from None
+    import tempfile
+
+    try:  # a real write: permission bits say nothing to root, a read-only mount does
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlbench-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"Expected a writable folder for --out. Received: {folder} ({exc.strerror or exc})"
+        ) from None
