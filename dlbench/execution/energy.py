@@ -316,8 +316,10 @@ class NvmlMeter(EnergyMeter):
     first :meth:`read` and ends at :meth:`close`.
 
     Args:
-        indices: NVML device indices to read (default every GPU). NVML numbers GPUs by PCI
-            order, which ``CUDA_VISIBLE_DEVICES`` does not change.
+        indices: NVML device indices to read. Default: the GPUs named by
+            ``CUDA_VISIBLE_DEVICES`` when it is set (indices, taken in NVML's PCI order, or
+            ``GPU-...`` UUIDs, matched exactly), else every GPU. Pass the index of the cell's
+            device so idle GPUs do not add their energy.
         sample_interval_s: Power sampling period of the fallback.
     """
 
@@ -348,7 +350,11 @@ class NvmlMeter(EnergyMeter):
             count = int(pynvml.nvmlDeviceGetCount())
         except Exception as e:
             return f"NVML could not count GPUs: {_nvml_error(e)}"
-        indices = list(range(count)) if self.indices is None else self.indices
+        indices = self.indices
+        if indices is None:
+            indices = visible_gpu_indices(
+                os.environ.get("CUDA_VISIBLE_DEVICES"), count, lambda i: _nvml_uuid(pynvml, i)
+            )
         if count == 0 or not indices:
             return "no NVIDIA GPU visible to NVML"
         errors = []
@@ -417,6 +423,42 @@ class NvmlMeter(EnergyMeter):
             self._nvml = None
             self._handles = {}
             self._probed = False  # a later use probes (and initialises NVML) again
+
+
+def _nvml_uuid(pynvml: Any, index: int) -> str:
+    uuid = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(index))
+    return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+
+
+def visible_gpu_indices(
+    visible: str | None, count: int, uuid_of: Callable[[int], str] | None = None
+) -> list[int]:
+    """NVML indices of the GPUs that ``CUDA_VISIBLE_DEVICES`` (``visible``) names.
+
+    ``None`` or unparsable (MIG instances included: NVML reads energy per board): every GPU.
+    Integers are taken as NVML indices (exact when ``CUDA_DEVICE_ORDER=PCI_BUS_ID``);
+    ``GPU-...`` UUIDs (or their prefixes) are matched. An empty value hides every GPU.
+    """
+    if visible is None:
+        return list(range(count))
+    items = [v.strip() for v in visible.split(",") if v.strip()]
+    out: list[int] = []
+    for item in items:
+        if item.lstrip("-").isdigit():
+            i = int(item)
+            if i < 0:
+                break  # CUDA ignores everything from the first invalid entry
+            if i < count and i not in out:
+                out.append(i)
+        elif item.startswith("GPU-") and uuid_of is not None:
+            for i in range(count):
+                with contextlib.suppress(Exception):
+                    if uuid_of(i).startswith(item) and i not in out:
+                        out.append(i)
+                        break
+        else:
+            return list(range(count))
+    return out
 
 
 def _nvml_error(e: BaseException) -> str:
@@ -937,6 +979,7 @@ __all__ = [
     "reading_from_counters",
     "schema",
     "unwrap_delta",
+    "visible_gpu_indices",
 ]
 
 

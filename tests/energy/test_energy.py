@@ -280,7 +280,32 @@ def fake_pynvml(
 
     mod.nvmlDeviceGetTotalEnergyConsumption = energy
     mod.nvmlDeviceGetPowerUsage = lambda h: power_mw
+    mod.nvmlDeviceGetUUID = lambda h: f"GPU-{h[1]}abc-uuid".encode()
     return mod
+
+
+@pytest.fixture(autouse=True)
+def _no_cuda_visible_devices(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_visible_gpu_indices():
+    uuid = {0: "GPU-0abc", 1: "GPU-1def", 2: "GPU-2ghi"}.__getitem__
+    assert E.visible_gpu_indices(None, 3) == [0, 1, 2]
+    assert E.visible_gpu_indices("2,0", 3) == [2, 0]
+    assert E.visible_gpu_indices("1,-1,2", 3) == [1]  # CUDA stops at the first invalid entry
+    assert E.visible_gpu_indices("", 3) == []
+    assert E.visible_gpu_indices("GPU-1d", 3, uuid) == [1]
+    assert E.visible_gpu_indices("MIG-xyz", 3, uuid) == [0, 1, 2]
+
+
+def test_nvml_follows_cuda_visible_devices(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(count=4))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-3abc")
+    assert E.NvmlMeter().domains() == ["gpu3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert E.NvmlMeter().why_unavailable == "no NVIDIA GPU visible to NVML"
+    assert E.NvmlMeter(indices=[1]).domains() == ["gpu1"]  # explicit indices win
 
 
 def test_nvml_missing_package(monkeypatch):
