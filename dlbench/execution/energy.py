@@ -204,10 +204,12 @@ class RaplMeter(EnergyMeter):
         for top in tops:
             pname = _zone_name(top)
             candidates.append(self._zone(pname, top, summed=not pname.startswith("psys")))
-            subs = sorted(
-                (p for p in top.glob(f"{top.name}:*") if p.is_dir()),
-                key=lambda p: _zone_index(p.name),
-            )
+            # Subzones live inside their package's folder; /sys/class/powercap also lists them
+            # flat, next to it (as links), which a copied or fake tree may be limited to.
+            subs = [p for p in top.glob(f"{top.name}:*") if p.is_dir()]
+            if not subs:
+                subs = [p for p in self.root.glob(f"{top.name}:*") if p.is_dir()]
+            subs.sort(key=lambda p: _zone_index(p.name))
             for sub in subs:
                 sname = _zone_name(sub)
                 candidates.append(

@@ -134,6 +134,17 @@ def test_poller_catches_more_than_one_wrap(tmp_path):
     assert mon2._poller is None
 
 
+def test_flat_layout_of_subzones(tmp_path):
+    """/sys/class/powercap lists every zone at its top level too (``intel-rapl:0:0``)."""
+    root = tmp_path / "pc"
+    make_zone(root / "intel-rapl:0", "package-0", 10)
+    make_zone(root / "intel-rapl:0:0", "dram", 10)
+    make_zone(root / "intel-rapl:1", "package-1", 10)
+    m = E.RaplMeter(root)
+    assert m.domains() == ["package-0", "package-0/dram", "package-1"]
+    assert m.summed_domains() == m.domains()
+
+
 def test_missing_domains_are_left_out_and_said(tmp_path):
     root = tmp_path / "pc"
     make_zone(root / "intel-rapl:0", "package-0", 10)
