@@ -12,11 +12,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from dlbench.errors import MissingFrameworkError, RegistryError
@@ -150,27 +152,254 @@ class Registry:
         return name in self._entries
 
 
-backends = Registry("backend", "dlbench.backends")
+#: The separator of a composite backend's name: ``torch>onnxruntime`` is the model exported from
+#: torch to ONNX and run in onnxruntime.
+VIA = ">"
+
+
+@dataclass
+class BackendEntry(Entry):
+    """A backend: its manifest (a :class:`~dlbench.model.manifest.BackendManifest`, or a
+    ``"module:attr"`` string naming one), or, for an entry point, whatever it points at (a
+    manifest, or a Backend class as plugins did before manifests)."""
+
+    manifest_ref: Any = field(default=None, repr=False)
+    _missing: Any = field(default=None, repr=False)
+
+    def manifest(self) -> Any:
+        """The manifest, imported on first use (manifests import no framework)."""
+        from dlbench.model.manifest import BackendManifest, load_attr
+
+        ref = self.manifest_ref
+        if isinstance(ref, BackendManifest):
+            return ref
+        if isinstance(ref, str):
+            obj = load_attr(ref)
+        elif ref is None:  # an entry point: a manifest or a Backend class
+            obj = load_attr(self.target) if isinstance(self.target, str) else self.target
+            if not isinstance(obj, BackendManifest):
+                if not isinstance(obj, type):
+                    raise RegistryError(
+                        f"Expected backend {self.name!r} ({self.origin}: {self.target!r}) to be a "
+                        f"BackendManifest or a Backend class. Received: {type(obj).__name__}"
+                    )
+                obj = BackendManifest.from_backend_class(obj, self.name)
+        else:
+            obj = ref
+        if not isinstance(obj, BackendManifest):
+            raise RegistryError(
+                f"Expected {ref!r} to be a BackendManifest. Received: {type(obj).__name__}"
+            )
+        if obj.name != self.name:  # the registered name wins (a plugin may reuse a manifest)
+            obj = dataclasses.replace(obj, name=self.name)
+        if not obj.requires and self.requires:  # declared at registration
+            obj = dataclasses.replace(obj, requires=self.requires, extra=self.extra)
+        self.manifest_ref = obj
+        self.requires, self.extra = tuple(obj.requires), obj.extra
+        return obj
+
+    def missing(self) -> list[str]:
+        if self.manifest_ref is None and self.requires:  # declared at registration: no import
+            return [m for m in self.requires if not is_installed(m)]
+        try:
+            manifest = self.manifest()
+        except ImportError as exc:  # an entry point whose module needs an absent framework
+            return [getattr(exc, "name", None) or str(exc)]
+        if manifest.composite is not None:
+            return list(self._missing or [])
+        return [m for m in manifest.requires if not is_installed(m)]
+
+    def missing_message(self) -> str | None:
+        if self.manifest_ref is None and self.missing():  # declared requirements are absent
+            return super().missing_message()
+        manifest = self.manifest()
+        if manifest.composite is not None:
+            from dlbench.export.requirements import missing_message
+
+            return missing_message(manifest.composite[0])
+        return super().missing_message()
+
+    def load(self) -> Any:
+        """The Backend class (for a composite: the target's, which wraps the exported file)."""
+        if self._loaded is not None:
+            return self._loaded
+        message = self.missing_message()
+        if message:
+            raise MissingFrameworkError(message)
+        self._loaded = self.manifest().load("build")
+        return self._loaded
+
+
+class BackendRegistry(Registry):
+    """Backends, registered by manifest; composite names (``source>target``) resolve to a
+    backend whose preparation step exports the model from ``source`` to ONNX."""
+
+    def register(
+        self,
+        name: str,
+        target: Any,
+        *,
+        requires: Iterable[str] = (),
+        extra: str | None = None,
+        overwrite: bool = False,
+        origin: str = "builtin",
+        manifest: Any = None,
+    ) -> None:
+        """Register a backend under ``name``: ``target`` is a Backend class, a manifest, or a
+        ``"module:attr"`` string naming either (resolved on first use)."""
+        super().register(
+            name, target, requires=requires, extra=extra, overwrite=overwrite, origin=origin
+        )
+        from dlbench.model.manifest import BackendManifest
+
+        old = self._entries[name]
+        if manifest is None and isinstance(target, BackendManifest):
+            manifest = target
+        self._entries[name] = BackendEntry(
+            name, target, old.requires, old.extra, origin, manifest_ref=manifest
+        )
+
+    def register_manifest(
+        self, manifest: Any, *, name: str | None = None, overwrite: bool = False, origin="builtin"
+    ) -> None:
+        """Register a backend by its manifest (or a ``"module:attr"`` string naming one, which
+        is imported when first needed). ``name`` defaults to the manifest's (for a string: the
+        package folder, ``dlbench.backends.<name>.config``)."""
+        if name is None:
+            name = manifest.name if not isinstance(manifest, str) else _name_from_ref(manifest)
+        self.register(name, manifest, overwrite=overwrite, origin=origin, manifest=manifest)
+
+    def entry(self, name: str) -> BackendEntry:
+        self._load_entry_points()
+        if name not in self._entries and isinstance(name, str) and VIA in name:
+            composite = self._composite(name)
+            if composite is not None:
+                return composite
+        return super().entry(name)  # type: ignore[return-value]
+
+    def manifest(self, name: str) -> Any:
+        """The manifest of backend ``name`` (nothing but the manifest module is imported)."""
+        return self.entry(name).manifest()
+
+    def manifests(self) -> list[Any]:
+        """The manifests of every registered backend (composites excluded), by name."""
+        return [self.manifest(n) for n in self.names()]
+
+    def capability(self, name: str, capability: str) -> Any:
+        """Import and return backend ``name``'s implementation of ``capability``.
+
+        Raises:
+            RegistryError: unknown backend, or it lacks the capability.
+            MissingFrameworkError: its framework is not installed.
+        """
+        entry = self.entry(name)
+        manifest = entry.manifest()
+        if not manifest.has(capability):
+            manifest.load(capability)  # raises, naming what it declares
+        message = entry.missing_message()
+        if message:
+            raise MissingFrameworkError(message)
+        return manifest.load(capability)
+
+    def with_capability(self, capability: str) -> list[str]:
+        """Names of the backends declaring ``capability`` (installed or not), in their
+        manifests' ``priority`` order."""
+        ms = [m for m in self.manifests() if m.has(capability)]
+        return [m.name for m in sorted(ms, key=lambda m: (m.priority, m.name))]
+
+    def export_sources(self) -> list[str]:
+        """Backends that export to ONNX, in ``priority`` order (the first is the default
+        source of a spec)."""
+        return self.with_capability("export")
+
+    def onnx_runtime(self) -> str | None:
+        """The backend that runs ONNX files (checks every export; target of composites)."""
+        runners = [m.name for m in self.manifests() if m.runs_onnx]
+        return runners[0] if runners else None
+
+    def native_owner(self, module: str) -> tuple[str, str] | None:
+        """``(what it is, backend)`` for a native object whose class comes from top-level
+        ``module`` (``"torch"`` -> ``("a PyTorch module", "torch")``); None if no backend
+        wraps it."""
+        for manifest in self.manifests():
+            if module in manifest.native_modules:
+                return manifest.native_modules[module], manifest.name
+        return None
+
+    def import_order(self, names: list[str]) -> list[str]:
+        """``names`` (``"backend"`` or ``"backend:mode"``) sorted so frameworks that must load
+        first in a shared process do (the manifests' ``priority``: torch before tensorflow)."""
+
+        def rank(name: str) -> int:
+            base = name.split(":")[0]
+            return self.manifest(base).priority if base in self else 1000
+
+        return sorted(names, key=rank)
+
+    def composite_parts(self, name: str) -> tuple[str, str] | None:
+        """``("torch", "onnxruntime")`` for ``"torch>onnxruntime"``; None for a name that is
+        not a valid composite (source without export, or target that cannot run ONNX)."""
+        source, sep, target = name.partition(VIA)
+        if not sep or source not in self or target not in self:
+            return None
+        if not self.manifest(source).has("export") or not self.manifest(target).runs_onnx:
+            return None
+        return source, target
+
+    def _composite(self, name: str) -> BackendEntry | None:
+        from dlbench.model.manifest import BackendManifest
+
+        parts = self.composite_parts(name)
+        if parts is None:
+            return None
+        source, target = parts
+        src, tgt = self.manifest(source), self.manifest(target)
+        from dlbench.export.requirements import missing
+
+        manifest = BackendManifest(
+            name=name,
+            requires=(*src.requires, *tgt.requires),
+            extra=tgt.extra,
+            capabilities={k: v for k, v in tgt.capabilities.items() if k in ("build", "wrap")},
+            options=tgt.options,
+            worker_env=tgt.worker_env,
+            oom_types=tgt.oom_types,
+            oom_messages=tgt.oom_messages,
+            composite=(source, target),
+        )
+        entry = BackendEntry(
+            name,
+            manifest.capabilities["build"],
+            manifest.requires,
+            tgt.extra,
+            f"composite of {source} and {target}",
+            manifest_ref=manifest,
+        )
+        entry._missing = missing(source)
+        return entry
+
+
+def _name_from_ref(ref: str) -> str:
+    module = ref.partition(":")[0].split(".")
+    return module[-2] if len(module) >= 2 and module[-1] == "config" else module[-1]
+
+
+backends = BackendRegistry("backend", "dlbench.backends")
 datasets = Registry("dataset", "dlbench.datasets")
 models = Registry("model", "dlbench.models")
 metrics = Registry("metric", "dlbench.metrics")
 
-_B = "dlbench.backends"
-backends.register("numpy", f"{_B}.numpy.backend:NumpyBackend")
-backends.register("torch", f"{_B}.torch.backend:TorchBackend", requires=["torch"], extra="torch")
-backends.register(
-    "tensorflow",
-    f"{_B}.tensorflow.backend:TensorFlowBackend",
-    requires=["tensorflow"],
-    extra="tensorflow",
-)
-backends.register("jax", f"{_B}.jax.backend:JaxBackend", requires=["jax"], extra="jax")
-backends.register(
-    "onnxruntime",
-    f"{_B}.onnxruntime.backend:OnnxRuntimeBackend",
-    requires=["onnxruntime", "onnx"],
-    extra="onnx",
-)
+
+# The built-in backends, by manifest: every folder of dlbench/backends/ with a config.py (its
+# MANIFEST imports no framework; it is imported when the backend is first looked at).
+def _builtin_backends() -> list[str]:
+    spec = importlib.util.find_spec("dlbench.backends")
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return sorted({d.name for f in folders for d in f.iterdir() if (d / "config.py").is_file()})
+
+
+for _name in _builtin_backends():
+    backends.register_manifest(f"dlbench.backends.{_name}.config:MANIFEST", name=_name)
 
 _D = "dlbench.adapters.datasets"
 datasets.register("digits", f"{_D}.digits:DigitsDataset")

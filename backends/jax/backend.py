@@ -130,6 +130,16 @@ class JaxBackend(Backend):
                 out.append("cuda")
         return out
 
+    def memory_stats(self, index: int) -> dict[str, Any]:
+        """The XLA allocator's statistics (peaks since the process started: not resettable)."""
+        gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda")]
+        if index >= len(gpus):
+            return {}
+        stats = gpus[index].memory_stats() or {}
+        keys = ("peak_bytes_in_use", "bytes_in_use", "bytes_limit")
+        out = {k: int(stats[k]) for k in keys if stats.get(k) is not None}
+        return {"jax": out} if out else {}
+
     def versions(self) -> dict[str, str]:
         v = {"jax": jax.__version__}
         with contextlib.suppress(Exception):

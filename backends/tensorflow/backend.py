@@ -180,6 +180,18 @@ class TensorFlowBackend(Backend):
                 out.append("cuda")
         return out
 
+    def memory_stats(self, index: int) -> dict[str, Any]:
+        if not tf.config.list_logical_devices("GPU"):
+            return {}
+        info = tf.config.experimental.get_memory_info(f"GPU:{index}")
+        return {
+            "tensorflow": {"peak_bytes": int(info["peak"]), "current_bytes": int(info["current"])}
+        }
+
+    def reset_peaks(self, index: int) -> None:
+        if tf.config.list_logical_devices("GPU"):
+            tf.config.experimental.reset_memory_stats(f"GPU:{index}")
+
     def versions(self) -> dict[str, str]:
         v = {"tensorflow": tf.__version__}
         with contextlib.suppress(Exception):

@@ -177,11 +177,36 @@ class TorchBackend(Backend):
         v["mkldnn"] = str(torch.backends.mkldnn.is_available())
         return v
 
+    # -- memory hooks (called by dlbench.execution.memory) -----------------------------------
+    @staticmethod
+    def _cuda_ready() -> bool:
+        return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+    def memory_stats(self, index: int) -> dict[str, Any]:
+        if not self._cuda_ready():
+            return {}
+        return {
+            "torch": {
+                "max_allocated_bytes": int(torch.cuda.max_memory_allocated(index)),
+                "max_reserved_bytes": int(torch.cuda.max_memory_reserved(index)),
+                "allocated_bytes": int(torch.cuda.memory_allocated(index)),
+            }
+        }
+
+    def reset_peaks(self, index: int) -> None:
+        if self._cuda_ready():
+            torch.cuda.reset_peak_memory_stats(index)
+
+    def release_memory(self) -> None:
+        if self._cuda_ready():
+            torch.cuda.empty_cache()
+
     def settings(self) -> dict[str, Any]:
         return {
             **self.options,
             "intra_op_threads_in_force": torch.get_num_threads(),
             "inter_op_threads_in_force": torch.get_num_interop_threads(),
+            "tf32": torch.backends.cuda.matmul.allow_tf32,  # the key every backend reports
             "allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
             "allow_tf32_cudnn": torch.backends.cudnn.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision(),

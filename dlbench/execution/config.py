@@ -78,7 +78,10 @@ def onnx_runtime() -> str:
     """The backend that runs ONNX files (the target of ``--via-onnx`` rows)."""
     from dlbench.registry import backends
 
-    return backends.onnx_runtime() or "onnxruntime"
+    name = backends.onnx_runtime()
+    if name is None:
+        raise ConfigError("Expected a backend that runs ONNX files. Received: none registered")
+    return name
 
 
 def default_threads() -> int:
@@ -235,7 +238,8 @@ class BenchmarkConfig:
         for b in self.backends or []:
             if VIA in b and via_onnx_source(b) is None:
                 raise ConfigError(
-                    f"Expected a via-ONNX backend like 'torch{VIA}onnxruntime' (from one of "
+                    f"Expected a via-ONNX backend like '{EXPORT_SOURCES[0]}{VIA}{onnx_runtime()}' "
+                    "(from one of "
                     f"{list(EXPORT_SOURCES)}). Received: {b!r}"
                 )
         for b, opts in self.backend_options.items():

@@ -18,23 +18,18 @@ from typing import Any
 
 import dlbench
 
-#: Distribution names to report, per framework (the first one installed wins).
-FRAMEWORK_DISTS: dict[str, tuple[str, ...]] = {
-    "torch": ("torch",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly"),
-    "keras": ("keras",),
-    "jax": ("jax",),
-    "jaxlib": ("jaxlib",),
-    "onnx": ("onnx",),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-silicon"),
+#: Distribution names to report beyond the backends' own (their manifests' ``distributions``),
+#: per key (the first one installed wins).
+LIBRARY_DISTS: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
     "scikit-learn": ("scikit-learn",),
     "faster-coco-eval": ("faster-coco-eval",),
     "pycocotools": ("pycocotools",),
 }
 
-#: Environment variables that change how many threads a framework uses, or what it computes.
-THREAD_ENV_VARS = (
+#: Environment variables that change how many threads a library uses, or what it computes,
+#: beyond the backends' own (their manifests' ``env_vars``).
+GENERIC_ENV_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -42,25 +37,44 @@ THREAD_ENV_VARS = (
     "OPENBLAS_L2_SIZE",
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
-    "TF_NUM_INTRAOP_THREADS",
-    "TF_NUM_INTEROP_THREADS",
-    "TF_ENABLE_ONEDNN_OPTS",
-    "TF_FORCE_GPU_ALLOW_GROWTH",
-    "XLA_FLAGS",
-    "XLA_PYTHON_CLIENT_PREALLOCATE",
-    "XLA_PYTHON_CLIENT_MEM_FRACTION",
-    "JAX_PLATFORMS",
-    "JAX_ENABLE_X64",
     "CUDA_VISIBLE_DEVICES",
     "NVIDIA_TF32_OVERRIDE",
-    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
 )
+
+
+def _manifests() -> list[Any]:
+    from dlbench.registry import backends
+
+    out = []
+    for name in backends.names():
+        try:
+            out.append(backends.manifest(name))
+        except Exception:  # a broken plugin must not stop the environment report
+            continue
+    return out
+
+
+def framework_dists() -> dict[str, tuple[str, ...]]:
+    """Every distribution to report: each backend's (from its manifest), then the libraries."""
+    out: dict[str, tuple[str, ...]] = {}
+    for manifest in _manifests():
+        out.update(manifest.distributions)
+    out.update(LIBRARY_DISTS)
+    return out
+
+
+def thread_env_vars() -> tuple[str, ...]:
+    """Every environment variable worth recording: the generic ones and each backend's."""
+    names = list(GENERIC_ENV_VARS)
+    for manifest in _manifests():
+        names.extend(v for v in manifest.env_vars if v not in names)
+    return tuple(names)
 
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the frameworks and key libraries, without importing them."""
     out: dict[str, str] = {}
-    for key, dists in FRAMEWORK_DISTS.items():
+    for key, dists in framework_dists().items():
         for dist in dists:
             try:
                 out[key] = metadata.version(dist)
@@ -210,6 +224,6 @@ def capture() -> dict[str, Any]:
         "blas": blas_info(),
         "gpus": gpu_info(),
         "packages": package_versions(),
-        "env": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ},
+        "env": {k: os.environ[k] for k in thread_env_vars() if k in os.environ},
         "dlbench": {"version": dlbench.__version__, "git_commit": git_commit()},
     }

@@ -1,8 +1,8 @@
 """Memory of a worker process: peak RSS, the model's own footprint, GPU memory.
 
-Framework-free: a framework's GPU statistics are read only when that framework is already in
-``sys.modules`` (the backend imported it) and the model runs on a CUDA device; NVML is read
-through ``pynvml`` when it is installed. Nothing here imports a framework that is not loaded.
+Framework-free: a model on a CUDA device reports its allocator's statistics through its backend's
+hooks (``memory_stats``, ``reset_peaks``, ``release_memory``); NVML is read through ``pynvml`` when
+it is installed. Nothing here imports a framework.
 
 Example:
     >>> import dlbench
@@ -44,41 +44,6 @@ def _cuda_index(model: Any) -> int | None:
     return int(index) if index.isdigit() else 0
 
 
-def _torch_gpu(index: int) -> dict[str, Any] | None:
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return None
-    return {
-        "max_allocated_bytes": int(torch.cuda.max_memory_allocated(index)),
-        "max_reserved_bytes": int(torch.cuda.max_memory_reserved(index)),
-        "allocated_bytes": int(torch.cuda.memory_allocated(index)),
-    }
-
-
-def _jax_gpu(index: int) -> dict[str, Any] | None:
-    jax = sys.modules.get("jax")
-    if jax is None:
-        return None
-    gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda")]
-    if index >= len(gpus):
-        return None
-    stats = gpus[index].memory_stats() or {}
-    out = {
-        "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
-        "bytes_in_use": stats.get("bytes_in_use"),
-        "bytes_limit": stats.get("bytes_limit"),
-    }
-    return {k: int(v) for k, v in out.items() if v is not None} or None
-
-
-def _tf_gpu(index: int) -> dict[str, Any] | None:
-    tf = sys.modules.get("tensorflow")
-    if tf is None or not tf.config.list_logical_devices("GPU"):
-        return None
-    info = tf.config.experimental.get_memory_info(f"GPU:{index}")
-    return {"peak_bytes": int(info["peak"]), "current_bytes": int(info["current"])}
-
-
 def _nvml(index: int) -> dict[str, Any] | None:
     try:
         import pynvml
@@ -104,11 +69,15 @@ def _nvml(index: int) -> dict[str, Any] | None:
         pynvml.nvmlShutdown()
 
 
-_GPU_READERS = {"torch": _torch_gpu, "jax": _jax_gpu, "tensorflow": _tf_gpu, "nvml": _nvml}
+def _backend_stats(model: Any, index: int) -> dict[str, Any]:
+    """The model's backend's allocator statistics (its ``memory_stats`` hook)."""
+    hook = getattr(getattr(model, "backend", None), "memory_stats", None)
+    return hook(index) or {} if callable(hook) else {}
 
 
 def gpu_memory(model: Any) -> dict[str, Any]:
-    """GPU memory for a model on CUDA: each loaded framework's allocator, and NVML.
+    """GPU memory for a model on CUDA: its backend's allocator (the backend's ``memory_stats``
+    hook, e.g. ``{"torch": {...}}``), and NVML.
 
     Returns ``{}`` for a CPU model. A reader that fails records its error instead of raising:
     memory figures never cost a benchmark its timings.
@@ -117,45 +86,43 @@ def gpu_memory(model: Any) -> dict[str, Any]:
     if index is None:
         return {}
     out: dict[str, Any] = {"device_index": index}
-    for name, reader in _GPU_READERS.items():
-        try:
-            value = reader(index)
-        except Exception as exc:  # a broken driver or API change: say so, carry on
-            value = {"error": f"{type(exc).__name__}: {exc}"}
-        if value:
-            out[name] = value
+    try:
+        out.update(_backend_stats(model, index))
+    except Exception as exc:  # a broken driver or API change: say so, carry on
+        name = getattr(getattr(model, "backend", None), "name", "backend")
+        out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        value = _nvml(index)
+    except Exception as exc:
+        value = {"error": f"{type(exc).__name__}: {exc}"}
+    if value:
+        out["nvml"] = value
     return out
 
 
 def reset_peaks(model: Any) -> None:
-    """Reset the allocator peaks that can be reset (torch, TensorFlow) before a cell, so the
-    peaks in :func:`snapshot` are the cell's own. JAX and NVML peaks cannot be reset."""
+    """Reset the allocator peaks that can be reset (the backend's ``reset_peaks`` hook) before
+    a cell, so the peaks in :func:`snapshot` are the cell's own. NVML peaks cannot be reset."""
     index = _cuda_index(model)
-    if index is None:
+    hook = getattr(getattr(model, "backend", None), "reset_peaks", None)
+    if index is None or not callable(hook):
         return
-    torch = sys.modules.get("torch")
     try:
-        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.reset_peak_memory_stats(index)
-    except Exception:
-        pass
-    tf = sys.modules.get("tensorflow")
-    try:
-        if tf is not None and tf.config.list_logical_devices("GPU"):
-            tf.config.experimental.reset_memory_stats(f"GPU:{index}")
+        hook(index)
     except Exception:
         pass
 
 
-def free_gpu_cache() -> None:
-    """Give cached GPU blocks back after an out-of-memory error (torch; others free on GC)."""
+def free_gpu_cache(model: Any = None) -> None:
+    """Give cached GPU blocks back after an out-of-memory error (the backend's
+    ``release_memory`` hook; every framework also frees on garbage collection)."""
     import gc
 
     gc.collect()
-    torch = sys.modules.get("torch")
+    hook = getattr(getattr(model, "backend", None), "release_memory", None)
     try:
-        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
+        if callable(hook):
+            hook()
     except Exception:
         pass
 
@@ -166,9 +133,9 @@ def snapshot(model: Any) -> dict[str, Any]:
     Returns:
         ``peak_rss_bytes`` (peak resident memory of this worker so far), ``rss_bytes`` (now),
         ``weight_bytes`` (the model's parameters, when the backend knows) and, for a model on
-        CUDA, ``gpu``: allocator statistics per loaded framework (torch ``max_allocated_bytes``
-        since the cell started, JAX ``peak_bytes_in_use`` since the process started, TensorFlow
-        ``peak_bytes`` since the cell started) and NVML device/process usage.
+        CUDA, ``gpu``: its backend's allocator statistics under the backend's key (each
+        backend documents whether its peak is since the cell or the process started) and
+        NVML device/process usage.
     """
     weight_fn = getattr(model, "weight_bytes", None)
     try:

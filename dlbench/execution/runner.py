@@ -349,7 +349,7 @@ def run(
         exports: dict[str, dict[str, Any]] = {}
         try:
             for (backend, device), group_cells in groups.items():
-                composite = backend_registry.manifest(backend).composite
+                composite = backend_registry.composite_parts(backend)
                 source = composite[0] if composite else None
                 if source is not None and backend not in missing_framework:
                     if source not in exports:  # once per source, shared by every device

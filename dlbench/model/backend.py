@@ -87,6 +87,18 @@ class Model(ABC):
         """Bytes held by the model's parameters, when known."""
         return None
 
+    def memory_stats(self) -> dict[str, Any]:
+        """GPU allocator statistics of this model's device, ``{reader: {...}}``; ``{}`` on a
+        CPU. Delegates to :meth:`Backend.memory_stats`."""
+        kind, index = parse_device(self.device)
+        return self.backend.memory_stats(index) if kind == "cuda" else {}
+
+    def reset_peaks(self) -> None:
+        """Reset the allocator peaks of this model's device (before a cell)."""
+        kind, index = parse_device(self.device)
+        if kind == "cuda":
+            self.backend.reset_peaks(index)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.backend.name}:{self.device}>"
 
@@ -134,6 +146,58 @@ class Backend(ABC):
         """The options in force, for the result file and the fairness checks."""
         return dict(self.options)
 
+    # -- hooks the core calls instead of naming a framework -----------------------------------
+    @property
+    def manifest(self) -> Any:
+        """This backend's :class:`~dlbench.model.manifest.BackendManifest` (from the registry)."""
+        own = self.__dict__.get("_manifest")
+        if own is None:
+            own = _registry.manifest(self.name)
+            self.__dict__["_manifest"] = own
+        return own
+
+    def memory_stats(self, index: int) -> dict[str, Any]:
+        """GPU allocator statistics on CUDA device ``index``, as ``{reader: {...}}`` (e.g.
+        ``{"torch": {"max_allocated_bytes": ...}}``); ``{}`` when the backend has none."""
+        return {}
+
+    def reset_peaks(self, index: int) -> None:
+        """Reset the allocator's peak statistics on CUDA device ``index`` (if it can)."""
+        return None
+
+    def release_memory(self) -> None:
+        """Give cached device memory back (after an out-of-memory error)."""
+        return None
+
+    def is_oom(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means "out of memory" here (the manifest's markers, and the generic
+        ones), judged without importing anything."""
+        from dlbench.model.manifest import is_oom
+
+        try:
+            manifest = self.manifest
+        except Exception:  # a backend built outside the registry
+            return is_oom(exc)
+        return manifest.is_oom(exc)
+
+    def trainer(self, spec: ModelSpec, config: Any, device: str = "cpu") -> Any:
+        """A trainer for ``spec`` (the manifest's ``train`` capability,
+        ``make_trainer(spec, config, device)``).
+
+        Raises:
+            RegistryError: the backend cannot train.
+        """
+        return self.manifest.load("train")(spec, config, device)
+
+    def export_onnx(self, model: Model, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Export ``model`` to an ONNX ``ModelProto`` (the manifest's ``export`` capability):
+        returns ``(proto, info)``. Use :func:`dlbench.export.to_onnx` for the checked export.
+
+        Raises:
+            RegistryError: the backend cannot export.
+        """
+        return self.manifest.load("export")(model, **kwargs)
+
     def check_device(self, device: str) -> str:
         kind, _ = parse_device(device)
         available = self.devices()
@@ -159,7 +223,10 @@ def get_backend(name: str, **options: Any) -> Backend:
         'numpy'
     """
     cls = _registry.get(name)
-    return cls(**options)
+    backend = cls(**options)
+    if backend.name != name:  # a class registered under another name (a plugin reusing one)
+        backend.name = name
+    return backend
 
 
 def available_backends() -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,21 +19,50 @@ from dlbench.train.config import TrainConfig
 from dlbench.train.loop import fit
 from dlbench.train.plan import Fold, fold_data
 
-#: framework -> module with ``make_trainer`` (same function names in each)
-TRAINERS = {
-    "torch": "dlbench.backends.torch.training",
-    "tensorflow": "dlbench.backends.tensorflow.training",
-    "jax": "dlbench.backends.jax.training",
-}
+
+class _Trainers(Mapping[str, str]):
+    """Backend -> its ``train`` capability (``"module:make_trainer"``): a live view of the
+    registry, so a backend added by entry point trains like a built-in."""
+
+    def _names(self) -> list[str]:
+        from dlbench.registry import backends
+
+        return backends.with_capability("train")
+
+    def __getitem__(self, name: str) -> str:
+        from dlbench.registry import backends
+
+        if name not in self._names():
+            raise KeyError(name)
+        return backends.manifest(name).capabilities["train"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
-def trainer_module(framework: str) -> Any:
+#: backend -> ``"module:make_trainer"`` (same signature in each)
+TRAINERS: Mapping[str, str] = _Trainers()
+
+
+def make_trainer_fn(framework: str) -> Callable[..., Any]:
+    """The backend's ``make_trainer(spec, config, device)`` (its manifest's ``train``)."""
+    from dlbench.registry import backends
+
     if framework not in TRAINERS:
         raise ConfigError(
             f"Expected a backend with a training implementation, one of {sorted(TRAINERS)}. "
             f"Received: {framework!r}"
         )
-    return importlib.import_module(TRAINERS[framework])
+    return backends.capability(framework, "train")
+
+
+def trainer_module(framework: str) -> Any:
+    """The module holding the backend's ``make_trainer`` (kept for callers that want it)."""
+    make_trainer_fn(framework)
+    return importlib.import_module(TRAINERS[framework].partition(":")[0])
 
 
 def run_folds(
@@ -51,11 +80,11 @@ def run_folds(
     Returns one ``(record, trained_params)`` per fold; ``record`` is JSON-safe and holds
     ``build_time_s`` besides :func:`dlbench.train.loop.fit`'s fields.
     """
-    mod = trainer_module(framework)
+    make_trainer = make_trainer_fn(framework)
     out = []
     for k, fold in enumerate(folds):
         t0 = time.perf_counter()
-        trainer = mod.make_trainer(spec, config, device)
+        trainer = make_trainer(spec, config, device)
         build = time.perf_counter() - t0
         cb = None if on_epoch is None else (lambda e, row, k=k: on_epoch(k, e, row))
         record = fit(trainer, config, fold_data(fold, data), fold.orders, fold.lrs, num_classes, cb)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+import pytest
 from measure_fakes import FakeClock, FakeModel
 
 from dlbench.execution import memory
@@ -39,43 +40,100 @@ def _fake_torch(calls):
     return types.SimpleNamespace(cuda=cuda)
 
 
-def test_gpu_readers_use_only_loaded_frameworks(monkeypatch):
+class _HookBackend:
+    """A backend whose memory hooks return what a torch backend's would."""
+
+    name = "torch"
+
+    def __init__(self, calls, broken=False):
+        self.calls, self.broken = calls, broken
+
+    def memory_stats(self, index):
+        if self.broken:
+            raise RuntimeError("driver gone")
+        return {
+            "torch": {
+                "max_allocated_bytes": 1000 + index,
+                "max_reserved_bytes": 2000,
+                "allocated_bytes": 500,
+            }
+        }
+
+    def reset_peaks(self, index):
+        self.calls.append(("reset", index))
+
+    def release_memory(self):
+        self.calls.append(("empty",))
+
+
+def test_gpu_readers_are_the_backends_hooks(monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "torch", _fake_torch(calls))
-    for name in ("jax", "tensorflow", "pynvml"):
-        monkeypatch.setitem(sys.modules, name, None)  # "not loaded" / import fails
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails: no NVML block
     model = FakeModel(FakeClock())
     model.device = "cuda:1"
+    model.backend = _HookBackend(calls)
     snap = memory.snapshot(model)
     assert snap["gpu"] == {
         "device_index": 1,
         "torch": {"max_allocated_bytes": 1001, "max_reserved_bytes": 2000, "allocated_bytes": 500},
     }
     memory.reset_peaks(model)
-    memory.free_gpu_cache()
+    memory.free_gpu_cache(model)
     assert ("reset", 1) in calls and ("empty",) in calls
 
 
-def test_a_failing_reader_is_recorded_not_raised(monkeypatch):
-    def broken(index):
-        raise RuntimeError("driver gone")
-
-    monkeypatch.setitem(memory._GPU_READERS, "torch", broken)
+def test_a_model_without_hooks_reports_only_the_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)
     model = FakeModel(FakeClock())
     model.device = "cuda"
+    assert memory.gpu_memory(model) == {"device_index": 0}
+    memory.reset_peaks(model)  # no hook: nothing to do, no error
+    memory.free_gpu_cache(model)
+
+
+def test_a_failing_reader_is_recorded_not_raised(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    model = FakeModel(FakeClock())
+    model.device = "cuda"
+    model.backend = _HookBackend([], broken=True)
     gpu = memory.gpu_memory(model)
     assert gpu["torch"] == {"error": "RuntimeError: driver gone"}
 
 
-def test_jax_and_tf_readers(monkeypatch):
+def test_torch_reader(monkeypatch):
+    pytest.importorskip("torch")
+    from dlbench.backends.torch import backend as tb
+
+    calls = []
+    monkeypatch.setattr(tb, "torch", _fake_torch(calls))
+    b = object.__new__(tb.TorchBackend)
+    assert b.memory_stats(1) == {
+        "torch": {"max_allocated_bytes": 1001, "max_reserved_bytes": 2000, "allocated_bytes": 500}
+    }
+    b.reset_peaks(1)
+    b.release_memory()
+    assert calls == [("reset", 1), ("empty",)]
+
+
+def test_jax_reader(monkeypatch):
+    pytest.importorskip("jax")
+    from dlbench.backends.jax import backend as jb
+
     dev = types.SimpleNamespace(
         platform="gpu", memory_stats=lambda: {"peak_bytes_in_use": 7, "bytes_in_use": 3}
     )
-    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(devices=lambda: [dev]))
+    monkeypatch.setattr(jb, "jax", types.SimpleNamespace(devices=lambda: [dev]))
+    b = object.__new__(jb.JaxBackend)
+    assert b.memory_stats(0) == {"jax": {"peak_bytes_in_use": 7, "bytes_in_use": 3}}
+    assert b.memory_stats(1) == {}
+
+
+def test_tf_reader(monkeypatch):
+    pytest.importorskip("tensorflow")
+    from dlbench.backends.tensorflow import backend as tfb
+
     exp = types.SimpleNamespace(get_memory_info=lambda d: {"peak": 9, "current": 4})
     config = types.SimpleNamespace(list_logical_devices=lambda kind: ["GPU:0"], experimental=exp)
-    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(config=config))
-    assert memory._jax_gpu(0) == {"peak_bytes_in_use": 7, "bytes_in_use": 3}
-    assert memory._jax_gpu(1) is None
-    assert memory._tf_gpu(0) == {"peak_bytes": 9, "current_bytes": 4}
+    monkeypatch.setattr(tfb, "tf", types.SimpleNamespace(config=config))
+    b = object.__new__(tfb.TensorFlowBackend)
+    assert b.memory_stats(0) == {"tensorflow": {"peak_bytes": 9, "current_bytes": 4}}

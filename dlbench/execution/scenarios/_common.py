@@ -69,30 +69,22 @@ def timing_validity(timing: Timing, rule: StopRule) -> dict[str, Any]:
     )
 
 
-#: Exception class names (anywhere in the MRO) that mean "out of memory", per framework:
-#: torch ``OutOfMemoryError`` (``torch.cuda.OutOfMemoryError``), TensorFlow
-#: ``ResourceExhaustedError``, Python/NumPy ``MemoryError`` (``_ArrayMemoryError``).
-OOM_TYPE_NAMES = frozenset({"OutOfMemoryError", "ResourceExhaustedError", "MemoryError"})
-#: Message fragments that mean "out of memory" for errors of a generic type: JAX/XLA
-#: ``XlaRuntimeError: RESOURCE_EXHAUSTED``, ONNX Runtime ``Failed to allocate memory``, older
-#: torch ``RuntimeError: CUDA out of memory``, cuDNN/cuBLAS allocation failures.
-OOM_MESSAGES = (
-    "out of memory",
-    "resource_exhausted",
-    "resource exhausted",
-    "oom when allocating",
-    "failed to allocate memory",
-    "cudnn_status_alloc_failed",
-    "cublas_status_alloc_failed",
-    "bad_alloc",
-    "bad allocation",
-)
+def is_oom(exc: BaseException, model: Any = None) -> bool:
+    """Whether ``exc`` is an out-of-memory error, judged by type name and message, so no
+    framework is imported to tell: the markers of ``model``'s backend (its ``is_oom`` hook, from
+    its manifest) when given, else those of every registered backend."""
+    hook = getattr(getattr(model, "backend", None), "is_oom", None)
+    if callable(hook):
+        try:
+            return bool(hook(exc))
+        except Exception:  # a backend outside the registry: fall back on every manifest
+            pass
+    from dlbench.model.manifest import is_oom as matches
+    from dlbench.registry import backends
 
-
-def is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory error of any framework, judged by type name and
-    message, so no framework is imported to tell."""
-    if any(cls.__name__ in OOM_TYPE_NAMES for cls in type(exc).__mro__):
-        return True
-    text = str(exc).lower()
-    return any(fragment in text for fragment in OOM_MESSAGES)
+    types: list[str] = []
+    messages: list[str] = []
+    for manifest in backends.manifests():
+        types.extend(manifest.oom_types)
+        messages.extend(manifest.oom_messages)
+    return matches(exc, tuple(types), tuple(messages))

@@ -1,0 +1,53 @@
+"""The onnxruntime backend's manifest (framework-free: nothing here imports onnxruntime)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice, check_type
+
+_B = "dlbench.backends.onnxruntime"
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+EXECUTION_MODES = ("sequential", "parallel")
+
+
+@dataclass
+class OnnxRuntimeOptions(BackendOptions):
+    """``providers`` (None: chosen from the device), ``graph_optimization_level``,
+    ``execution_mode``, ``opset`` (of the graph built from a spec; None: the backend's)."""
+
+    providers: list | None = None
+    graph_optimization_level: str = "all"
+    execution_mode: str = "sequential"
+    opset: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_type(self.backend, "providers", self.providers, (list, tuple, type(None)))
+        check_choice(
+            self.backend, "graph_optimization_level", self.graph_optimization_level, OPT_LEVELS
+        )
+        check_choice(self.backend, "execution_mode", self.execution_mode, EXECUTION_MODES)
+        check_type(self.backend, "opset", self.opset, (int, type(None)))
+
+
+MANIFEST = BackendManifest(
+    name="onnxruntime",
+    requires=("onnxruntime", "onnx"),
+    extra="onnx",
+    capabilities={
+        "build": f"{_B}.backend:OnnxRuntimeBackend",
+        "wrap": f"{_B}.wrap:wrap_onnx",
+        "devices": f"{_B}.backend:OnnxRuntimeBackend.devices",
+    },
+    options=OnnxRuntimeOptions,
+    distributions={
+        "onnx": ("onnx",),
+        "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-silicon"),
+    },
+    # "Failed to allocate memory for requested buffer"; std::bad_alloc
+    oom_messages=("failed to allocate memory", "bad_alloc", "bad allocation"),
+    native_modules={"onnx": "an ONNX model", "onnxruntime": "an ONNX Runtime session"},
+    runs_onnx=True,
+    priority=3,
+)

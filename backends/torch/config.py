@@ -1,0 +1,57 @@
+"""The torch backend's manifest (framework-free: nothing here imports torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice, check_type
+
+_B = "dlbench.backends.torch"
+MODES = ("eager", "compile")
+
+
+@dataclass
+class TorchOptions(BackendOptions):
+    """``mode`` (eager | compile), ``compile_mode`` (torch.compile's mode, e.g.
+    "max-autotune"; None for its default), ``inference_mode``, ``channels_last``."""
+
+    mode: str = "eager"
+    compile_mode: str | None = None
+    inference_mode: bool = True
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.backend, "mode", self.mode, MODES)
+        check_type(self.backend, "compile_mode", self.compile_mode, (str, type(None)))
+        check_type(self.backend, "inference_mode", self.inference_mode, (bool,))
+        check_type(self.backend, "channels_last", self.channels_last, (bool,))
+
+
+MANIFEST = BackendManifest(
+    name="torch",
+    requires=("torch",),
+    extra="torch",
+    capabilities={
+        "build": f"{_B}.backend:TorchBackend",
+        "wrap": f"{_B}.wrap:wrap_module",
+        "export": f"{_B}.export:export_onnx",
+        "train": f"{_B}.training:make_trainer",
+        "devices": f"{_B}.backend:TorchBackend.devices",
+    },
+    options=TorchOptions,
+    env_vars=("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",),
+    distributions={"torch": ("torch",)},
+    # torch.cuda.OutOfMemoryError; older torch: RuntimeError "CUDA out of memory" (generic);
+    # cuDNN / cuBLAS allocation failures.
+    oom_types=("OutOfMemoryError",),
+    oom_messages=("cudnn_status_alloc_failed", "cublas_status_alloc_failed"),
+    native_modules={
+        "torch": "a PyTorch module",
+        "torchvision": "a PyTorch module",
+        "timm": "a PyTorch module",
+    },
+    exporters={"dynamo": ("onnxscript",), "torchscript": ()},
+    module_extras={"onnxscript": "export"},
+    priority=0,
+)
