@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,10 @@ def is_number(v: Any) -> bool:
     if isinstance(v, (bool, np.bool_)):
         return False
     if isinstance(v, (int, np.integer)):
-        return True
+        try:
+            return math.isfinite(float(v))
+        except OverflowError:  # an int beyond float range is no coordinate
+            return False
     return isinstance(v, (float, np.floating)) and math.isfinite(v)
 
 
@@ -232,14 +237,16 @@ def validate_instances(
         items = data[key]
         if not isinstance(items, list):
             v.fail(f"Expected {key!r} to be a list. Received: {type(items).__name__}")
-        for i, item in enumerate(items):
+        bad_entries = not set(map(type, items)) <= {dict}
+        for i, item in enumerate(items if bad_entries else ()):
             if not isinstance(item, Mapping):
                 v.fail(
                     f"Expected every entry of {key!r} to be an object. Received {key}[{i}]: "
                     f"{type(item).__name__} {item!r:.80}"
                 )
         required = tuple(fields.get(key, ()))
-        for i, item in enumerate(items):
+        complete = all(all(map(operator.contains, items, repeat(f))) for f in required)
+        for i, item in enumerate(items if not complete else ()):
             for f in required:
                 if f not in item:
                     ident = f" (id={item['id']!r})" if "id" in item else ""
@@ -342,8 +349,21 @@ def _reference_problems(inst: CocoInstances) -> list[Problem]:
     return out
 
 
+_FLOAT_TYPES = {int, float}
+
+
+def _get(items: list[Any], key: str, default: Any) -> list[Any]:
+    if set(map(type, items)) <= {dict}:
+        return list(map(dict.get, items, repeat(key), repeat(default)))
+    return [item.get(key, default) for item in items]
+
+
 class _Validator:
-    """Field readers that raise at the first bad value, naming the entry."""
+    """Field readers that raise at the first bad value, naming the entry.
+
+    Each has a fast path (one C-level pass over the types, then NumPy) for the common valid
+    file, and a slow path that finds the first offending entry for the message.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -360,16 +380,30 @@ class _Validator:
     def ints(
         self, items: list[Any], section: str, key: str, ids: np.ndarray | None = None
     ) -> np.ndarray:
-        values = [item[key] for item in items]
+        values = list(map(operator.itemgetter(key), items))
+        if set(map(type, values)) <= {int}:
+            try:
+                return np.asarray(values, dtype=np.int64).reshape(-1)
+            except OverflowError:
+                pass
         for i, x in enumerate(values):
             if not is_int(x) or not _INT64_MIN <= x <= _INT64_MAX:
                 self.fail(
                     f"Expected `{key}` to be an int (64-bit). Received: {key}={x!r} "
                     f"({self._where(section, i, ids)})"
                 )
-        return np.asarray(values, dtype=np.int64).reshape(-1)
+        return np.asarray([int(x) for x in values], dtype=np.int64).reshape(-1)
 
     def sizes(self, images: list[Any], key: str, ids: np.ndarray) -> np.ndarray:
+        values = _get(images, key, 0)
+        if set(map(type, values)) <= {int}:
+            try:
+                out = np.asarray(values, dtype=np.int64).reshape(-1)
+                bad = np.flatnonzero(out < 1)
+                if not bad.size or all(key not in images[i] for i in bad.tolist()):
+                    return out
+            except OverflowError:
+                pass
         out = np.zeros(len(images), np.int64)
         for i, item in enumerate(images):
             if key in item:
@@ -398,7 +432,7 @@ class _Validator:
                 out.append(str(int(ids[i])) if default is None else default)
                 continue
             x = item[key]
-            if not isinstance(x, str) or (nonempty and not x):
+            if type(x) is not str or (nonempty and not x):
                 want = "a non-empty string" if nonempty else "a string"
                 self.fail(
                     f"Expected `{key}` to be {want}. Received: {key}={x!r} "
@@ -410,7 +444,21 @@ class _Validator:
     def boxes(self, anns: list[Any], ids: np.ndarray) -> np.ndarray:
         if not anns:
             return np.zeros((0, 4), np.float64)
-        values = [a["bbox"] for a in anns]
+        values = list(map(operator.itemgetter("bbox"), anns))
+        if set(map(type, values)) <= {list} and set(map(len, values)) == {4}:
+            flat = [x for b in values for x in b]
+            if set(map(type, flat)) <= _FLOAT_TYPES:
+                try:
+                    arr = np.asarray(flat, dtype=np.float64).reshape(-1, 4)
+                except OverflowError:
+                    arr = None
+                if (
+                    arr is not None
+                    and np.isfinite(arr).all()
+                    and (arr[:, 2] >= 0).all()
+                    and (arr[:, 3] >= 0).all()
+                ):
+                    return arr
         for i, b in enumerate(values):
             ok = (
                 isinstance(b, (list, tuple))
@@ -427,7 +475,17 @@ class _Validator:
         return np.asarray(values, dtype=np.float64).reshape(-1, 4)
 
     def areas(self, anns: list[Any], ids: np.ndarray, bbox: np.ndarray) -> np.ndarray:
-        area = bbox[:, 2] * bbox[:, 3]
+        wh = bbox[:, 2] * bbox[:, 3]
+        values = _get(anns, "area", None)
+        types = set(map(type, values))
+        if types <= _FLOAT_TYPES | {type(None)}:
+            try:
+                arr = np.asarray([np.nan if x is None else x for x in values], dtype=np.float64)
+            except OverflowError:
+                arr = None
+            present = np.asarray([x is not None for x in values], bool)
+            if arr is not None and not (present & ~(np.isfinite(arr) & (arr >= 0))).any():
+                return np.where(present, arr, wh).reshape(-1)
         for i, a in enumerate(anns):
             if "area" in a:
                 x = a["area"]
@@ -436,10 +494,15 @@ class _Validator:
                         f"Expected `area` to be a finite number >= 0. Received: area={x!r} "
                         f"(annotation id {int(ids[i])})"
                     )
-                area[i] = x
-        return area
+        return np.asarray(
+            [float(a["area"]) if "area" in a else w for a, w in zip(anns, wh.tolist())],
+            np.float64,
+        ).reshape(-1)
 
     def iscrowd(self, anns: list[Any], ids: np.ndarray) -> np.ndarray:
+        values = _get(anns, "iscrowd", 0)
+        if set(map(type, values)) <= {int} and set(values) <= {0, 1}:
+            return np.asarray(values, dtype=bool).reshape(-1)
         out = np.zeros(len(anns), bool)
         for i, a in enumerate(anns):
             if "iscrowd" in a:

@@ -221,3 +221,25 @@ def test_valid_file_is_unchanged_by_validation(tmp_path: Path, formats) -> None:
     inst = ds.coco_instances()
     assert inst.ann_ids.tolist() == [a["id"] for a in gt["annotations"]]
     assert check("coco", root=str(tmp_path), split="val").ok
+
+
+def test_edge_values_take_the_careful_path() -> None:
+    import numpy as np
+
+    # NumPy scalars and tuples (a dict built in Python) are accepted as what they are.
+    doc = _doc()
+    doc["annotations"][0].update(id=np.int64(17), bbox=(10, 10, np.float32(20), 30), iscrowd=1)
+    inst = validate_instances(doc)
+    assert inst.ann_ids.tolist() == [17] and inst.ann_iscrowd.tolist() == [True]
+    # Ints beyond int64 or float range are errors, not OverflowError tracebacks.
+    for section, key, value in [
+        ("annotations", "id", 2**70),
+        ("annotations", "area", 10**400),
+        ("annotations", "bbox", [0, 0, 10**400, 1]),
+        ("images", "width", 2**64),
+    ]:
+        with pytest.raises(CocoFormatError, match=f"`{key}`"):
+            validate_instances(_set(_doc(), section, key, value))
+    # A bool is not an id.
+    with pytest.raises(CocoFormatError, match="Received: category_id=True"):
+        validate_instances(_set(_doc(), "annotations", "category_id", True))
