@@ -85,9 +85,7 @@ def test_winner_sentence_names_the_least_energy(docs, doc):
     assert not any("average power" in s for s in sentences)
     # A wrong answer is caught: make onnxruntime the hungriest and the winner changes.
     hungry = docs.with_energy(doc, watts={"onnxruntime": 500.0})
-    energy = next(
-        s for s in winner_sentences(summary_rows(hungry)) if s.startswith("Least energy")
-    )
+    energy = next(s for s in winner_sentences(summary_rows(hungry)) if s.startswith("Least energy"))
     assert not energy.startswith("Least energy per sample: onnxruntime")
 
 
