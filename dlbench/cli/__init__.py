@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "export",
     "compare": "compare",
     "train": "train",
+    "import": "importer",
 }
 
 
