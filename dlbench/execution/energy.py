@@ -844,6 +844,16 @@ def per_unit(joules: float | None, units: int | float | None) -> float | None:
     return joules_per_sample(joules, units)
 
 
+def joules_per_step(joules: float | None, steps: int | None) -> float | None:
+    """Training: energy per optimizer step."""
+    return per_unit(joules, steps)
+
+
+def joules_per_epoch(joules: float | None, epochs: int | float | None) -> float | None:
+    """Training: energy per epoch (``epochs`` may be fractional for a partial epoch)."""
+    return per_unit(joules, epochs)
+
+
 def cost_per_million_samples(
     price_per_hour: float | None, throughput: float | None
 ) -> float | None:
@@ -942,10 +952,10 @@ def energy_record(
     }
     if steps is not None:
         rec["steps"] = int(steps)
-        rec["joules_per_step"] = per_unit(used, steps)
+        rec["joules_per_step"] = joules_per_step(used, steps)
     if epochs is not None:
         rec["epochs"] = int(epochs)
-        rec["joules_per_epoch"] = per_unit(used, epochs)
+        rec["joules_per_epoch"] = joules_per_epoch(used, epochs)
     if price_per_hour is not None:
         cost = cost_per_million_samples(price_per_hour, throughput)
         rec["cost"] = {
@@ -975,7 +985,9 @@ __all__ = [
     "co2_per_million_samples",
     "cost_per_million_samples",
     "energy_record",
+    "joules_per_epoch",
     "joules_per_sample",
+    "joules_per_step",
     "net_joules",
     "per_unit",
     "reading_from_counters",

@@ -414,6 +414,7 @@ def test_derived_figures_arithmetic():
     assert E.co2_per_million_samples(3.6, 400.0) == pytest.approx(400.0)
     assert E.co2_per_million_samples(None, 400.0) is None
     assert E.per_unit(50.0, 10) == 5.0 and E.per_unit(50.0, None) is None
+    assert E.joules_per_step(50.0, 25) == 2.0 and E.joules_per_epoch(50.0, 2.5) == 20.0
     assert E.average_watts(10.0, 0.0) is None
 
 
