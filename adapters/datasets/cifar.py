@@ -350,13 +350,23 @@ class CifarDataset(Dataset):
 
     def _text_lines(self, src: Any) -> list[str]:
         raw = src.read_bytes() if isinstance(src, Path) else src[0]
-        return [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"{self._label(src)}: expected UTF-8 class names, one per line. Received bytes "
+                f"that are not UTF-8 ({e})."
+            ) from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     @staticmethod
     def _names(values: Any, name: str, key: str) -> list[str]:
         if not isinstance(values, list):
             raise DataError(f"{name}: expected {key} to be a list of names.")
-        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+        try:
+            return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+        except UnicodeDecodeError as e:
+            raise DataError(f"{name}: expected {key} as UTF-8 names. Received {e}.") from None
 
     @staticmethod
     def _concat(parts: list[np.ndarray]) -> np.ndarray:

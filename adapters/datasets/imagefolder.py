@@ -199,12 +199,18 @@ class ImageFolder(Dataset):
         if label_offset is None:
             label_offset = 1 if "ground_truth" in labels_file.name else 0
         names = list(class_names) if class_names is not None else self._class_file(folder)
-        text = labels_file.read_text(encoding="utf-8")
+        text = _read_text(labels_file)
         rows = [r for r in (line.strip() for line in text.splitlines()) if r]
         pairs: list[tuple[str, str]] = []
         if rows and rows[0].lower().startswith("imageid,"):  # Kaggle LOC_val_solution.csv
-            for rec in csv.DictReader(text.splitlines()):
-                pairs.append((rec["ImageId"], rec["PredictionString"].split()[0]))
+            for n, rec in enumerate(csv.DictReader(text.splitlines()), 2):
+                pred = (rec.get("PredictionString") or "").split()
+                if not rec.get("ImageId") or not pred:
+                    raise DataError(
+                        f"{labels_file}, line {n}: expected 'ImageId,PredictionString' with a "
+                        f"class first. Received {rec!r:.120}"
+                    )
+                pairs.append((rec["ImageId"], pred[0]))
         elif rows and all(len(re.split(r"[\s,]+", r)) == 1 for r in rows[:50]):
             images = sorted(p.name for p in folder.iterdir() if _is_image(p))
             if len(images) != len(rows):
@@ -255,7 +261,7 @@ class ImageFolder(Dataset):
             for n in CLASS_FILES:
                 p = search / n
                 if p.is_file():
-                    lines = p.read_text(encoding="utf-8").splitlines()
+                    lines = _read_text(p).splitlines()
                     return [ln.split()[0] for ln in lines if ln.strip()]
         return None
 
@@ -300,3 +306,12 @@ def _has_images(p: Path) -> bool:
 
 def _is_int(s: str) -> bool:
     return bool(re.fullmatch(r"-?\d+", s))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: expected a UTF-8 text file. Received bytes that are not UTF-8 ({e})."
+        ) from None

@@ -198,3 +198,17 @@ def test_archive_and_pickle_security_guarantees_still_hold(tmp_path: Path) -> No
     (tmp_path / "t.tar.gz").write_bytes(buf.getvalue())
     with pytest.raises(UnsafeDataError, match=r"'\.\.'"):
         _archive.extract(tmp_path / "t.tar.gz", tmp_path / "o")
+
+
+def test_text_that_is_not_utf8(tmp_path: Path, formats) -> None:
+    folder = _cifar(tmp_path, formats)
+    meta = {b"label_names": [b"\xff\xfe" for _ in range(10)], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(formats.py2_pickle(meta))
+    with pytest.raises(DataError, match="batches.meta.*UTF-8"):
+        datasets.load("cifar10", root=str(tmp_path), split="test")
+    imgs = tmp_path / "flat"
+    imgs.mkdir()
+    Image.new("RGB", (8, 8)).save(imgs / "a.png")
+    (tmp_path / "labels.txt").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match="labels.txt: expected a UTF-8 text file"):
+        datasets.load("imagefolder", root=str(imgs), labels_file=tmp_path / "labels.txt")
