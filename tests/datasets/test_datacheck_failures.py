@@ -115,3 +115,38 @@ def test_cli_nan_ground_truth_box_fails(tmp_path: Path, formats) -> None:
     r = _cli("coco", "--root", str(tmp_path))
     assert r.returncode == 1 and "coco: failed" in r.stdout, r.stdout + r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_split_that_fails_midway_is_an_error() -> None:
+    from dlbench.data import register
+    from dlbench.data.dataset import Batch, Dataset, DatasetInfo
+    from dlbench.registry import datasets as registry
+
+    class Flaky(Dataset):
+        def __init__(self, root=None, split="test") -> None:
+            self.split = split
+
+        @property
+        def info(self) -> DatasetInfo:
+            return DatasetInfo(
+                "flaky", "classification", self.split, (1, 2, 2), 2, num_samples=4, source="-"
+            )
+
+        def __len__(self) -> int:
+            return 4
+
+        def get_batch(self, indices) -> Batch:
+            if self.split == "train":
+                raise DataError("sample 3: expected a readable image. Received a corrupt one")
+            idx = np.asarray(indices)
+            return Batch(np.zeros((len(idx), 1, 2, 2), np.float32), idx % 2, idx)
+
+    register("flaky-test-dataset", Flaky)
+    try:
+        report = check("flaky-test-dataset")
+    finally:
+        registry.unregister("flaky-test-dataset")
+    assert not report.ok
+    (err,) = [i for i in report.errors if i.check == "load"]
+    assert err.split == "train" and "could not be read to the end" in err.message
+    assert "test" in report.stats
