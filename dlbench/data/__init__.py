@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.data.dataset import Batch, Dataset, DatasetInfo
+from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.registry import datasets as _registry
 
-__all__ = ["load", "names", "register", "Dataset", "DatasetInfo", "Batch"]
+__all__ = [
+    "load",
+    "names",
+    "register",
+    "Dataset",
+    "DatasetInfo",
+    "Batch",
+    "DataNotFoundError",
+]
 
 
 def load(name: str, root: str | None = None, split: str = "test", **kwargs: Any) -> Dataset:
