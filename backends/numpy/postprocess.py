@@ -10,7 +10,7 @@ from dlbench.detection import nms as _nms
 __all__ = ["nms", "postprocess"]
 
 #: every tie is broken by the documented order (score descending, then lower index)
-UNORDERED_TIES: tuple[str, ...] = ()
+TIES_UNORDERED = False
 
 
 def nms(
