@@ -1,0 +1,17 @@
+"""ONNX import tests: helpers (``onnx_import_helpers``); torch loads before tensorflow when both
+are installed (the reverse can crash). Tests needing onnx, a framework or an exporter skip
+cleanly without it."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("torch") is not None:
+    import torch  # noqa: F401
+
+_spec = importlib.util.spec_from_file_location(
+    "onnx_import_helpers", Path(__file__).with_name("helpers.py")
+)
+_helpers = importlib.util.module_from_spec(_spec)
+sys.modules["onnx_import_helpers"] = _helpers
+_spec.loader.exec_module(_helpers)

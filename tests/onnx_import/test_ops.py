@@ -1,0 +1,302 @@
+"""Each mapped ONNX op, in a small hand-written graph, against ONNX's own reference evaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+from onnx_import_helpers import check, model, node, rand  # noqa: E402
+
+from dlbench.errors import SpecError  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"pads": [1, 1, 1, 1]},
+        {"pads": [0, 1, 2, 1], "strides": [2, 1]},  # asymmetric (t, l, b, r)
+        {"auto_pad": "SAME_UPPER", "strides": [2, 2]},
+        {"auto_pad": "SAME_LOWER", "strides": [2, 2]},
+        {"auto_pad": "VALID", "dilations": [2, 2]},
+    ],
+)
+def test_conv_padding_forms(attrs):
+    m = model(
+        [node("Conv", ["x", "w", "b"], **attrs)], (4, 9, 8), {"w": rand(6, 4, 3, 3), "b": rand(6)}
+    )
+    spec = check(m, (4, 9, 8))
+    assert [n.op for n in spec.nodes] == ["conv2d"]
+    # the initializers become the weights, unchanged (ONNX is already OIHW)
+    assert spec.num_params() == 6 * 4 * 9 + 6
+
+
+def test_grouped_conv_batch_norm_relu6():
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], group=4, pads=[1, 1, 1, 1]),
+        node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"], epsilon=1e-3),
+        node("Clip", ["n", "lo", "hi"]),
+    ]
+    inits = {
+        "w": rand(8, 1, 3, 3),
+        "s": rand(8) + 2,
+        "bb": rand(8),
+        "m": rand(8),
+        "v": np.abs(rand(8)) + 0.5,
+        "lo": np.array(0.0, np.float32),
+        "hi": np.array(6.0, np.float32),
+    }
+    spec = check(model(nodes, (4, 6, 6), inits), (4, 6, 6))
+    assert [n.op for n in spec.nodes] == ["conv2d", "batch_norm", "relu6"]
+    assert spec.nodes[1].attrs["eps"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("trans_b,alpha,beta,c_shape", [(1, 1.0, 1.0, (5,)), (0, 0.5, 2.0, (1, 5))])
+def test_gemm(trans_b, alpha, beta, c_shape):
+    w = rand(5, 7) if trans_b else rand(7, 5)
+    nodes = [node("Gemm", ["x", "w", "c"], transB=trans_b, alpha=alpha, beta=beta)]
+    spec = check(model(nodes, (7,), {"w": w, "c": rand(*c_shape)}), (7,))
+    assert spec.nodes[0].op == "dense" and spec.num_params() == 5 * 7 + 5
+
+
+def test_matmul_add_becomes_one_dense_with_bias():
+    nodes = [node("MatMul", ["x", "w"], ["h"]), node("Add", ["h", "b"])]
+    spec = check(model(nodes, (4, 6), {"w": rand(6, 3), "b": rand(3)}), (4, 6))
+    assert [n.op for n in spec.nodes] == ["dense"] and set(spec.nodes[0].params) == {
+        "weight",
+        "bias",
+    }
+    assert spec.num_params() == 6 * 3 + 3
+
+
+def test_arithmetic_with_constants_and_activations():
+    nodes = [
+        node("Sub", ["x", "c"], ["a"]),
+        node("Div", ["a", "d"], ["b"]),
+        node("Sub", ["c", "b"], ["e"]),
+        node("Mul", ["e", "x"], ["f"]),
+        node("Sub", ["f", "x"], ["g"]),
+        node("Sigmoid", ["g"], ["h"]),
+        node("Tanh", ["h"], ["i"]),
+        node("HardSwish", ["i"]),
+    ]
+    inits = {"c": rand(1, 5), "d": np.array(2.5, np.float32)}
+    check(model(nodes, (3, 5), inits), (3, 5))
+
+
+def test_constant_that_varies_along_the_batch_axis_is_an_error():
+    m = model([node("Add", ["x", "c"])], (5,), {"c": rand(2, 5)})
+    with pytest.raises(SpecError, match="batch axis"):
+        check(m, (5,))
+
+
+@pytest.mark.parametrize(
+    "op,attrs",
+    [
+        ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}),
+        ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ],
+)
+def test_pools(op, attrs):
+    check(model([node(op, ["x"], **attrs)], (3, 7, 7)), (3, 7, 7))
+
+
+def test_asymmetric_pool_padding_is_a_clear_error():
+    m = model([node("MaxPool", ["x"], kernel_shape=[2, 2], pads=[0, 0, 1, 1])], (3, 7, 7))
+    with pytest.raises(SpecError, match="symmetric padding"):
+        check(m, (3, 7, 7))
+
+
+def test_global_pool_flatten_softmax():
+    nodes = [
+        node("GlobalAveragePool", ["x"], ["g"]),
+        node("Flatten", ["g"], ["f"]),
+        node("Softmax", ["f"], axis=1),
+    ]
+    check(model(nodes, (4, 5, 5)), (4, 5, 5))
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_reduce_mean_axes_attribute_or_input(opset):
+    if opset >= 18:
+        nodes = [node("ReduceMean", ["x", "ax"], keepdims=0)]
+        inits = {"ax": np.array([2, 3], np.int64)}
+    else:
+        nodes = [node("ReduceMean", ["x"], axes=[2, 3], keepdims=0)]
+        inits = {}
+    spec = check(model(nodes, (4, 5, 6), inits, opset=opset), (4, 5, 6))
+    assert spec.output_shape == (4,)
+
+
+def test_reduce_over_the_batch_axis_is_an_error():
+    m = model([node("ReduceMean", ["x", "ax"])], (4,), {"ax": np.array([0], np.int64)})
+    with pytest.raises(SpecError, match="batch axis"):
+        check(m, (4,))
+
+
+def test_traced_shape_chain_is_folded():
+    """x.view(x.size(0), -1) as exporters trace it: Shape -> Gather -> Unsqueeze -> Concat."""
+    nodes = [
+        node("Shape", ["x"], ["s"]),
+        node("Gather", ["s", "zero"], ["n"], axis=0),
+        node("Unsqueeze", ["n", "axes0"], ["n1"]),
+        node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+        node("Reshape", ["x", "shape"]),
+    ]
+    inits = {
+        "zero": np.array(0, np.int64),
+        "axes0": np.array([0], np.int64),
+        "minus1": np.array([-1], np.int64),
+    }
+    spec = check(model(nodes, (2, 3, 4), inits), (2, 3, 4))
+    assert [n.op for n in spec.nodes] == ["reshape"]
+    assert spec.metadata["onnx_import"]["folded_nodes"] == 4
+
+
+def test_batch_axis_moves_and_comes_back():
+    """Transpose the batch axis inward (as sequence-first attention does), work, transpose back."""
+    nodes = [
+        node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),  # (T, N, D)
+        node("MatMul", ["t", "w"], ["h"]),
+        node("Reshape", ["h", "shape"], ["r"]),  # (T, N, 2, 3): batch at axis 1
+        node("Softmax", ["r"], ["s"], axis=-1),
+        node("Transpose", ["s"], ["u"], perm=[1, 0, 2, 3]),
+        node("Reshape", ["u", "flat"]),
+    ]
+    inits = {
+        "w": rand(4, 6),
+        "shape": np.array([5, -1, 2, 3], np.int64),
+        "flat": np.array([0, -1], np.int64),
+    }
+    check(model(nodes, (5, 4), inits), (5, 4))
+
+
+def test_reshape_that_merges_the_batch_axis_is_a_clear_error():
+    m = model([node("Reshape", ["x", "s"])], (2, 3), {"s": np.array([-1, 3], np.int64)})
+    with pytest.raises(SpecError, match="merges the batch axis"):
+        check(m, (2, 3))
+
+
+def test_squeeze_unsqueeze_concat_slice_split_gather_pad():
+    nodes = [
+        node("Unsqueeze", ["x", "a1"], ["u"]),  # (N, 1, 4, 6)
+        node("Squeeze", ["u", "a1"], ["q"]),  # (N, 4, 6)
+        node("Concat", ["q", "x"], ["c"], axis=2),  # (N, 4, 12)
+        node("Slice", ["c", "st", "en", "ax", "sp"], ["sl"]),  # (N, 4, 6)
+        node("Split", ["sl", "sizes"], ["p0", "p1"], axis=1),  # (N, 1, 6), (N, 3, 6)
+        node("Gather", ["p1", "idx"], ["g"], axis=1),  # (N, 6)
+        node("Gather", ["p0", "idx0"], ["g0"], axis=1),  # (N, 6)
+        node("Add", ["g", "g0"], ["s"]),
+        node("Pad", ["s", "pads", "val"]),
+    ]
+    inits = {
+        "a1": np.array([1], np.int64),
+        "st": np.array([1], np.int64),
+        "en": np.array([2**63 - 1], np.int64),
+        "ax": np.array([-1], np.int64),
+        "sp": np.array([2], np.int64),
+        "sizes": np.array([1, 3], np.int64),
+        "idx": np.array(-1, np.int64),
+        "idx0": np.array(0, np.int64),
+        "pads": np.array([0, 1, 0, 2], np.int64),
+        "val": np.array(0.5, np.float32),
+    }
+    spec = check(model(nodes, (4, 6), inits), (4, 6))
+    assert spec.output_shape == (9,)
+
+
+@pytest.mark.parametrize("ct,nm", [("asymmetric", "floor"), ("half_pixel", "round_prefer_floor")])
+@pytest.mark.parametrize("by", ["scales", "sizes"])
+def test_resize_nearest(ct, nm, by):
+    if by == "scales":
+        nodes = [
+            node(
+                "Resize",
+                ["x", "", "sc"],
+                mode="nearest",
+                coordinate_transformation_mode=ct,
+                nearest_mode=nm,
+            )
+        ]
+        inits = {"sc": np.array([1, 1, 2, 3], np.float32)}
+    else:
+        nodes = [
+            node(
+                "Resize",
+                ["x", "", "", "sz"],
+                mode="nearest",
+                coordinate_transformation_mode=ct,
+                nearest_mode=nm,
+            )
+        ]
+        inits = {"sz": np.array([3, 2, 8, 15], np.int64)}
+    spec = check(model(nodes, (2, 4, 5), inits, batch=3), (2, 4, 5))
+    assert spec.nodes[0].op == "upsample" and spec.nodes[0].attrs["scale_factor"] == [2, 3]
+
+
+def test_resize_linear_is_a_clear_error():
+    nodes = [node("Resize", ["x", "", "sc"], mode="linear")]
+    m = model(nodes, (2, 4, 5), {"sc": np.array([1, 1, 2, 2], np.float32)})
+    with pytest.raises(SpecError, match="nearest"):
+        check(m, (2, 4, 5))
+
+
+def test_layer_norm_and_gelu():
+    nodes = [
+        node("LayerNormalization", ["x", "s", "b"], ["l"], epsilon=1e-6),
+        node("Gelu", ["l"], approximate="tanh"),
+    ]
+    spec = check(model(nodes, (3, 8), {"s": rand(8), "b": rand(8)}, opset=20), (3, 8))
+    assert [n.op for n in spec.nodes] == ["layer_norm", "gelu"]
+
+
+@pytest.mark.parametrize("variant", ["x*(1+erf)*0.5", "0.5*(1+erf)*x", "(x*0.5)*(1+erf)"])
+def test_erf_gelu_patterns_fuse(variant):
+    nodes = [
+        node("Div", ["x", "sqrt2"], ["d"]),
+        node("Erf", ["d"], ["e"]),
+        node("Add", ["e", "one"], ["a"]),
+    ]
+    if variant == "x*(1+erf)*0.5":
+        nodes += [node("Mul", ["x", "a"], ["m"]), node("Mul", ["m", "half"])]
+    elif variant == "0.5*(1+erf)*x":
+        nodes += [node("Mul", ["half", "a"], ["m"]), node("Mul", ["x", "m"])]
+    else:
+        nodes += [node("Mul", ["x", "half"], ["h"]), node("Mul", ["h", "a"])]
+    inits = {
+        k: np.array(v, np.float32) for k, v in (("sqrt2", 2**0.5), ("one", 1.0), ("half", 0.5))
+    }
+    spec = check(model(nodes, (6,), inits), (6,))
+    assert [n.op for n in spec.nodes] == ["gelu"]
+    assert spec.metadata["onnx_import"]["fused"] == {"gelu(erf)": 1}
+
+
+def test_hard_sigmoid_times_x_is_hard_swish():
+    nodes = [node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5), node("Mul", ["x", "h"])]
+    spec = check(model(nodes, (6,)), (6,))
+    assert [n.op for n in spec.nodes] == ["hard_swish"]
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+def test_lstm_last_state_and_sequence(layout):
+    h, f, t = 5, 3, 4
+    ins = ["xt" if layout == 0 else "x", "W", "R", "B"]
+    nodes = []
+    if layout == 0:
+        nodes.append(node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]))
+    nodes += [node("LSTM", ins, ["Y", "Y_h"], hidden_size=h, layout=layout)]
+    if layout == 0:  # last hidden state (1, N, H) -> (N, H)
+        nodes += [node("Squeeze", ["Y_h", "zero"], ["y"])]
+    else:  # whole sequence (N, T, 1, H) -> (N, T*H)
+        nodes += [node("Reshape", ["Y", "flat"], ["y"])]
+    inits = {
+        "W": rand(1, 4 * h, f, seed=2) * 0.5,
+        "R": rand(1, 4 * h, h, seed=3) * 0.5,
+        "B": rand(1, 8 * h, seed=4) * 0.5,
+        "zero": np.array([0], np.int64),
+        "flat": np.array([0, -1], np.int64),
+    }
+    spec = check(model(nodes, (t, f), inits), (t, f))
+    assert "lstm" in [n.op for n in spec.nodes]
