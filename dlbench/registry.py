@@ -407,6 +407,7 @@ datasets.register("synthetic", f"{_D}.synthetic:SyntheticDataset")
 datasets.register("cifar10", f"{_D}.cifar:Cifar10")
 datasets.register("cifar100", f"{_D}.cifar:Cifar100")
 datasets.register("coco", f"{_D}.coco:CocoDetection")
+datasets.register("shapes", f"{_D}.shapes:ShapesDataset")
 datasets.register("imagefolder", f"{_D}.imagefolder:ImageFolder")
 
 _M = "dlbench.metrics"
