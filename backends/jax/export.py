@@ -43,6 +43,34 @@ def native_call(model: Model) -> tuple[Callable[[Any], Any], str]:
     return (lambda x: raw(params, x)), getattr(model, "layout", "NCHW")
 
 
+#: jax2onnx's words for "there is no converter for this primitive": only these are unsupported
+#: ops; any other jax2onnx failure (a converter that crashed, a bad shape) is an exporter error.
+_NO_CONVERTER = re.compile(
+    r"no plugins? (?:is )?registered for primitive|unsupported primitive|"
+    r"primitive\W+'?(\w+)'? is not supported",
+    re.IGNORECASE,
+)
+_PRIMITIVE = re.compile(r"primitive[s]?\W+'?\[?'?(\w+)", re.IGNORECASE)
+
+
+def _explain(exc: BaseException, version: str, opset: int) -> ExportError:
+    """A jax2onnx exception as :class:`UnsupportedOpError` (no converter for a primitive) or
+    :class:`ExportError` (the exporter failed), naming the exporter and the primitive."""
+    text = str(exc).strip()
+    prim = _PRIMITIVE.search(text)
+    what = f" (primitive {prim.group(1)})" if prim else ""
+    detail = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    if _NO_CONVERTER.search(text):
+        return UnsupportedOpError(
+            f"jax2onnx {version} has no ONNX converter{what} at opset {opset}: {detail}. Replace "
+            "it in the function."
+        )
+    return ExportError(
+        f"jax2onnx {version} failed while exporting the function to ONNX opset {opset}{what}: "
+        f"{detail}. This is an exporter error, not a missing op."
+    )
+
+
 def export_onnx(
     model: Model,
     *,
@@ -82,18 +110,7 @@ def export_onnx(
         )
     except Exception as exc:
         jax.clear_caches()
-        text = str(exc).strip()
-        prim = re.search(r"primitive[s]?\W+'?\[?'?(\w+)", text, re.IGNORECASE)
-        cls = (
-            UnsupportedOpError
-            if ("plugin" in text.lower() or "primitive" in text.lower())
-            else ExportError
-        )
-        what = f" (primitive {prim.group(1)})" if prim and cls is UnsupportedOpError else ""
-        raise cls(
-            f"jax2onnx {_version(jax2onnx)} could not export the function to ONNX opset "
-            f"{opset}{what}: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-        ) from exc
+        raise _explain(exc, _version(jax2onnx), opset) from exc
     # jax2onnx traces with its own primitives patched in; a jit cache entry made meanwhile
     # (a user's inner jax.jit) would hold them and fail to compile later: drop the caches.
     jax.clear_caches()

@@ -9,6 +9,13 @@ input with the NHWC transpose inside it, like the models exported from PyTorch a
 TensorFlow computes exact GELU with ``Erfc``, an op tf2onnx 1.17 does not convert; it is
 rewritten here as ``1 - Erf(x)``, which ONNX has.
 
+The traced function is frozen first (``convert_variables_to_constants_v2``): every captured
+variable *and* captured constant tensor (a Keras ``Normalization`` layer's mean and variance,
+``keras.applications.EfficientNetB0``'s rescaling) becomes a constant, so the ONNX graph has the
+model's one input, not one more input per capture. A tf2onnx failure is an
+:class:`~dlbench.export.errors.ExportError` naming the exporter and, when the message names one,
+the TensorFlow node and its Keras layer.
+
 Example:
     >>> from dlbench.export import to_onnx
     >>> to_onnx(dlbench.zoo.get("mlp"), "mlp.onnx", source="tensorflow")  # doctest: +SKIP
@@ -19,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -73,6 +81,39 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _frozen(fn: Any) -> tuple[Any, list[str], list[str]]:
+    """``(graph_def, input names, output names)`` of ``fn``'s concrete function with every
+    capture (variables and constant tensors alike) folded into constants."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    inputs = [t.name for t in frozen.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in frozen.outputs]
+    return frozen.graph.as_graph_def(), inputs, outputs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+_NODE = re.compile(r"(?:node|op|Node|Op)\s*[:'\"]?\s*'?([A-Za-z_][\w.\-]*(?:/[\w.\-]+)+)")
+
+
+def _where(exc: BaseException) -> str:
+    """`` at node N (layer L)`` when the exception's text names a TensorFlow node path."""
+    text = str(exc)
+    m = _NODE.search(text)
+    if not m:
+        return ""
+    node = m.group(1).split(":")[0]
+    parts = node.split("/")
+    layer = parts[1] if len(parts) > 2 else parts[0]
+    return f" at node {node!r} (layer {layer!r})"
+
+
 def max_opset() -> int:
     from tf2onnx import constants
 
@@ -113,17 +154,25 @@ def export_onnx(
         return fn(tf.transpose(x, [0, 2, 3, 1]) if transpose else x)
 
     try:
+        graph_def, in_names, out_names = _frozen(exported)
+    except Exception as exc:
+        raise ExportError(
+            f"Could not trace and freeze the TensorFlow model for tf2onnx "
+            f"{tf2onnx.__version__}{_where(exc)}: {_first_line(exc)}"
+        ) from exc
+    try:
         with _quiet():
-            proto, _ = tf2onnx.convert.from_function(
-                exported,
-                input_signature=signature,
+            proto, _ = tf2onnx.convert.from_graph_def(
+                graph_def,
+                input_names=in_names,
+                output_names=out_names,
                 opset=opset,
                 custom_op_handlers={"Erfc": (_erfc, [])},
             )
     except Exception as exc:
         raise ExportError(
-            f"tf2onnx {tf2onnx.__version__} could not export the model to ONNX opset {opset}: "
-            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            f"tf2onnx {tf2onnx.__version__} could not export the model to ONNX opset "
+            f"{opset}{_where(exc)}: {_first_line(exc)}"
         ) from exc
     return proto, {
         "exporter": exporter,

@@ -343,6 +343,8 @@ def to_onnx(
             "check cannot tell a right output from a wrong one.",
             stacklevel=2,
         )
+    from dlbench.analysis.parity import failed
+
     if failed(parity) and not force:
         why = parity.get("error") or (
             f"max abs diff {parity['max_abs_diff']} > {tolerance:g} x output scale "

@@ -275,3 +275,133 @@ def test_model_of_another_backend(tmp_path):
     model = dlbench.get_backend("numpy").build(dlbench.zoo.get("mlp"))
     with pytest.raises(ConfigError, match="Expected a torch model for source='torch'"):
         to_onnx(model, tmp_path / "x.onnx", source="torch")
+
+
+# -- issue 21: captured constants, exporter failures that name the exporter and layer, no
+# -- half-written files, jax2onnx failures that are not missing ops ---------------------------
+
+
+def _keras_with_normalization():
+    import keras
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Normalization(mean=[0.1, 0.2, 0.3], variance=[1.0, 2.0, 3.0])(inp)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x))
+
+
+def _no_leftovers(folder, name):
+    assert not (folder / name).exists()
+    assert not [p.name for p in folder.iterdir() if "partial" in p.name]
+
+
+def test_keras_normalization_layer_exports_as_one_input_graph(tmp_path):
+    need("tensorflow")
+    import onnx
+
+    report = to_onnx(
+        _keras_with_normalization(),
+        tmp_path / "norm.onnx",
+        source="tensorflow",
+        input_shape=(3, 8, 8),
+        layout="NHWC",
+    )
+    assert report.ok and report.input_names == ["input"]
+    proto = onnx.load(str(tmp_path / "norm.onnx"))
+    init = {t.name for t in proto.graph.initializer}
+    assert [i.name for i in proto.graph.input if i.name not in init] == ["input"]
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.slow
+def test_keras_efficientnet_b0_exports(tmp_path):
+    need("tensorflow")
+    import keras
+
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+    report = to_onnx(
+        model, tmp_path / "eff.onnx", source="tensorflow", input_shape=(3, 64, 64), layout="NHWC"
+    )
+    assert report.input_names == ["input"] and not dlbench.analysis.parity.failed(report.parity)
+
+
+def test_tf2onnx_failure_names_the_exporter_and_the_layer(tmp_path, monkeypatch):
+    need("tensorflow")
+    import tf2onnx
+
+    def boom(*args, **kwargs):
+        raise ValueError("could not convert node functional_1/dense_7/MatMul: shape mismatch")
+
+    monkeypatch.setattr(tf2onnx.convert, "from_graph_def", boom)
+    with pytest.raises(
+        ExportError,
+        match=r"tf2onnx .*node 'functional_1/dense_7/MatMul' "
+        r"\(layer 'dense_7'\)",
+    ) as info:
+        to_onnx(
+            _keras_with_normalization(),
+            tmp_path / "x.onnx",
+            source="tensorflow",
+            input_shape=(3, 8, 8),
+            layout="NHWC",
+        )
+    assert not isinstance(info.value, UnsupportedOpError)
+    _no_leftovers(tmp_path, "x.onnx")
+
+
+def test_a_graph_with_extra_inputs_names_the_exporter_and_the_layers():
+    need_modules("onnx")
+    from onnx import TensorProto, helper
+
+    from dlbench.export.core import _raise_if_extra_inputs
+
+    vals = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 3])
+        for n in (
+            "input",
+            "functional_1/normalization_1/Sub/y:0",
+            "functional_1/normalization_1/Sqrt/x:0",
+        )
+    ]
+    node = helper.make_node("Sum", [v.name for v in vals], ["out"])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3])
+    proto = helper.make_model(helper.make_graph([node], "g", vals, [out]))
+    with pytest.raises(ExportError, match=r"tf2onnx.*3 graph inputs.*\['normalization_1'\]"):
+        _raise_if_extra_inputs(proto, "tensorflow", "tf2onnx")
+
+
+def test_a_failed_check_leaves_no_file_behind(tmp_path, monkeypatch):
+    need("tensorflow")
+    from dlbench.export import graph
+
+    def corrupt(path):
+        assert "partial" in str(path)  # checked before it is moved into place
+        raise OnnxFileError("injected: not a valid model")
+
+    monkeypatch.setattr(graph, "load_onnx", corrupt)
+    with pytest.raises(ExportError, match="not a valid ONNX model"):
+        to_onnx(dlbench.zoo.get("mlp"), tmp_path / "m.onnx", source="tensorflow")
+    _no_leftovers(tmp_path, "m.onnx")
+
+
+def test_jax2onnx_failure_is_an_exporter_error_not_an_unsupported_op(tmp_path, monkeypatch):
+    need("jax")
+    import jax2onnx
+
+    def boom(*args, **kwargs):
+        raise TypeError("error while converting primitive 'dot_general': bad broadcast")
+
+    monkeypatch.setattr(jax2onnx, "to_onnx", boom)
+    with pytest.raises(
+        ExportError, match=r"jax2onnx .*primitive dot_general.*exporter error"
+    ) as info:
+        to_onnx(
+            lambda p, x: x @ p["w"],
+            tmp_path / "j.onnx",
+            source="jax",
+            params={"w": np.ones((4, 2), np.float32)},
+            input_shape=(4,),
+        )
+    assert not isinstance(info.value, UnsupportedOpError)
+    _no_leftovers(tmp_path, "j.onnx")
