@@ -40,6 +40,10 @@ from dlbench.serialize import to_json_safe
 
 SCHEMA_NAME = "dlbench.result"
 SCHEMA_VERSION = 1
+#: The training result document (``dlbench train``): JSON Schema in
+#: ``dlbench/execution/schema/train-result-v1.json``.
+TRAIN_SCHEMA_NAME = "dlbench.train-result"
+TRAIN_SCHEMA_VERSION = 1
 CELL_STATUSES = ("ok", "invalid", "failed")
 
 
@@ -67,14 +71,54 @@ def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
         raise
 
 
+def _schema_file(name: str) -> dict[str, Any]:
+    text = resources.files("dlbench.execution").joinpath(f"schema/{name}").read_text("utf-8")
+    return json.loads(text)
+
+
 def schema() -> dict[str, Any]:
     """The JSON Schema of the result document."""
-    text = (
-        resources.files("dlbench.execution")
-        .joinpath("schema/result-v1.json")
-        .read_text(encoding="utf-8")
-    )
-    return json.loads(text)
+    return _schema_file("result-v1.json")
+
+
+def train_schema() -> dict[str, Any]:
+    """The JSON Schema of the training result document (``dlbench train``)."""
+    return _schema_file("train-result-v1.json")
+
+
+def new_train_document(
+    config: dict[str, Any],
+    environment: dict[str, Any],
+    model: dict[str, Any],
+    dataset: dict[str, Any],
+    plan: dict[str, Any],
+) -> dict[str, Any]:
+    """A fresh training result document (schema ``dlbench.train-result`` v1), status
+    ``running``; :func:`new_train_backend` adds each backend's entry."""
+    t = now()
+    return {
+        "schema": TRAIN_SCHEMA_NAME,
+        "schema_version": TRAIN_SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "created": t,
+        "updated": t,
+        "status": "running",
+        "config": config,
+        "environment": environment,
+        "model": model,
+        "dataset": dataset,
+        "plan": plan,
+        "backends": {},
+        "agreement": {},
+        "warnings": [],
+    }
+
+
+def new_train_backend(doc: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The (running) entry of ``backend`` in a training document: its status, error and runs."""
+    info: dict[str, Any] = {"status": "running", "error": None, "runs": []}
+    doc["backends"][backend] = info
+    return info
 
 
 def new_document(config: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:

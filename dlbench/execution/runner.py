@@ -13,11 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,13 +24,13 @@ from dlbench.errors import ConfigError
 from dlbench.execution import environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
+from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, supervise
 from dlbench.execution.worker import backend_options
+
+__all__ = ["WorkerProcess", "export_onnx", "run", "thread_env"]
 
 #: Called as ``on_event(kind, payload)``; kinds: ``plan``, ``worker``, ``cell``, ``warning``.
 EventCallback = Callable[[str, dict[str, Any]], None]
-
-POLL_S = 0.05
-STDERR_TAIL = 2000
 
 
 #: Thread variables every numeric library reads at import (OpenMP, MKL, OpenBLAS, ...).
@@ -77,82 +73,6 @@ def load_model_spec(config: BenchmarkConfig, input_shape: tuple[int, ...], num_c
     opts = {"num_classes": num_classes, "input_shape": tuple(input_shape), "seed": config.seed}
     opts.update(config.model_options)
     return zoo.get(config.model, **opts)
-
-
-class WorkerProcess:
-    """One worker process (``python -m MODULE JOB.json``) and the events it has written so far.
-
-    The job gets an ``events`` path: the worker appends one JSON line per event there, so
-    everything it reported survives if it dies. Shared by the benchmark and training runners.
-    """
-
-    def __init__(
-        self,
-        job: dict[str, Any],
-        env: dict[str, str],
-        workdir: Path,
-        tag: str,
-        module: str = "dlbench.execution.worker",
-    ) -> None:
-        self.events_path = workdir / f"{tag}.events.jsonl"
-        self.stderr_path = workdir / f"{tag}.stderr.log"
-        job = {**job, "events": str(self.events_path)}
-        job_path = workdir / f"{tag}.job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
-        self._offset = 0
-        self._partial = ""
-        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in finish()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(job_path)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._stderr,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
-
-    def new_events(self) -> list[dict[str, Any]]:
-        if not self.events_path.exists():
-            return []
-        with open(self.events_path, encoding="utf-8") as fh:
-            fh.seek(self._offset)
-            chunk = fh.read()
-            self._offset = fh.tell()
-        text = self._partial + chunk
-        lines = text.split("\n")
-        self._partial = lines.pop()  # an incomplete last line waits for the rest
-        return [json.loads(line) for line in lines if line.strip()]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-        self.proc.wait()
-
-    def exit_reason(self) -> str:
-        code = self.proc.returncode
-        if code is None:
-            return "worker still running"
-        if code < 0:
-            try:
-                sig = signal.Signals(-code).name
-            except ValueError:
-                sig = f"signal {-code}"
-            return f"worker died from {sig}"
-        return f"worker exited with code {code}"
-
-    def stderr_tail(self) -> str:
-        self._stderr.flush()
-        try:
-            data = self.stderr_path.read_bytes()[-STDERR_TAIL:]
-        except OSError:
-            return ""
-        return data.decode("utf-8", "replace").strip()
-
-    def finish(self) -> None:
-        self._stderr.close()
 
 
 #: Settings that mean the same thing in every backend, each reported under this key by the
@@ -392,72 +312,59 @@ def run(
     return doc
 
 
+#: What a via-ONNX row keeps of the export report (in ``backends[...][device]["export"]``).
+EXPORT_REPORT_KEYS = (
+    "source",
+    "exporter",
+    "opset",
+    "file_bytes",
+    "params",
+    "op_counts",
+    "parity",
+    "versions",
+    "export_seconds",
+    "dynamic_batch",
+)
+
+
 def export_onnx(
     config: BenchmarkConfig, source: str, spec_path: Path, workdir: Path, env: dict[str, str]
 ) -> dict[str, Any]:
-    """Export the spec from ``source`` in a short-lived ``python -m dlbench.export`` process.
+    """Export the spec from ``source``: the preparation step of a composite backend
+    (``torch>onnxruntime``), an ``export`` job run by the supervisor like every other job.
 
     Returns ``{"ok", "path", "report"}`` or ``{"ok": False, "error", "report"}``. The export
-    keeps a file that fails its own parity check (``--force``): the run's parity check against
+    keeps a file that fails its own parity check (``force``): the run's parity check against
     the numpy reference flags it like any backend.
     """
     out = workdir / f"{source}.onnx"
-    report_path = workdir / f"{source}.export.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "dlbench.export",
-        "--spec",
-        str(spec_path),
-        "--from",
-        source,
-        "--out",
-        str(out),
-        "--json",
-        str(report_path),
-        "--tolerance",
-        repr(float(config.parity_tolerance)),
-        "--force",
-        "--quiet",
-    ]
-    try:
-        proc = subprocess.run(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=config.cell_timeout,
-        )
-    except subprocess.TimeoutExpired:
+    job = {
+        "kind": "export",
+        "spec_path": str(spec_path),
+        "source": source,
+        "out": str(out),
+        "tolerance": float(config.parity_tolerance),
+        "plugins": os.environ.get("DLBENCH_WORKER_PLUGINS", ""),
+    }
+    got: dict[str, Any] = {}
+
+    def on_event(ev: dict[str, Any]) -> bool:
+        if ev["type"] in ("exported", "fatal"):
+            got.update(ev)
+        return ev["type"] == "fatal"
+
+    outcome = supervise(job, env, workdir, f"{source}-export", on_event, config.cell_timeout)
+    if outcome.timed_out:
         return {
             "ok": False,
             "error": f"ONNX export from {source} timed out after {config.cell_timeout:g} s",
             "report": None,
         }
-    data: dict[str, Any] = {}
-    if report_path.exists():
-        try:
-            data = json.loads(report_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            data = {}
-    if proc.returncode != 0 or not out.exists() or "path" not in data:
-        tail = (proc.stderr or "").strip()[-STDERR_TAIL:]
-        why = data.get("error") or tail or f"exit code {proc.returncode}"
+    report = got.get("report") or {}
+    if got.get("type") != "exported" or not out.exists() or "path" not in report:
+        why = got.get("error") or outcome.stderr_tail[-STDERR_TAIL:] or outcome.exit_reason
         return {"ok": False, "error": f"ONNX export from {source} failed: {why}", "report": None}
-    keep = (
-        "source",
-        "exporter",
-        "opset",
-        "file_bytes",
-        "params",
-        "op_counts",
-        "parity",
-        "versions",
-        "export_seconds",
-        "dynamic_batch",
-    )
-    return {"ok": True, "path": str(out), "report": {k: data.get(k) for k in keep}}
+    return {"ok": True, "path": str(out), "report": {k: report.get(k) for k in EXPORT_REPORT_KEYS}}
 
 
 def _run_group(
@@ -481,102 +388,86 @@ def _run_group(
         tag = f"{backend}-{device.replace(':', '_')}-{attempt}"
         job = {
             **base_job,
+            "kind": "cells",
             "cells": [c.to_dict() for c in remaining],
             "parity_path": str(workdir / f"{tag}.parity.npy"),
         }
-        worker = WorkerProcess(job, env, workdir, tag)
-        state.emit(
-            "worker",
-            {"backend": backend, "device": device, "attempt": attempt, "pid": worker.proc.pid},
-        )
         by_id = {c.id: c for c in remaining}
         current: Cell | None = None
-        deadline = time.monotonic() + config.cell_timeout
-        finished_ok = timed_out = False
         fatal: str | None = None
-        try:
-            while True:
-                exited = worker.proc.poll() is not None  # checked before reading: no event lost
-                for ev in worker.new_events():
-                    kind = ev["type"]
-                    deadline = time.monotonic() + config.cell_timeout
-                    if kind == "ready":
-                        binfo.update(
-                            {
-                                "status": "ok",
-                                "error": None,
-                                "versions": ev["versions"],
-                                "settings": ev["settings"],
-                                "build_time_s": ev["build_time_s"],
-                                "weight_bytes": ev.get("weight_bytes"),
-                            }
-                        )
-                        state.save()
-                    elif kind == "parity":
-                        out = np.load(ev["path"], allow_pickle=False)
-                        parity = _parity(compare, reference, out, config.parity_tolerance)
-                        binfo["parity"] = parity
-                        binfo["first_call_s"] = ev.get("first_call_s")
-                        if parity.get("informative") is False and not parity["ok"]:
-                            state.warn(
-                                f"PARITY NOT INFORMATIVE for {backend} on {device}: "
-                                f"{parity.get('reason')}. The outputs agree, but this check "
-                                "cannot tell a right output from a wrong one."
-                            )
-                        elif not parity["ok"]:
-                            state.warn(
-                                f"PARITY FAILED for {backend} on {device}: "
-                                f"{parity.get('reason') or ''}"
-                                f"max abs diff {parity.get('max_abs_diff')}, argmax agreement "
-                                f"{parity.get('argmax_agreement')}. Its timings compare a "
-                                "different computation."
-                            )
-                        state.save()
-                    elif kind == "fatal":
-                        fatal = ev["error"]
-                        binfo.update({"status": "failed", "error": fatal})
-                    elif kind == "start":
-                        current = by_id[ev["id"]]
-                    elif kind in ("cell", "cell_error"):
-                        cell = by_id[ev["id"]]
-                        if kind == "cell":
-                            state.record(_cell_record(cell, ev, binfo))
-                        else:
-                            state.fail(cell, ev["error"])
-                        remaining.remove(cell)
-                        current = None
-                    elif kind == "done":
-                        finished_ok = True
-                if finished_ok or fatal or exited:
-                    break
-                if time.monotonic() > deadline:
-                    worker.kill()
-                    where = f"cell {current.id}" if current else "building the model"
-                    reason = f"timed out after {config.cell_timeout:g} s ({where})"
-                    if current is None:
-                        fatal = reason
-                        binfo.update({"status": "failed", "error": reason})
-                    else:
-                        state.fail(current, reason)
-                        remaining.remove(current)
-                    timed_out = True
-                    break
-                time.sleep(POLL_S)
-        except BaseException:
-            worker.kill()
-            worker.finish()
-            raise
-        if finished_ok:
-            worker.proc.wait()
-        else:
-            worker.kill()
+
+        def on_start(worker: WorkerProcess, attempt: int = attempt) -> None:
+            state.emit(
+                "worker",
+                {"backend": backend, "device": device, "attempt": attempt, "pid": worker.proc.pid},
+            )
+
+        def on_event(ev: dict[str, Any], by_id: dict[str, Cell] = by_id) -> bool:
+            nonlocal current, fatal
+            kind = ev["type"]
+            if kind == "ready":
+                binfo.update(
+                    {
+                        "status": "ok",
+                        "error": None,
+                        "versions": ev["versions"],
+                        "settings": ev["settings"],
+                        "build_time_s": ev["build_time_s"],
+                        "weight_bytes": ev.get("weight_bytes"),
+                    }
+                )
+                state.save()
+            elif kind == "parity":
+                out = np.load(ev["path"], allow_pickle=False)
+                parity = _parity(compare, reference, out, config.parity_tolerance)
+                binfo["parity"] = parity
+                binfo["first_call_s"] = ev.get("first_call_s")
+                if parity.get("informative") is False and not parity["ok"]:
+                    state.warn(
+                        f"PARITY NOT INFORMATIVE for {backend} on {device}: "
+                        f"{parity.get('reason')}. The outputs agree, but this check "
+                        "cannot tell a right output from a wrong one."
+                    )
+                elif not parity["ok"]:
+                    state.warn(
+                        f"PARITY FAILED for {backend} on {device}: "
+                        f"{parity.get('reason') or ''}"
+                        f"max abs diff {parity.get('max_abs_diff')}, argmax agreement "
+                        f"{parity.get('argmax_agreement')}. Its timings compare a "
+                        "different computation."
+                    )
+                state.save()
+            elif kind == "fatal":
+                fatal = ev["error"]
+                binfo.update({"status": "failed", "error": fatal})
+            elif kind == "start":
+                current = by_id[ev["id"]]
+            elif kind in ("cell", "cell_error"):
+                cell = by_id[ev["id"]]
+                if kind == "cell":
+                    state.record(_cell_record(cell, ev, binfo))
+                else:
+                    state.fail(cell, ev["error"])
+                remaining.remove(cell)
+                current = None
+            return fatal is not None
+
+        outcome = supervise(job, env, workdir, tag, on_event, config.cell_timeout, on_start)
+        if outcome.timed_out:
+            where = f"cell {current.id}" if current else "building the model"
+            reason = f"timed out after {config.cell_timeout:g} s ({where})"
+            if current is None:
+                fatal = reason
+                binfo.update({"status": "failed", "error": reason})
+            else:
+                state.fail(current, reason)
+                remaining.remove(current)
         if fatal:
             for c in list(remaining):
                 state.fail(c, f"{backend} on {device} could not start: {fatal}")
             remaining.clear()
-        elif not finished_ok and not timed_out:
-            tail = worker.stderr_tail()
-            reason = worker.exit_reason() + (f"; last output: {tail[-500:]}" if tail else "")
+        elif outcome.crashed:
+            reason = outcome.reason()
             if current is not None:
                 state.fail(current, reason)
                 remaining.remove(current)
@@ -586,7 +477,6 @@ def _run_group(
                 for c in list(remaining):
                     state.fail(c, reason)
                 remaining.clear()
-        worker.finish()
 
 
 def _parity(

@@ -1,12 +1,20 @@
-"""The worker process: one backend on one device, in a fresh interpreter.
+"""The worker process: the one entry point for every job, in a fresh interpreter.
 
-Started by :mod:`dlbench.execution.runner` as ``python -m dlbench.execution.worker JOB.json`` with the thread
-environment variables already set, so they are in force before the framework is imported. It
-reports events as JSON lines appended (and flushed) to the job's event file, so everything it
-finished survives if it crashes later:
+Started by :mod:`dlbench.execution.supervisor` as ``python -m dlbench.execution.worker JOB.json``
+with the backends' environment already set (threads, allocator), so it is in force before a
+framework is imported. The job's ``kind`` says what to run (:data:`JOB_KINDS`):
 
-``ready`` (versions, settings, build time), ``parity`` (path of the outputs on the parity batch),
-``start`` / ``cell`` / ``cell_error`` per cell, ``fatal`` (build failed), ``done``.
+- ``cells`` (default): one backend on one device, a group of benchmark cells. Events: ``ready``
+  (versions, settings, build time), ``parity`` (path of the outputs on the parity batch),
+  ``start`` / ``cell`` / ``cell_error`` per cell, ``fatal`` (build failed), ``done``.
+- ``train``: one backend trained on every fold (:func:`dlbench.train.local.run_training_job`).
+  Events: ``ready``, ``epoch``, ``fold``, ``fatal``, ``done``.
+- ``export``: a spec exported to ONNX from one backend and checked (the preparation step of a
+  composite backend such as ``torch>onnxruntime``). Events: ``exported`` (the report),
+  ``fatal``, ``done``.
+
+Events are JSON lines appended (and flushed) to the job's event file, so everything the worker
+finished survives if it crashes later.
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import sys
 import time
 import traceback
 from typing import Any
 
 import numpy as np
+
+from dlbench.execution.memory import peak_rss_bytes
 
 
 class _Events:
@@ -33,12 +42,6 @@ class _Events:
         self._fh.write(json.dumps(to_json_safe(event), allow_nan=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -64,7 +67,38 @@ def backend_options(config: Any, name: str, options_of: str | None = None) -> di
     return manifest.validate_options(opts)
 
 
-def run_job(job: dict[str, Any]) -> int:
+def _fatal(events: _Events, exc: BaseException) -> int:
+    events.emit({"type": "fatal", "error": _error_text(exc), "traceback": traceback.format_exc()})
+    return 1
+
+
+def run_export(job: dict[str, Any], events: _Events) -> int:
+    """An ``export`` job: ``spec_path`` exported from ``source`` to ``out`` and checked in the
+    ONNX runtime; a file that fails its own parity check is kept (the run's parity check
+    against the numpy reference flags it like any backend)."""
+    try:
+        from dlbench.export.core import to_onnx
+        from dlbench.model.spec import ModelSpec
+
+        spec = ModelSpec.load(job["spec_path"])
+        report = to_onnx(
+            spec,
+            job["out"],
+            source=job["source"],
+            exporter=job.get("exporter"),
+            tolerance=float(job.get("tolerance", 1e-4)),
+            force=True,
+        )
+        events.emit({"type": "exported", "report": report.to_dict()})
+    except BaseException as exc:  # report, whatever it was
+        return _fatal(events, exc)
+    events.emit({"type": "done", "peak_rss_bytes": peak_rss_bytes()})
+    return 0
+
+
+def run_cells(job: dict[str, Any], events: _Events) -> int:
+    """A ``cells`` job: build (or, for a composite backend, wrap the exported file), check
+    parity on the parity batch, then run each cell's scenario."""
     from dlbench import datasets
     from dlbench.execution import memory
     from dlbench.execution.config import BenchmarkConfig
@@ -73,11 +107,8 @@ def run_job(job: dict[str, Any]) -> int:
     from dlbench.model.spec import ModelSpec
     from dlbench.registry import backends as backend_registry
 
-    events = _Events(job["events"])
     name, device = job["backend"], job["device"]
     try:
-        for module in filter(None, os.environ.get("DLBENCH_WORKER_PLUGINS", "").split(",")):
-            importlib.import_module(module)
         config = BenchmarkConfig.from_dict(job["config"])
         dataset = datasets.load(
             config.dataset, root=config.dataset_root, split=config.split, **config.dataset_options
@@ -120,10 +151,7 @@ def run_job(job: dict[str, Any]) -> int:
         np.save(job["parity_path"], out, allow_pickle=False)
         events.emit({"type": "parity", "path": job["parity_path"], "first_call_s": first_call})
     except BaseException as exc:  # report, whatever it was
-        events.emit(
-            {"type": "fatal", "error": _error_text(exc), "traceback": traceback.format_exc()}
-        )
-        return 1
+        return _fatal(events, exc)
 
     for cell in job["cells"]:
         events.emit({"type": "start", "id": cell["id"]})
@@ -159,6 +187,32 @@ def run_job(job: dict[str, Any]) -> int:
             )
     events.emit({"type": "done"})
     return 0
+
+
+#: job kind -> ``"module:function"`` called as ``function(job, events)``, returning the exit code.
+JOB_KINDS = {
+    "cells": "dlbench.execution.worker:run_cells",
+    "train": "dlbench.train.local:run_training_job",
+    "export": "dlbench.execution.worker:run_export",
+}
+
+
+def run_job(job: dict[str, Any]) -> int:
+    """Run ``job`` (its ``kind`` among :data:`JOB_KINDS`), reporting to its event file."""
+    from dlbench.model.manifest import load_attr
+
+    events = _Events(job["events"])
+    try:
+        plugins = job.get("plugins") or os.environ.get("DLBENCH_WORKER_PLUGINS", "")
+        for module in filter(None, plugins.split(",")):
+            importlib.import_module(module)
+        kind = job.get("kind", "cells")
+        if kind not in JOB_KINDS:
+            raise ValueError(f"Expected a job kind in {sorted(JOB_KINDS)}. Received: {kind!r}")
+        fn = load_attr(JOB_KINDS[kind])
+    except BaseException as exc:
+        return _fatal(events, exc)
+    return int(fn(job, events))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
-"""Training in the current process: pick the framework's trainer, run every fold.
+"""Training in the current process: pick the backend's trainer, run every fold.
 
-The worker (:mod:`dlbench.train.worker`) calls this in a fresh process per framework; tests call
-it directly.
+:func:`run_training_job` is the ``train`` job of the one worker entry point
+(``python -m dlbench.execution.worker``), run in a fresh process per backend; tests call
+:func:`run_folds` directly.
 """
 
 from __future__ import annotations
@@ -93,3 +94,82 @@ def run_folds(
         )
         out.append((record, trainer.export_params()))
     return out
+
+
+def run_training_job(job: dict[str, Any], events: Any) -> int:
+    """A ``train`` job: one backend trained on every fold of a saved plan, in this process.
+
+    Events: ``ready`` (versions, settings), ``epoch`` (fold, epoch, metrics), ``fold`` (the
+    fold's full record), ``fatal`` (an error), ``done``.
+    """
+    import os
+    import traceback
+    from pathlib import Path
+
+    from dlbench.execution.memory import peak_rss_bytes
+    from dlbench.model.backend import get_backend
+    from dlbench.train.plan import load_plan
+    from dlbench.train.trainable import export_spec
+
+    try:
+        name, device = job["backend"], job["device"]
+        config = TrainConfig.from_dict(job["config"])
+        make_trainer_fn(name)  # a clear error for a backend without training
+        backend = get_backend(
+            name,
+            intra_op_threads=config.intra_op_threads,
+            inter_op_threads=config.inter_op_threads,
+            precision="float32",
+        )  # applies the thread and precision settings in this process
+        spec = ModelSpec.load(job["spec_path"])
+        folds, data = load_plan(job["plan_path"])
+        events.emit(
+            {
+                "type": "ready",
+                "versions": backend.versions(),
+                "settings": backend.settings(),
+                "pid": os.getpid(),
+            }
+        )
+
+        def on_epoch(fold: int, epoch: int, row: dict[str, Any]) -> None:
+            events.emit({"type": "epoch", "fold": fold, "epoch": epoch, "row": row})
+
+        results = run_folds(
+            name, spec, config, folds, data, int(job["num_classes"]), device, on_epoch
+        )
+        for record, params in results:
+            record["peak_rss_bytes"] = peak_rss_bytes()
+            if job.get("save_weights"):
+                k = record["fold"]
+                stem = f"{spec.name}-{name}" + (f"-fold{k}" if len(folds) > 1 else "")
+                trained = export_spec(
+                    spec,
+                    params,
+                    {
+                        "pretrained": True,
+                        "trained": {
+                            "framework": name,
+                            "dataset": job.get("dataset"),
+                            "fold": k,
+                            "config": config.to_dict(),
+                            "test_accuracy": record["final"]["test_accuracy"],
+                            "val_accuracy": record["final"]["val_accuracy"],
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        },
+                    },
+                )
+                jpath, _ = trained.save(Path(job["save_weights"]) / stem)
+                record["weights"] = str(jpath)
+            events.emit({"type": "fold", "record": record})
+        events.emit({"type": "done", "peak_rss_bytes": peak_rss_bytes()})
+        return 0
+    except BaseException as exc:  # report, whatever it was
+        events.emit(
+            {
+                "type": "fatal",
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        )
+        return 1

@@ -2,8 +2,9 @@
 
 The parent imports no framework. It loads the datasets and the spec (initial weights), computes
 the plan (folds, each epoch's order, each step's learning rate; :mod:`dlbench.train.plan`), saves
-both, and starts ``python -m dlbench.train.worker`` for each backend with the same thread
-environment as the inference runner (:func:`dlbench.execution.runner.thread_env`). The result document is
+both, and runs a ``train`` job for each backend under the supervisor
+(:mod:`dlbench.execution.supervisor`: ``python -m dlbench.execution.worker``, the same entry point
+and thread environment as the benchmark, :func:`dlbench.execution.runner.thread_env`). The result document is
 rewritten atomically (:func:`dlbench.execution.results.write_atomic`) after every fold.
 """
 
@@ -12,8 +13,6 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,20 @@ import numpy as np
 from dlbench.errors import ConfigError
 from dlbench.execution import environment
 from dlbench.execution import results as res
-from dlbench.execution.runner import WorkerProcess
+from dlbench.execution.supervisor import supervise
 from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.local import TRAINERS
 from dlbench.train.plan import plan_folds, save_plan
 from dlbench.train.trainable import check_trainable
 
-SCHEMA_NAME = "dlbench.train-result"
-SCHEMA_VERSION = 1
+SCHEMA_NAME = res.TRAIN_SCHEMA_NAME
+SCHEMA_VERSION = res.TRAIN_SCHEMA_VERSION
 #: steps over which the per-step loss divergence between frameworks is stated
 PARITY_STEPS = 20
 #: warn above these (first steps' max abs loss difference; final test accuracy, points)
 LOSS_TOLERANCE = 1e-3
 ACCURACY_TOLERANCE_PP = 1.0
-POLL_S = 0.1
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -229,24 +227,18 @@ def train(
     spec = load_spec(model, input_shape, num_classes, config.seed)
     check_trainable(spec)
     folds = plan_folds(data["y_train"], config)
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex,
-        "created": res.now(),
-        "updated": res.now(),
-        "status": "running",
-        "config": {
+    doc = res.new_train_document(
+        config={
             "train": config.to_dict(),
             "model": model,
             "dataset": dataset,
             "backends": list(backends),
             "device": device,
         },
-        "environment": environment.capture(),
-        "model": {"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()},
-        "dataset": dinfo,
-        "plan": {
+        environment=environment.capture(),
+        model={"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()},
+        dataset=dinfo,
+        plan={
             "folds": len(folds),
             "n_train": [len(f.train_idx) for f in folds],
             "n_val": [len(f.val_idx) for f in folds],
@@ -254,10 +246,7 @@ def train(
             "steps_per_epoch": len(folds[0].lrs) // config.epochs,
             "lrs_first_epoch": folds[0].lrs[: len(folds[0].lrs) // config.epochs].tolist(),
         },
-        "backends": {},
-        "agreement": {},
-        "warnings": [],
-    }
+    )
     out_path = Path(out) if out is not None else None
 
     def save() -> None:
@@ -274,8 +263,7 @@ def train(
         plan_path = work / "plan.npz"
         save_plan(plan_path, folds, data)
         for b in backends:
-            info: dict[str, Any] = {"status": "running", "error": None, "runs": []}
-            doc["backends"][b] = info
+            info = res.new_train_backend(doc, b)
             missing = backend_registry.entry(b).missing_message()
             if missing:
                 info.update(status="failed", error=missing)
@@ -329,44 +317,30 @@ def _run_worker(
     emit: EventCallback,
     save: Callable[[], None],
 ) -> None:
-    worker = WorkerProcess(job, env, work, backend, module="dlbench.train.worker")
-    deadline = time.monotonic() + timeout
-    done = False
-    try:
-        while True:
-            exited = worker.proc.poll() is not None  # checked before reading: no event lost
-            for ev in worker.new_events():
-                deadline = time.monotonic() + timeout
-                kind = ev["type"]
-                if kind == "ready":
-                    info.update(versions=ev["versions"], settings=ev["settings"])
-                    emit("ready", {"backend": backend})
-                elif kind == "epoch":
-                    emit("epoch", {"backend": backend, **ev})
-                elif kind == "fold":
-                    info["runs"].append(ev["record"])
-                    emit("fold", {"backend": backend, "record": ev["record"]})
-                    save()
-                elif kind == "fatal":
-                    info.update(status="failed", error=ev["error"])
-                    info["traceback"] = ev.get("traceback")
-                elif kind == "done":
-                    info["peak_rss_bytes"] = ev.get("peak_rss_bytes")
-                    done = True
-            if done or info["status"] == "failed" or exited:
-                break
-            if time.monotonic() > deadline:
-                info.update(status="failed", error=f"no progress for {timeout:g} s; worker killed")
-                break
-            time.sleep(POLL_S)
-    finally:
-        if done:
-            worker.proc.wait()
-        else:
-            worker.kill()
-        worker.finish()
-    if done and info["status"] == "running":
+    """Run one backend's ``train`` job under the supervisor, recording its events in ``info``."""
+
+    def on_event(ev: dict[str, Any]) -> bool:
+        kind = ev["type"]
+        if kind == "ready":
+            info.update(versions=ev["versions"], settings=ev["settings"])
+            emit("ready", {"backend": backend})
+        elif kind == "epoch":
+            emit("epoch", {"backend": backend, **ev})
+        elif kind == "fold":
+            info["runs"].append(ev["record"])
+            emit("fold", {"backend": backend, "record": ev["record"]})
+            save()
+        elif kind == "fatal":
+            info.update(status="failed", error=ev["error"])
+            info["traceback"] = ev.get("traceback")
+        elif kind == "done":
+            info["peak_rss_bytes"] = ev.get("peak_rss_bytes")
+        return info["status"] == "failed"
+
+    outcome = supervise({**job, "kind": "train"}, env, work, backend, on_event, timeout)
+    if outcome.timed_out and info["status"] == "running":
+        info.update(status="failed", error=f"no progress for {timeout:g} s; worker killed")
+    if outcome.finished and info["status"] == "running":
         info["status"] = "ok"
     elif info["status"] == "running":
-        tail = worker.stderr_tail()[-800:]
-        info.update(status="failed", error=f"{worker.exit_reason()}: {tail}")
+        info.update(status="failed", error=f"{outcome.exit_reason}: {outcome.stderr_tail[-800:]}")
