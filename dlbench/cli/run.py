@@ -117,6 +117,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also export the model from each of torch/tensorflow/jax to ONNX and time it in "
         "ONNX Runtime (rows like torch>onnxruntime)",
     )
+    run.add_argument(
+        "--energy-baseline",
+        type=float,
+        metavar="S",
+        help="measure S seconds idle first and report energy net of it",
+    )
+    run.add_argument(
+        "--price-per-hour",
+        type=float,
+        metavar="USD",
+        help="machine price per hour: cost per million samples from the throughput",
+    )
+    run.add_argument(
+        "--carbon-intensity",
+        type=float,
+        metavar="G_PER_KWH",
+        help="grid carbon intensity (gCO2/kWh): CO2 per million samples from the energy",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.add_argument(
         "--mlflow",
@@ -153,6 +171,9 @@ def config_from_args(args: argparse.Namespace):
             "server_rate",
             "server_p99_bound",
             "via_onnx",
+            "energy_baseline",
+            "price_per_hour",
+            "carbon_intensity",
         )
         if getattr(args, k) is not None
     }

@@ -126,6 +126,11 @@ class BenchmarkConfig:
         via_onnx: Also export the model from each of torch, tensorflow and jax among the
             backends to ONNX and time that file in ONNX Runtime: extra rows named
             ``torch>onnxruntime`` etc. (such names may also be listed in ``backends``).
+        energy_baseline: Seconds of idling measured by each worker before its cells; the
+            energy of a cell is then reported net of that idle power.
+        price_per_hour: Machine price (USD per hour): cost per million samples from throughput.
+        carbon_intensity: Grid carbon intensity (gCO2 per kWh): CO2 per million samples from
+            the measured energy.
     """
 
     model: str = "digits_cnn"
@@ -153,6 +158,9 @@ class BenchmarkConfig:
     server_rate: float | None = None
     server_p99_bound: float | None = None
     via_onnx: bool = False
+    energy_baseline: float | None = None
+    price_per_hour: float | None = None
+    carbon_intensity: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -264,7 +272,13 @@ class BenchmarkConfig:
                 f"Expected `cell_timeout` > 0 seconds. Received: {self.cell_timeout!r}"
             )
         need_int("seed", self.seed, low=0)
-        for name in ("server_rate", "server_p99_bound"):
+        for name in (
+            "server_rate",
+            "server_p99_bound",
+            "energy_baseline",
+            "price_per_hour",
+            "carbon_intensity",
+        ):
             value = getattr(self, name)
             if value is not None and (
                 not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
