@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.backends.common.weights import nchw_to_nhwc
 from dlbench.errors import BackendError, ConfigError
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -35,6 +36,30 @@ def check_input_shape(input_shape: Any) -> tuple[int, ...] | None:
             f"(no batch axis). Received: input_shape={input_shape!r}"
         )
     return tuple(int(d) for d in shape)
+
+
+def check_wrap_kwargs(backend: str, kwargs: dict[str, Any], accepted: str) -> None:
+    """Refuse arguments a backend's ``wrap`` does not take, naming those it does."""
+    if kwargs:
+        raise BackendError(
+            f"Unknown argument(s) {sorted(kwargs)} for {backend} wrap. Expected some of: {accepted}"
+        )
+
+
+def describe(exc: BaseException) -> str:
+    """``"ExceptionType: first line of its message"`` for an error message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def host_batch(model: Any, batch: Any) -> np.ndarray:
+    """A batch checked against the wrapped input shape, as float32 in the model's ``layout``
+    (NCHW data transposed for an NHWC model; C-contiguous)."""
+    check_batch(model, batch)
+    a = np.asarray(batch, dtype=np.float32)
+    if getattr(model, "layout", "NCHW") == "NHWC":
+        a = nchw_to_nhwc(a)
+    return np.ascontiguousarray(a)
 
 
 def check_layout(layout: Any) -> str:
@@ -92,12 +117,10 @@ def probe(model: Any) -> tuple[int, ...]:
     except BackendError:
         raise
     except Exception as exc:
-        text = str(exc).strip().splitlines()
         raise BackendError(
             f"Model {model.name!r} ({model.backend.name}) fails on inputs of shape {shape} "
             f"(input_shape={model.input_shape}, layout {getattr(model, 'layout', 'NCHW')}): "
-            f"{type(exc).__name__}: {text[0] if text else ''}. Check input_shape against what the "
-            "model expects."
+            f"{describe(exc)}. Check input_shape against what the model expects."
         ) from exc
     out = np.asarray(out)
     if out.ndim == 0 or out.shape[0] != PROBE_BATCH:

@@ -16,10 +16,11 @@ import jax
 import numpy as np
 
 from dlbench.backends.common.wrapping import (
-    check_batch,
     check_input_shape,
     check_layout,
+    check_wrap_kwargs,
     first_tensor,
+    host_batch,
     probe,
 )
 from dlbench.backends.jax.backend import JaxModel
@@ -46,11 +47,7 @@ class WrappedJaxModel(JaxModel):
         self.layout = layout
 
     def to_device(self, batch: np.ndarray) -> jax.Array:
-        check_batch(self, batch)
-        a = np.asarray(batch, dtype=np.float32)
-        if self.layout == "NHWC" and a.ndim == 4:
-            a = np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-        return jax.device_put(a, self.jax_device)
+        return jax.device_put(host_batch(self, batch), self.jax_device)
 
     def sync(self, y: Any) -> None:
         jax.block_until_ready(y)
@@ -88,11 +85,7 @@ def wrap_function(
         layout: ``NCHW`` (the function takes NCHW images) or ``NHWC`` (batches are transposed
             for it, outside the timed computation when timing ``compute``).
     """
-    if kwargs:
-        raise BackendError(
-            f"Unknown argument(s) {sorted(kwargs)} for jax wrap. Expected some of: params, "
-            "device, name, input_shape, layout"
-        )
+    check_wrap_kwargs("jax", kwargs, "params, device, name, input_shape, layout")
     if not callable(native):
         raise BackendError(f"Expected a function fn(params, x). Received: {type(native).__name__}")
     backend.check_device(device)

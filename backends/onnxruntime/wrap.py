@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from dlbench.backends.common.wrapping import check_batch, check_input_shape
+from dlbench.backends.common.wrapping import (
+    check_batch,
+    check_input_shape,
+    check_wrap_kwargs,
+    describe,
+)
 from dlbench.backends.onnxruntime.backend import OnnxRuntimeModel
 from dlbench.errors import BackendError
 from dlbench.export.graph import load_onnx
@@ -32,10 +37,8 @@ class WrappedOnnxModel(OnnxRuntimeModel):
         except BackendError:
             raise
         except Exception as exc:
-            text = str(exc).strip().splitlines()
             raise BackendError(
-                f"ONNX Runtime cannot load model {name!r}: {type(exc).__name__}: "
-                f"{text[0] if text else ''}"
+                f"ONNX Runtime cannot load model {name!r}: {describe(exc)}"
             ) from None
         self.input_shape = input_shape
         dims = _dims(_graph_input(proto))
@@ -91,11 +94,7 @@ def wrap_onnx(
         BackendError: several inputs, a non-float input, a first output that is not a tensor,
             ``input_shape`` against the graph, or ONNX Runtime refusing the model.
     """
-    if kwargs:
-        raise BackendError(
-            f"Unknown argument(s) {sorted(kwargs)} for onnxruntime wrap. Expected some of: "
-            "device, name, input_shape"
-        )
+    check_wrap_kwargs("onnxruntime", kwargs, "device, name, input_shape")
     proto = load_onnx(native)
     backend.check_device(device)
     vi = _graph_input(proto)

@@ -24,10 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from dlbench.backends.common.wrapping import (
-    check_batch,
     check_input_shape,
     check_layout,
+    check_wrap_kwargs,
     first_tensor,
+    host_batch,
     nhwc,
     probe,
 )
@@ -135,12 +136,9 @@ class WrappedTensorFlowModel(Model):
         )
 
     def to_device(self, batch: np.ndarray) -> tf.Tensor:
-        check_batch(self, batch)
-        a = np.asarray(batch, dtype=np.float32)
-        if self.layout == "NHWC" and a.ndim == 4:
-            a = a.transpose(0, 2, 3, 1)
+        a = host_batch(self, batch)
         with tf.device(self.tf_device):
-            return tf.identity(tf.convert_to_tensor(np.ascontiguousarray(a)))
+            return tf.identity(tf.convert_to_tensor(a))
 
     def forward(self, x: tf.Tensor) -> Any:
         with tf.device(self.tf_device):
@@ -187,11 +185,7 @@ def wrap_model(
             now and every batch is checked; needed to export to ONNX.
         layout: ``NHWC`` (default for TensorFlow) or ``NCHW``: what the model takes.
     """
-    if kwargs:
-        raise BackendError(
-            f"Unknown argument(s) {sorted(kwargs)} for tensorflow wrap. Expected some of: "
-            "device, name, input_shape, layout"
-        )
+    check_wrap_kwargs("tensorflow", kwargs, "device, name, input_shape, layout")
     if not callable(native):
         raise BackendError(
             "Expected a keras.Model, a tf.Module with __call__, or a function of one tensor. "

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbench.backends.common.wrapping import check_batch, check_input_shape, first_tensor, probe
+from dlbench.backends.common.wrapping import (
+    check_batch,
+    check_input_shape,
+    check_wrap_kwargs,
+    first_tensor,
+    probe,
+)
 from dlbench.backends.torch.backend import TorchModel
 from dlbench.errors import BackendError
 from dlbench.model.backend import parse_device
@@ -58,11 +64,7 @@ def wrap_module(
             one probe batch runs now (a wrong shape or a non-tensor output fails here) and every
             batch is checked against it; needed to export the model to ONNX.
     """
-    if kwargs:
-        raise BackendError(
-            f"Unknown argument(s) {sorted(kwargs)} for torch wrap. Expected some of: device, "
-            "name, input_shape"
-        )
+    check_wrap_kwargs("torch", kwargs, "device, name, input_shape")
     if not isinstance(native, nn.Module):
         raise BackendError(f"Expected a torch.nn.Module. Received: {type(native).__name__}")
     backend.check_device(device)
