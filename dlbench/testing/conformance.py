@@ -13,7 +13,8 @@ A backend's test file (or a third party's) only says which backend and options t
 
 Every op case of :data:`~dlbench.testing.cases.OP_CASES` and every zoo model is then checked
 against the float64 NumPy reference with :func:`dlbench.analysis.parity.compare` (max abs diff within
-``tolerance`` x output scale, argmax agreement 100%), plus the Backend/Model contract (settings
+``tolerance`` x output scale, argmax agreement 100% where the reference can rank its outputs:
+a "not informative" record, whose values agreed, passes), plus the Backend/Model contract (settings
 JSON-safe, versions, weight_bytes, option validation, device detection). ``slow_models`` and
 ``slow_ops`` mark long cases ``slow`` (deselected by default; run with ``-m slow``), e.g. for
 compiled modes; ``test_model_full_batch`` (slow) runs each model on the full batch of 256.
@@ -28,7 +29,7 @@ import numpy as np
 import pytest
 
 from dlbench import zoo
-from dlbench.analysis.parity import compare, make_batch
+from dlbench.analysis.parity import compare, failed, make_batch
 from dlbench.errors import ConfigError
 from dlbench.model.backend import Backend, get_backend
 from dlbench.testing.cases import OP_CASES, OpCase
@@ -95,7 +96,9 @@ class BackendConformance:
         assert out.shape == ref.shape, f"output shape {out.shape}, reference {ref.shape}"
         assert out.dtype == np.float32, f"expected float32 output, got {out.dtype}"
         result = compare(ref, out, tolerance=self.tolerance)
-        assert result["ok"], f"{self.backend_name} {self.backend_options} on {key}: {result}"
+        # a reference that cannot rank its outputs (e.g. repeated values) is "not informative"
+        # for argmax agreement; the values still had to agree, so that is a pass here
+        assert not failed(result), f"{self.backend_name} {self.backend_options} on {key}: {result}"
         return result
 
     # -- ops ---------------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class BackendConformance:
         for n in (1, 5):
             x = make_batch(spec.input_shape, n, seed=n)
             ref = reference("model:mlp", spec, x)
-            assert compare(ref, model.predict(x), tolerance=self.tolerance)["ok"]
+            assert not failed(compare(ref, model.predict(x), tolerance=self.tolerance))
 
     # -- the Backend / Model contract ---------------------------------------------------------
 
@@ -179,4 +182,4 @@ class BackendConformance:
         y = model.forward(x)
         model.sync(y)
         result = compare(ref, model.to_numpy(y), tolerance=self.tolerance)
-        assert result["ok"], result
+        assert not failed(result), result
