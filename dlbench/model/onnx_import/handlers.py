@@ -20,7 +20,9 @@ from dlbench.model.ops import same_pads
 
 Handler = Callable[[Any, Any, str, dict[str, Any]], list[Any]]
 HANDLERS: dict[str, Handler] = {}
-_INT_MAX = 2**62
+#: A slice of the batch axis from 0 with an end at least this large keeps the whole batch
+#: (exporters write INT64_MAX, INT32_MAX or 1e9 for "to the end").
+_TO_END = 10**9
 
 
 def handles(*ops: str) -> Callable[[Handler], Handler]:
@@ -106,6 +108,34 @@ def _clip(cv, n, label, attrs):
         label,
         "Clip",
         f"only Clip(0, 6) (relu6) and Clip(0) (relu) map to spec ops. Received: min={lo}, max={hi}",
+    )
+
+
+@handles("Max", "Min")
+def _max_min(cv, n, label, attrs):
+    """max(x, 0) is relu; min(relu(x), 6) makes that relu a relu6 (how jax2onnx writes relu6)."""
+    vals = [cv.get(i, label) for i in n.input if i]
+    acts = [v for v in vals if isinstance(v, Act)]
+    consts = [v for v in vals if isinstance(v, Const)]
+    if len(acts) == 1 and len(consts) == 1 and np.asarray(consts[0].value).size == 1:
+        x, c = acts[0], float(np.asarray(consts[0].value).reshape(()))
+        if n.op_type == "Max" and c == 0.0:
+            return [cv.emit("relu", [x], hint=label, b=x.b)]
+        prev = cv.node_by_name.get(x.name)
+        if (
+            n.op_type == "Min"
+            and c == 6.0
+            and prev is not None
+            and prev.op == "relu"
+            and cv.nodes[-1] is prev
+            and cv.consumers[n.input[0] if isinstance(vals[0], Act) else n.input[1]] == 1
+        ):
+            prev.op = "relu6"
+            return [x]
+    raise _fail(
+        label,
+        n.op_type,
+        "only Max(x, 0) (relu) and Min(relu(x), 6) (relu6) map to spec ops",
     )
 
 
@@ -708,7 +738,7 @@ def _slice(cv, n, label, attrs):
     for a, b0, e0, s in zip(axes, starts, ends, steps):
         a %= x.rank
         if a == x.b:
-            if b0 == 0 and e0 >= _INT_MAX // 2 and s == 1:
+            if b0 == 0 and (e0 >= _TO_END or e0 == BATCH) and s == 1:
                 continue
             raise _fail(label, "Slice", "slicing the batch axis is not supported")
         if s < 1:
