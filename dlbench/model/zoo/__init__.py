@@ -31,6 +31,12 @@ BUILTIN: dict[str, tuple[str, tuple[int, ...]]] = {
     "vit_tiny": ("dlbench.model.zoo.vit:vit_tiny", (3, 32, 32)),
     "lstm": ("dlbench.model.zoo.recurrent:lstm", (3, 32, 32)),
     "digits_cnn": ("dlbench.model.zoo.digits:digits_cnn", (1, 8, 8)),
+    # detectors (task "detection" in their metadata; raw head outputs, see zoo.detection)
+    "fcos_mobilenet_v2": ("dlbench.model.zoo.detection:fcos_mobilenet_v2", (3, 320, 320)),
+    "retinanet_mobilenet_v2": (
+        "dlbench.model.zoo.detection:retinanet_mobilenet_v2",
+        (3, 320, 320),
+    ),
 }
 
 for _name, (_target, _) in BUILTIN.items():
