@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.jax.ops import OPS, prepare
 from dlbench.errors import BackendError
@@ -81,6 +82,21 @@ class JaxModel(Model):
         return int(self._weight_bytes)
 
 
+#: ``XLA_FLAGS`` when this module (and so JAX) was imported: XLA:CPU reads them when it starts.
+_XLA_FLAGS_AT_START = os.environ.get("XLA_FLAGS", "")
+
+
+def _xla_cpu_threads() -> int:
+    """XLA:CPU's intra-op threads: 1 when its Eigen pool was turned off before it started, else
+    every core this process may use (XLA has no other knob)."""
+    if "xla_cpu_multi_thread_eigen=false" in _XLA_FLAGS_AT_START:
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
 class JaxBackend(Backend):
     """JAX. Options: ``mode`` (jit | eager), plus threads (recorded; XLA reads ``XLA_FLAGS``)
     and precision."""
@@ -93,6 +109,7 @@ class JaxBackend(Backend):
         super().__init__(**options)
         check_common(self.name, self.options)
         check_choice(self.name, self.options, "mode", MODES)
+        verify(self.name, self.settings())
 
     def _device(self, device: str) -> Any:
         kind, index = parse_device(device)
@@ -149,7 +166,7 @@ class JaxBackend(Backend):
         return v
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             **self.options,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "matmul_precision": "highest",
@@ -158,3 +175,7 @@ class JaxBackend(Backend):
             "thread_env": thread_env(),
             "versions": self.versions(),
         }
+        if self.options["intra_op_threads"]:
+            settings["intra_op_threads_in_force"] = _xla_cpu_threads()
+        settings["not_in_force"] = not_in_force(settings)
+        return settings

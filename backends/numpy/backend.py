@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
 from dlbench.model.backend import Backend, Model
@@ -57,6 +58,16 @@ class NumpyModel(Model):
         return int(self._weight_bytes)
 
 
+def _blas_threads() -> int | None:
+    """Threads of the BLAS library NumPy calls (via threadpoolctl), or None when unknown."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
 class NumpyBackend(Backend):
     """Float64 NumPy interpreter. Options: the common ones (threads are up to the BLAS library
     and only recorded)."""
@@ -68,6 +79,7 @@ class NumpyBackend(Backend):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         check_common(self.name, self.options)
+        verify(self.name, self.settings())
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> NumpyModel:
         self.check_device(device)
@@ -77,10 +89,15 @@ class NumpyBackend(Backend):
         return {"numpy": np.__version__}
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             **self.options,
             "mode": "interpreter",
             "compute_dtype": "float64",
             "thread_env": thread_env(),
             "versions": self.versions(),
         }
+        blas = _blas_threads() if self.options["intra_op_threads"] else None
+        if blas is not None:
+            settings["intra_op_threads_in_force"] = blas
+        settings["not_in_force"] = not_in_force(settings)
+        return settings

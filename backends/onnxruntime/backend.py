@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.onnxruntime.ops import OPS, OPSET, to_onnx
 from dlbench.errors import BackendError
@@ -113,6 +114,7 @@ class OnnxRuntimeBackend(Backend):
         check_choice(self.name, self.options, "graph_optimization_level", tuple(OPT_LEVELS))
         check_choice(self.name, self.options, "execution_mode", tuple(EXECUTION_MODES))
         self._providers: list[str] | None = None
+        verify(self.name, self.settings())
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -175,7 +177,7 @@ class OnnxRuntimeBackend(Backend):
         }
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             **self.options,
             "mode": f"session/{self.options['graph_optimization_level']}",
             "providers_in_force": self._providers or ["CPUExecutionProvider"],
@@ -183,3 +185,5 @@ class OnnxRuntimeBackend(Backend):
             "thread_env": thread_env(),
             "versions": self.versions(),
         }
+        settings["not_in_force"] = not_in_force(settings)
+        return settings

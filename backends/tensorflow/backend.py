@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from dlbench.analysis.settings_check import not_in_force, verify  # noqa: E402
 from dlbench.backends.common.options import (  # noqa: E402
     COMMON_OPTIONS,
     check_choice,
@@ -155,6 +156,7 @@ class TensorFlowBackend(Backend):
                     self._applied[f"{key}_error"] = str(exc)
         if self.options["precision"] == "float32":
             tf.config.experimental.enable_tensor_float_32_execution(False)
+        verify(self.name, self.settings())
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> TensorFlowModel:
         self.check_device(device)
@@ -206,7 +208,7 @@ class TensorFlowBackend(Backend):
         return v
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             **self.options,
             "intra_op_threads_in_force": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads_in_force": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -216,3 +218,5 @@ class TensorFlowBackend(Backend):
             **self._applied,
             "versions": self.versions(),
         }
+        settings["not_in_force"] = not_in_force(settings)
+        return settings

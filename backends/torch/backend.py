@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.torch.ops import OPS, Emitter
 from dlbench.model.backend import Backend, Model, parse_device
@@ -144,6 +145,7 @@ class TorchBackend(Backend):
             torch.set_float32_matmul_precision("highest")
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
+        verify(self.name, self.settings())
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> TorchModel:
         self.check_device(device)
@@ -202,7 +204,7 @@ class TorchBackend(Backend):
             torch.cuda.empty_cache()
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             **self.options,
             "intra_op_threads_in_force": torch.get_num_threads(),
             "inter_op_threads_in_force": torch.get_num_interop_threads(),
@@ -214,3 +216,5 @@ class TorchBackend(Backend):
             **self._applied,
             "versions": self.versions(),
         }
+        settings["not_in_force"] = not_in_force(settings)
+        return settings
