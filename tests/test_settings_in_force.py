@@ -152,3 +152,49 @@ def test_jax_intra_threads_without_xla_flags_are_flagged() -> None:
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "intra_op_threads" in r.stdout and "requested" in r.stdout
+
+
+LIAR = textwrap.dedent(
+    """
+    from dlbench.backends.numpy.backend import NumpyBackend
+    from dlbench.registry import backends
+
+    class LiarBackend(NumpyBackend):
+        name = "liar"
+
+        def settings(self):
+            s = super().settings()
+            s["intra_op_threads_in_force"] = 99  # as if the framework ignored the request
+            from dlbench.analysis.settings_check import not_in_force
+            s["not_in_force"] = not_in_force(s)
+            return s
+
+    if "liar" not in backends:
+        backends.register("liar", LiarBackend)
+    """
+)
+
+
+def test_run_warns_and_records_settings_not_in_force(tmp_path, monkeypatch) -> None:
+    import dlbench
+    from dlbench.execution.config import BenchmarkConfig
+
+    (tmp_path / "liar_plugin.py").write_text(LIAR)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    fast = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 5.0}
+    cfg = BenchmarkConfig(
+        backends=["liar"],
+        scenarios=["throughput"],
+        batch_sizes=[2],
+        stop_rule=fast,
+        cell_timeout=60,
+        intra_op_threads=1,
+    )
+    try:
+        doc = dlbench.run(cfg, plugins=["liar_plugin"], out=tmp_path / "r.json")
+    finally:
+        dlbench.registry.backends.unregister("liar")
+    flag = doc["backends"]["liar"]["cpu"]["settings"]["not_in_force"]
+    assert flag == {"intra_op_threads": "requested 1, in force 99"}
+    assert any(w.startswith("SETTINGS NOT IN FORCE for liar on cpu") for w in doc["warnings"])
