@@ -112,9 +112,6 @@ def _settings_warnings(doc: dict[str, Any]) -> list[str]:
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
             detail = ", ".join(f"{who}={v}" for who, v in sorted(values.items()))
             out.append(f"Settings differ across backends for {k}: {detail}")
-    from dlbench.analysis.settings_check import run_warnings
-
-    out.extend(run_warnings(doc))  # requested settings a backend could not put in force
     return out
 
 
@@ -272,28 +269,6 @@ def run(
         exports: dict[str, dict[str, Any]] = {}
         try:
             for (backend, device), group_cells in groups.items():
-                composite = backend_registry.composite_parts(backend)
-                source = composite[0] if composite else None
-                if source is not None and backend not in missing_framework:
-                    if source not in exports:  # once per source, shared by every device
-                        exports[source] = export_onnx(config, source, spec_path, workdir, env)
-                    export = exports[source]
-                    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
-                    binfo["export"] = export.get("report")
-                    if not export["ok"]:
-                        binfo.update({"status": "failed", "error": export["error"]})
-                        for c in group_cells:
-                            state.fail(c, export["error"])
-                        continue
-                    job = {
-                        **base_job,
-                        "backend": backend,
-                        "device": device,
-                        "onnx_path": export["path"],
-                        "export": export["report"],
-                    }
-                    _run_group(state, job, group_cells, reference, workdir, env)
-                    continue
                 if backend in missing_framework:
                     doc["backends"].setdefault(backend, {})[device] = {
                         "status": "failed",
@@ -303,6 +278,20 @@ def run(
                         state.fail(c, missing_framework[backend])
                     continue
                 job = {**base_job, "backend": backend, "device": device}
+                composite = backend_registry.composite_parts(backend)
+                if composite is not None:  # its preparation step: an export job (once per source)
+                    source = composite[0]
+                    if source not in exports:
+                        exports[source] = export_onnx(config, source, spec_path, workdir, env)
+                    export = exports[source]
+                    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+                    binfo["export"] = export.get("report")
+                    if not export["ok"]:
+                        binfo.update({"status": "failed", "error": export["error"]})
+                        for c in group_cells:
+                            state.fail(c, export["error"])
+                        continue
+                    job.update(onnx_path=export["path"], export=export["report"])
                 _run_group(state, job, group_cells, reference, workdir, env)
         except KeyboardInterrupt:
             interrupted = True
