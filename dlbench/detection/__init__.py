@@ -6,7 +6,8 @@ tested against; it imports no framework.
 - :class:`Decoder`: grid points (FCOS-style) or anchors (RetinaNet-style) + box transform to xyxy
   in input pixels, then threshold, top-k and class-aware NMS (:meth:`Decoder.postprocess`);
 - :func:`nms`: class-aware greedy NMS with a documented tie order and COCO's 100-per-image cap;
-- :func:`letterbox` / :func:`unletterbox_boxes`: into the model input and back to original pixels.
+- :func:`letterbox` / :func:`unletterbox_boxes`: into the model input and back to original pixels;
+- :func:`to_coco_results`: kept detections -> COCO results (xywh, original pixels, category ids).
 
 Example:
     >>> import numpy as np
@@ -34,6 +35,7 @@ from dlbench.detection.letterbox import (
     unletterbox_boxes,
 )
 from dlbench.detection.nms import COCO_MAX_DETECTIONS, Detections, box_iou, check_nms_inputs, nms
+from dlbench.detection.results import to_coco_results
 
 __all__ = [
     "COCO_MAX_DETECTIONS",
@@ -52,5 +54,6 @@ __all__ = [
     "make_anchors",
     "nms",
     "sigmoid",
+    "to_coco_results",
     "unletterbox_boxes",
 ]

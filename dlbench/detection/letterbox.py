@@ -14,8 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -123,21 +124,50 @@ def letterbox(
     return out, p
 
 
-def unletterbox_boxes(boxes: np.ndarray, params: LetterboxParams, clip: bool = True) -> np.ndarray:
-    """xyxy boxes in letterboxed input pixels -> original image pixels (float64)."""
+def _affine(params: LetterboxParams | Mapping[str, Any]) -> tuple[float, float, float, tuple]:
+    """``(scale, left, top, (h0, w0) or None)`` from our params or a dataset target's dict
+    (``scale``, ``pad_x``, ``pad_y``, ``orig_width``, ``orig_height``, as the COCO adapter's)."""
+    if isinstance(params, LetterboxParams):
+        return params.scale, float(params.left), float(params.top), params.orig_size
+    try:
+        scale, px, py = float(params["scale"]), float(params["pad_x"]), float(params["pad_y"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            "Expected letterbox parameters (LetterboxParams, or a mapping with scale, pad_x, "
+            f"pad_y). Received: {params!r}"
+        ) from None
+    if not scale > 0:
+        raise DataError(f"Expected a positive letterbox scale. Received: scale={scale!r}")
+    size = None
+    if "orig_height" in params and "orig_width" in params:
+        size = (int(params["orig_height"]), int(params["orig_width"]))
+    return scale, px, py, size
+
+
+def unletterbox_boxes(
+    boxes: np.ndarray, params: LetterboxParams | Mapping[str, Any], clip: bool = True
+) -> np.ndarray:
+    """xyxy boxes in letterboxed input pixels -> original image pixels (float64).
+
+    ``params`` is a :class:`LetterboxParams` or a dataset target's dict (``scale``, ``pad_x``,
+    ``pad_y`` and, for clipping, ``orig_width``/``orig_height``), so the boxes go back through
+    exactly the letterbox the dataset applied.
+    """
+    scale, left, top, size = _affine(params)
     b = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
-    b[:, 0::2] = (b[:, 0::2] - params.left) / params.scale
-    b[:, 1::2] = (b[:, 1::2] - params.top) / params.scale
-    if clip:
-        h0, w0 = params.orig_size
+    b[:, 0::2] = (b[:, 0::2] - left) / scale
+    b[:, 1::2] = (b[:, 1::2] - top) / scale
+    if clip and size is not None:
+        h0, w0 = size
         b[:, 0::2] = np.clip(b[:, 0::2], 0.0, float(w0))
         b[:, 1::2] = np.clip(b[:, 1::2], 0.0, float(h0))
     return b
 
 
-def letterbox_boxes(boxes: np.ndarray, params: LetterboxParams) -> np.ndarray:
+def letterbox_boxes(boxes: np.ndarray, params: LetterboxParams | Mapping[str, Any]) -> np.ndarray:
     """Original-pixel xyxy boxes -> letterboxed input pixels (inverse of :func:`unletterbox_boxes`)."""
+    scale, left, top, _ = _affine(params)
     b = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
-    b[:, 0::2] = b[:, 0::2] * params.scale + params.left
-    b[:, 1::2] = b[:, 1::2] * params.scale + params.top
+    b[:, 0::2] = b[:, 0::2] * scale + left
+    b[:, 1::2] = b[:, 1::2] * scale + top
     return b

@@ -192,3 +192,28 @@ def test_letterbox_constant_image_stays_constant() -> None:
     out, p = letterbox(img, 128)
     inner = out[p.top : p.top + p.new_size[0], p.left : p.left + p.new_size[1]]
     assert (inner == 200).all()
+
+
+def test_unletterbox_with_a_dataset_target_dict() -> None:
+    t = {"scale": 0.5, "pad_x": 3.0, "pad_y": 7.0, "orig_width": 100, "orig_height": 50}
+    boxes = np.array([[3.0, 7.0, 53.0, 32.0], [0, 0, 200, 200]])
+    back = unletterbox_boxes(boxes, t)
+    assert back.tolist() == [[0, 0, 100, 50], [0, 0, 100, 50]]
+    np.testing.assert_allclose(letterbox_boxes(back[:1], t), boxes[:1])
+    assert unletterbox_boxes(boxes, {"scale": 0.5, "pad_x": 0, "pad_y": 0}, clip=True)[1, 2] == 400
+    with pytest.raises(DataError, match="letterbox parameters"):
+        unletterbox_boxes(boxes, {"scale": 0.5})
+    with pytest.raises(DataError, match="positive letterbox scale"):
+        unletterbox_boxes(boxes, {"scale": 0, "pad_x": 0, "pad_y": 0})
+
+
+def test_to_coco_results_checks_lengths() -> None:
+    from dlbench.detection import Detections, to_coco_results
+
+    d = Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    with pytest.raises(DataError):
+        to_coco_results([d, d], [{"image_id": 1, "scale": 1, "pad_x": 0, "pad_y": 0}])
+    empty = to_coco_results([], [])
+    assert empty["bbox"].shape == (0, 4)
+    one = to_coco_results([d], [{"image_id": 1, "scale": 1, "pad_x": 0, "pad_y": 0}])
+    assert one["image_id"].shape == (0,)

@@ -135,3 +135,30 @@ def test_data_check_runs_the_coco_checks(generated: Path) -> None:
 def test_bad_options(kw, generated: Path) -> None:
     with pytest.raises(ConfigError):
         ShapesDataset(root=generated, **kw)
+
+
+def test_detections_map_back_through_the_letterbox_to_ap_one(generated: Path) -> None:
+    """Ground truth moved into model-input pixels, through Detections and back with the
+    dataset's own letterbox parameters, evaluates to AP 1; skipping the inverse does not."""
+    from dlbench.detection import Detections, letterbox_boxes, to_coco_results
+    from dlbench.metrics.coco.evaluate import coco_evaluate
+
+    ds = ShapesDataset(
+        root=generated, split="val", num_images=10, num_train_images=6, image_size=128
+    )
+    batch = ds.get_batch(np.arange(len(ds)))
+    dets = []
+    for t in batch.targets:
+        xywh = t["boxes"]
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        inp = letterbox_boxes(xyxy, t)
+        assert inp.min() >= -1e-9 and inp.max() <= 128 + 1e-9
+        dets.append(Detections(inp, np.linspace(1, 0.5, len(inp)), t["labels"]))
+    results = to_coco_results(dets, batch.targets, ds.label_to_category_id)
+    stats = coco_evaluate(ds.coco_ground_truth(), results, curves=False)
+    assert stats["AP"] == pytest.approx(1.0)
+    identity = [
+        {"scale": 1.0, "pad_x": 0, "pad_y": 0, "image_id": t["image_id"]} for t in batch.targets
+    ]
+    wrong = to_coco_results(dets, identity, ds.label_to_category_id)
+    assert coco_evaluate(ds.coco_ground_truth(), wrong, curves=False)["AP"] < 0.5
