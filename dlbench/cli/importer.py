@@ -101,7 +101,7 @@ def command(args: argparse.Namespace) -> int:
         f"{stats['params']:,} parameters, {stats['buffers']:,} buffers, "
         f"{stats['macs']:,} MACs per sample"
     )
-    console.print(f"Wrote [cyan]{jpath}[/] and [cyan]{npath}[/]")
+    console.print(f"Wrote [cyan]{jpath}[/] and [cyan]{npath}[/]", soft_wrap=True)
     if args.check:
         rec = _check(args.model, spec)
         if rec.get("error"):

@@ -30,7 +30,7 @@ def test_import_writes_json_and_npz_and_prints_the_mapping(tmp_path, capsys):
     )
     src = _save(m, tmp_path / "tiny.onnx")
     assert main(["import", str(src), "--out", str(tmp_path / "out" / "tiny_spec")]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.replace("\n", "")
     for word in ("Conv", "GlobalAveragePool", "conv2d", "global_avg_pool", "tiny_spec.json"):
         assert word in out
     spec = ModelSpec.load(tmp_path / "out" / "tiny_spec")

@@ -1,0 +1,271 @@
+"""Handlers of shape plumbing: Reshape, Flatten, Transpose, Squeeze/Unsqueeze, Concat, Slice,
+Split, Gather (the batch axis is followed, never merged)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dlbench.model.onnx_import.handlers import (
+    _TO_END,
+    _fail,
+    handles,
+)
+from dlbench.model.onnx_import.values import BATCH, Act
+
+# -- shape plumbing -------------------------------------------------------------------------------
+
+
+def _batch_position(cv, label: str, x: Act, target: list[int]) -> tuple[int, list[int]]:
+    """(batch axis of the reshaped tensor, the target with that axis removed and -1 resolved)."""
+    numel = math.prod(x.s)
+    marks = [i for i, d in enumerate(target) if d == BATCH]
+    rest = [d for d in target if d != BATCH]
+    if any(d < -1 for d in rest) or rest.count(-1) > 1:
+        raise _fail(
+            label,
+            "Reshape",
+            f"the target shape depends on the batch size through arithmetic (or is malformed): {target}",
+        )
+    if len(marks) > 1:
+        raise _fail(label, "Reshape", f"the batch size appears twice in the target shape {target}")
+    if not marks:
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            if known == numel:
+                marks = [target.index(-1)]
+            else:
+                raise _fail(
+                    label,
+                    "Reshape",
+                    f"the target {target} merges the batch axis with other axes of {x.shape}; dlbench specs keep the batch axis separate",
+                )
+        elif cv.fixed_batch is not None:
+            before = math.prod(x.s[: x.b])
+            for k, d in enumerate(target):
+                if d == cv.fixed_batch and math.prod(target[:k]) == before:
+                    marks = [k]
+                    break
+        if not marks:
+            raise _fail(
+                label,
+                "Reshape",
+                f"cannot tell the batch axis in the target shape {target} of {x.shape}",
+            )
+    k = marks[0]
+    dims = [d for i, d in enumerate(target) if i != k]
+    if -1 in dims:
+        known = math.prod(d for d in dims if d != -1)
+        if known == 0 or numel % known:
+            raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
+        dims[dims.index(-1)] = numel // known
+    if math.prod(dims) != numel:
+        raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
+    if math.prod(dims[:k]) != math.prod(x.s[: x.b]):
+        raise _fail(
+            label, "Reshape", f"the target {target} moves data across the batch axis of {x.shape}"
+        )
+    return k, dims
+
+
+@handles("Reshape")
+def _reshape(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    target = [int(d) for d in np.asarray(cv.const(n.input[1], label, "shape")).reshape(-1)]
+    if not attrs.get("allowzero", 0):
+        onnx_shape = x.shape
+        target = [
+            (BATCH if onnx_shape[i] is None else onnx_shape[i]) if d == 0 and i < x.rank else d
+            for i, d in enumerate(target)
+        ]
+    k, dims = _batch_position(cv, label, x, target)
+    return [cv.reshape(x, tuple(dims), k, label)]
+
+
+@handles("Flatten")
+def _flatten(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    axis = attrs.get("axis", 1) % x.rank if attrs.get("axis", 1) != x.rank else x.rank
+    if x.b != 0 or axis != 1:
+        raise _fail(
+            label,
+            "Flatten",
+            f"only Flatten(axis=1) of a batch-first tensor is supported. Received axis={attrs.get('axis', 1)}, shape {x.shape}",
+        )
+    if x.rank == 2:
+        return [x]
+    return [cv.emit("flatten", [x], hint=label)]
+
+
+@handles("Transpose")
+def _transpose(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    perm = list(attrs.get("perm", reversed(range(x.rank))))
+    if sorted(perm) != list(range(x.rank)):
+        raise _fail(label, "Transpose", f"perm {perm} is not a permutation of {x.rank} axes")
+    nb = perm.index(x.b)
+
+    def s_index(t: int) -> int:
+        return 0 if t == x.b else (t + 1 if t < x.b else t)
+
+    order = [nb] + [i for i in range(x.rank) if i != nb]
+    r = [s_index(perm[i]) for i in order]
+    if r == list(range(x.rank)):
+        return [Act(x.name, x.s, nb)]
+    return [cv.emit("transpose", [x], {"perm": r}, hint=label, b=nb)]
+
+
+def _axes_input(cv, n, label, attrs) -> list[int] | None:
+    if len(n.input) > 1 and n.input[1]:
+        return [int(a) for a in np.asarray(cv.const(n.input[1], label, "axes")).reshape(-1)]
+    return list(attrs["axes"]) if "axes" in attrs else None
+
+
+@handles("Squeeze")
+def _squeeze(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    shape = list(x.shape)
+    axes = _axes_input(cv, n, label, attrs)
+    if axes is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    axes = sorted({a % x.rank for a in axes})
+    if x.b in axes:
+        raise _fail(label, "Squeeze", "squeezing the batch axis is not supported")
+    if any(shape[a] != 1 for a in axes):
+        raise _fail(label, "Squeeze", f"axes {axes} of {x.shape} are not all of size 1")
+    keep = [d for i, d in enumerate(shape) if i not in axes]
+    nb = keep.index(None)
+    return [cv.reshape(x, tuple(d for d in keep if d is not None), nb, label)]
+
+
+@handles("Unsqueeze")
+def _unsqueeze(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    axes = _axes_input(cv, n, label, attrs) or []
+    r = x.rank + len(axes)
+    axes = sorted({a % r for a in axes})
+    shape, src = [], iter(x.shape)
+    for i in range(r):
+        shape.append(1 if i in axes else next(src))
+    nb = shape.index(None)
+    return [cv.reshape(x, tuple(d for d in shape if d is not None), nb, label)]
+
+
+@handles("Concat")
+def _concat(cv, n, label, attrs):
+    xs = [cv.act(i, label) for i in n.input if i]
+    if any(v.rank != xs[0].rank or v.b != xs[0].b for v in xs):
+        raise _fail(
+            label,
+            "Concat",
+            f"expected inputs of equal rank and batch axis. Received {[v.shape for v in xs]}",
+        )
+    axis = xs[0].spec_axis(int(attrs["axis"]), label)
+    if len(xs) == 1:
+        return [xs[0]]
+    return [cv.emit("concat", xs, {"axis": axis}, hint=label, b=xs[0].b)]
+
+
+def _slice_axis(
+    cv, x: Act, label: str, axis: int, start: int, end: int, step: int, hint: str
+) -> Act:
+    a = x.spec_axis(axis, label)
+    return cv.emit(
+        "slice",
+        [x],
+        {"axes": [a], "starts": [start], "ends": [end], "steps": [step]},
+        hint=hint,
+        b=x.b,
+    )
+
+
+@handles("Slice")
+def _slice(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    ins = list(n.input) + [""] * 5
+    vec = lambda i: [int(v) for v in np.asarray(cv.const(ins[i], label)).reshape(-1)]  # noqa: E731
+    starts, ends = vec(1), vec(2)
+    axes = vec(3) if ins[3] else list(range(len(starts)))
+    steps = vec(4) if ins[4] else [1] * len(starts)
+    shape = x.shape
+    sa, ss, se, st, full = [], [], [], [], True
+    for a, b0, e0, s in zip(axes, starts, ends, steps):
+        a %= x.rank
+        if a == x.b:
+            if b0 == 0 and (e0 >= _TO_END or e0 == BATCH) and s == 1:
+                continue
+            raise _fail(label, "Slice", "slicing the batch axis is not supported")
+        if s < 1:
+            raise _fail(
+                label, "Slice", f"only positive steps are supported. Received steps={steps}"
+            )
+        size = shape[a]
+        b1, e1, s1 = slice(b0, min(max(e0, -size - 1), size), s).indices(size)
+        full = full and (b1, e1, s1) == (0, size, 1)
+        sa.append(x.spec_axis(a, label))
+        ss.append(b1)
+        se.append(e1)
+        st.append(s1)
+    if not sa or full:
+        return [x]
+    return [
+        cv.emit(
+            "slice", [x], {"axes": sa, "starts": ss, "ends": se, "steps": st}, hint=label, b=x.b
+        )
+    ]
+
+
+@handles("Split")
+def _split(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    axis = int(attrs.get("axis", 0)) % x.rank
+    size = x.shape[axis]
+    if size is None:
+        raise _fail(label, "Split", "splitting the batch axis is not supported")
+    sizes = None
+    if len(n.input) > 1 and n.input[1]:
+        sizes = [int(v) for v in np.asarray(cv.const(n.input[1], label, "split")).reshape(-1)]
+    elif "split" in attrs:
+        sizes = [int(v) for v in attrs["split"]]
+    if sizes is None:
+        parts = int(attrs.get("num_outputs", len(n.output)))
+        chunk = -(-size // parts)
+        sizes = [min(chunk, size - i * chunk) for i in range(parts)]
+    if sum(sizes) != size or len(sizes) != len(n.output):
+        raise _fail(label, "Split", f"split sizes {sizes} do not cover axis {axis} of size {size}")
+    outs, start = [], 0
+    for k, s in enumerate(sizes):
+        outs.append(_slice_axis(cv, x, label, axis, start, start + s, 1, f"{label}.{k}"))
+        start += s
+    return outs
+
+
+@handles("Gather")
+def _gather(cv, n, label, attrs):
+    x = cv.act(n.input[0], label, "data")
+    idx = np.asarray(cv.const(n.input[1], label, "indices"))
+    axis = int(attrs.get("axis", 0)) % x.rank
+    size = x.shape[axis]
+    if size is None:
+        raise _fail(label, "Gather", "gathering along the batch axis is not supported")
+    flat = [int(i) % size for i in idx.reshape(-1)]
+    if idx.ndim == 0:
+        y = _slice_axis(cv, x, label, axis, flat[0], flat[0] + 1, 1, f"{label}.slice")
+        shape = [d for i, d in enumerate(y.shape) if i != axis]
+        nb = shape.index(None)
+        return [cv.reshape(y, tuple(d for d in shape if d is not None), nb, label)]
+    if (
+        idx.ndim == 1
+        and len(flat) > 1
+        and all(flat[i + 1] - flat[i] == flat[1] - flat[0] > 0 for i in range(len(flat) - 1))
+    ):
+        step = flat[1] - flat[0]
+        return [_slice_axis(cv, x, label, axis, flat[0], flat[-1] + 1, step, label)]
+    if idx.ndim == 1 and len(flat) == 1:
+        return [_slice_axis(cv, x, label, axis, flat[0], flat[0] + 1, 1, label)]
+    raise _fail(
+        label,
+        "Gather",
+        f"only a scalar index or an evenly spaced list of indices is supported. Received indices of shape {idx.shape}",
+    )
