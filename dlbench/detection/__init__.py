@@ -7,6 +7,7 @@ tested against; it imports no framework.
   in input pixels, then threshold, top-k and class-aware NMS (:meth:`Decoder.postprocess`);
 - :func:`nms`: class-aware greedy NMS with a documented tie order and COCO's 100-per-image cap;
 - :func:`letterbox` / :func:`unletterbox_boxes`: into the model input and back to original pixels;
+- :func:`compare_detections`: parity of a native path's detections with the reference's;
 - :func:`to_coco_results`: kept detections -> COCO results (xywh, original pixels, category ids).
 
 Example:
@@ -35,6 +36,7 @@ from dlbench.detection.letterbox import (
     unletterbox_boxes,
 )
 from dlbench.detection.nms import COCO_MAX_DETECTIONS, Detections, box_iou, check_nms_inputs, nms
+from dlbench.detection.parity import compare_detections
 from dlbench.detection.results import to_coco_results
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "box_iou",
     "check_input_size",
     "check_nms_inputs",
+    "compare_detections",
     "decode_anchor_boxes",
     "decode_point_boxes",
     "grid_points",

@@ -334,6 +334,11 @@ def test_native_nms_matches_reference(backend: str, case: Case) -> None:
             assert (int(lab), *b.tolist()) in inputs
         return
     assert_same_detections(ref, got)
+    from dlbench.detection import compare_detections
+
+    record = compare_detections(ref, got)
+    assert record["ok"], record
+    assert record["same_order"] or got.indices is None, record
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -392,3 +397,28 @@ def test_native_postprocess_rejects_mismatched_output(backend: str) -> None:
     d, raw = _raw("points", 64, 4, seed=0)
     with pytest.raises(DataError, match="Expected raw detector output"):
         mod.postprocess(d, raw[:, :-1])
+
+
+def test_compare_detections_record() -> None:
+    from dlbench.detection import compare_detections
+
+    c = next(c for c in CASES if c.id == "many_classes_random")
+    ref = nms(c.boxes, c.scores, c.labels, c.iou, c.score_thr, c.max_det)
+    same = compare_detections(ref, ref)
+    assert same["ok"] and same["matched_by"] == "index" and same["same_order"]
+    # by value (no indices), in another order, float32 boxes
+    perm = np.arange(len(ref))[::-1]
+    by_value = Detections(ref.boxes[perm].astype(np.float32), ref.scores[perm], ref.labels[perm])
+    r = compare_detections(ref, by_value)
+    assert r["ok"] and r["matched_by"] == "value" and not r["same_order"]
+    # wrong answers: class-agnostic NMS, one box moved, one detection missing
+    agnostic = nms(c.boxes, c.scores, np.zeros_like(c.labels), c.iou, c.score_thr, c.max_det)
+    assert not compare_detections(ref, agnostic)["ok"]
+    moved = Detections(ref.boxes + np.eye(len(ref), 4)[:, ::-1], ref.scores, ref.labels)
+    assert not compare_detections(ref, moved)["ok"]
+    fewer = Detections(ref.boxes[:-1], ref.scores[:-1], ref.labels[:-1], ref.indices[:-1])
+    r = compare_detections(ref, fewer)
+    assert not r["ok"] and r["matched"] == len(ref) - 1
+    import json
+
+    json.dumps(r)
