@@ -10,6 +10,13 @@ tested against; it imports no framework.
 - :func:`compare_detections`: parity of a native path's detections with the reference's;
 - :func:`to_coco_results`: kept detections -> COCO results (xywh, original pixels, category ids).
 
+Precision: the reference computes in float64, the native paths in float32. On the same raw
+outputs they keep the same detections except where float32 rounding decides: a score within
+rounding of ``score_threshold`` or of the top-k cut, or an IoU within rounding of
+``iou_threshold``. Tie order (equal scores: lower input index first) is exact for the numpy,
+torch and JAX paths; TensorFlow's combined NMS and ONNX Runtime's NonMaxSuppression leave the
+order of equal scores unspecified (their module's ``TIES_UNORDERED`` is True).
+
 Example:
     >>> import numpy as np
     >>> from dlbench.detection import nms
