@@ -282,8 +282,10 @@ class BackendRegistry(Registry):
         return self.entry(name).manifest()
 
     def manifests(self) -> list[Any]:
-        """The manifests of every registered backend (composites excluded), by name."""
-        return [self.manifest(n) for n in self.names()]
+        """The manifests of every registered backend (composites excluded), in ``priority``
+        order (then by name)."""
+        ms = [self.manifest(n) for n in self.names()]
+        return sorted(ms, key=lambda m: (m.priority, m.name))
 
     def capability(self, name: str, capability: str) -> Any:
         """Import and return backend ``name``'s implementation of ``capability``.
@@ -304,8 +306,7 @@ class BackendRegistry(Registry):
     def with_capability(self, capability: str) -> list[str]:
         """Names of the backends declaring ``capability`` (installed or not), in their
         manifests' ``priority`` order."""
-        ms = [m for m in self.manifests() if m.has(capability)]
-        return [m.name for m in sorted(ms, key=lambda m: (m.priority, m.name))]
+        return [m.name for m in self.manifests() if m.has(capability)]
 
     def export_sources(self) -> list[str]:
         """Backends that export to ONNX, in ``priority`` order (the first is the default

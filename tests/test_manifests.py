@@ -119,7 +119,7 @@ def test_composite_backend_is_resolved_by_the_registry():
 @pytest.fixture
 def no_worker(monkeypatch):
     """Fail the test if the runner starts any process."""
-    import dlbench.execution.runner as runner
+    import dlbench.execution.supervisor as supervisor
 
     started = []
 
@@ -127,8 +127,8 @@ def no_worker(monkeypatch):
         started.append(args)
         raise AssertionError(f"a worker was started: {args}")
 
-    monkeypatch.setattr(runner.subprocess, "Popen", refuse)
-    monkeypatch.setattr(runner.subprocess, "run", refuse)
+    monkeypatch.setattr(supervisor.subprocess, "Popen", refuse)  # every job starts here
+    monkeypatch.setattr(supervisor.subprocess, "run", refuse)
     return started
 
 

@@ -51,7 +51,7 @@ def _manifests() -> list[Any]:
             out.append(backends.manifest(name))
         except Exception:  # a broken plugin must not stop the environment report
             continue
-    return out
+    return sorted(out, key=lambda m: (m.priority, m.name))
 
 
 def framework_dists() -> dict[str, tuple[str, ...]]:

@@ -72,7 +72,9 @@ def _nvml(index: int) -> dict[str, Any] | None:
 def _backend_stats(model: Any, index: int) -> dict[str, Any]:
     """The model's backend's allocator statistics (its ``memory_stats`` hook)."""
     hook = getattr(getattr(model, "backend", None), "memory_stats", None)
-    return hook(index) or {} if callable(hook) else {}
+    if not callable(hook):
+        return {}
+    return hook(index) or {}
 
 
 def gpu_memory(model: Any) -> dict[str, Any]:

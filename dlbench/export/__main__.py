@@ -1,7 +1,7 @@
 """``python -m dlbench.export``: the export as a command of its own process.
 
-``dlbench run --via-onnx`` starts it once per source framework, so the runner never imports a
-framework. With ``--spec FILE.json`` it exports a saved spec. It always writes ``--json`` when
+``dlbench run --via-onnx`` runs the same export as an ``export`` job of the worker entry point
+(:mod:`dlbench.execution.worker`). With ``--spec FILE.json`` it exports a saved spec. It always writes ``--json`` when
 given: the report, or ``{"ok": false, "error": ...}`` when the export failed.
 """
 
