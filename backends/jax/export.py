@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import onnx
 
+from dlbench.backends.common.weights import NCHW_TO_NHWC
 from dlbench.export.errors import ExportError, UnsupportedOpError
 from dlbench.model.backend import Model
 
@@ -96,7 +97,7 @@ def export_onnx(
     transpose = layout == "NHWC" and len(input_shape) == 3
 
     def exported(x: Any) -> Any:
-        return fn(jnp.transpose(x, (0, 2, 3, 1)) if transpose else x)
+        return fn(jnp.transpose(x, NCHW_TO_NHWC) if transpose else x)
 
     batch: str | int = "batch" if dynamic_batch else batch_size
     try:

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from dlbench.backends.common.weights import NCHW_TO_NHWC  # noqa: E402
 from dlbench.export.errors import ExportError  # noqa: E402
 from dlbench.model.backend import Model  # noqa: E402
 
@@ -151,7 +152,7 @@ def export_onnx(
 
     @tf.function(input_signature=signature, autograph=False)
     def exported(x: tf.Tensor) -> Any:
-        return fn(tf.transpose(x, [0, 2, 3, 1]) if transpose else x)
+        return fn(tf.transpose(x, NCHW_TO_NHWC) if transpose else x)
 
     try:
         graph_def, in_names, out_names = _frozen(exported)
