@@ -130,7 +130,9 @@ class InterpreterTable(OpTable):
     ) -> MutableMapping[str, Any]:
         """Compute every node of ``plan`` into ``env`` (which holds the graph inputs).
 
-        ``params`` maps a node name to that node's weights in the backend's form.
+        ``params`` maps a node name to that node's weights in the backend's form. Call
+        :meth:`check` on the plan once first (at build time): this loop runs per forward pass
+        or trace and does no checking of its own.
         """
         fns = self._fns
         for rn in plan:

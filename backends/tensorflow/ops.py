@@ -1,10 +1,10 @@
 """ModelSpec ops in TensorFlow, NHWC inside.
 
 An interpreter op table (:class:`~dlbench.backends.common.optable.InterpreterTable`): every
-function takes the input :class:`Value` s, the node's weights (``tf.Variable`` by key) and the
-node, and returns a :class:`Value`: a tensor with its layout. 4-D activations live in NHWC
-(``"nhwc"``) from the first convolution or pooling on, other tensors in the canonical layout
-(``"canon"``). Ops that care about axis order (flatten, reshape, transpose, softmax, ...) first
+function takes the input values (each a :class:`Value`: a tensor with its layout), the node's
+weights (``tf.Variable`` by key) and the node, and returns a :class:`Value`. 4-D activations
+live in NHWC (``"nhwc"``) from the first convolution or pooling on, other tensors in the
+canonical layout (``"canon"``). Ops that care about axis order (flatten, reshape, transpose, softmax, ...) first
 bring their input back to the canonical NCHW order, so every backend computes the same function
 on the same element order. Weights arrive already transposed (once, at build time) by
 :func:`prepare`; :func:`weight_layout` says how each spec weight maps to a TensorFlow one and
