@@ -162,6 +162,40 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
+def cell_record(
+    cell: dict[str, Any], event: dict[str, Any], backend_info: dict[str, Any]
+) -> dict[str, Any]:
+    """The record of a finished cell: the cell (``Cell.to_dict()``), the worker's ``cell``
+    event (its scenario record, start and end) and the backend's settings and parity."""
+    record = event["record"]
+    validity = record.get("validity") or {"valid": True, "reasons": []}
+    return {
+        **cell,
+        "status": "ok" if validity.get("valid", True) else "invalid",
+        "error": None,
+        "settings": backend_info.get("settings", {}),
+        "parity_ok": (backend_info.get("parity") or {}).get("ok"),
+        **{k: v for k, v in record.items()},
+        "validity": validity,
+        "started": event.get("started"),
+        "finished": event.get("finished"),
+    }
+
+
+def failed_cell_record(cell: dict[str, Any], error: str) -> dict[str, Any]:
+    """The record of a cell that failed (or never ran) with ``error``."""
+    return {
+        **cell,
+        "status": "failed",
+        "error": error,
+        "settings": {},
+        "timing": None,
+        "metrics": {},
+        "validity": {"valid": False, "reasons": [error]},
+        "memory": {},
+    }
+
+
 def upsert_cell(doc: dict[str, Any], record: dict[str, Any]) -> None:
     """Insert ``record`` or replace the cell with the same id."""
     cells = doc["cells"]

@@ -147,18 +147,7 @@ class _Run:
         self.emit("cell", rec)
 
     def fail(self, cell: Cell, error: str) -> None:
-        self.record(
-            {
-                **cell.to_dict(),
-                "status": "failed",
-                "error": error,
-                "settings": {},
-                "timing": None,
-                "metrics": {},
-                "validity": {"valid": False, "reasons": [error]},
-                "memory": {},
-            }
-        )
+        self.record(res.failed_cell_record(cell.to_dict(), error))
 
 
 def run(
@@ -437,7 +426,7 @@ def _run_group(
             elif kind in ("cell", "cell_error"):
                 cell = by_id[ev["id"]]
                 if kind == "cell":
-                    state.record(_cell_record(cell, ev, binfo))
+                    state.record(res.cell_record(cell.to_dict(), ev, binfo))
                 else:
                     state.fail(cell, ev["error"])
                 remaining.remove(cell)
@@ -494,19 +483,3 @@ def _parity(
             "reason": "outputs contain NaN or inf; ",
         }
     return compare(reference, out, tolerance=tolerance)
-
-
-def _cell_record(cell: Cell, ev: dict[str, Any], binfo: dict[str, Any]) -> dict[str, Any]:
-    record = ev["record"]
-    validity = record.get("validity") or {"valid": True, "reasons": []}
-    return {
-        **cell.to_dict(),
-        "status": "ok" if validity.get("valid", True) else "invalid",
-        "error": None,
-        "settings": binfo.get("settings", {}),
-        "parity_ok": (binfo.get("parity") or {}).get("ok"),
-        **{k: v for k, v in record.items()},
-        "validity": validity,
-        "started": ev.get("started"),
-        "finished": ev.get("finished"),
-    }
