@@ -184,10 +184,21 @@ def generate(root: str | Path, seed: int = 0, num_images: dict[str, int] | None 
     """Write the dataset (both splits) under ``root``; returns ``root``.
 
     Files are written into a temporary folder beside ``root`` and moved into place, so an
-    interrupted run leaves nothing half-written behind.
+    interrupted run leaves nothing half-written behind. ``root`` must be absent, empty, or a
+    folder this generator wrote (it is then replaced); anything else is refused.
+
+    Raises:
+        ConfigError: when ``root`` holds files this generator did not write.
     """
     counts = {**DEFAULT_NUM_IMAGES, **(num_images or {})}
+    for split, n in counts.items():
+        _positive(f"num_images[{split!r}]", n)
     root = Path(root).expanduser()
+    if root.exists() and not _replaceable(root):
+        raise ConfigError(
+            f"Expected an empty folder or one written by the shapes generator to generate into. "
+            f"Received: {root}, which holds other files; pass another root"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".shapes-", dir=root.parent))
     try:
@@ -230,6 +241,25 @@ def generate(root: str | Path, seed: int = 0, num_images: dict[str, int] | None 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def _replaceable(root: Path) -> bool:
+    """True for an empty folder or one holding only this generator's files."""
+    if not root.is_dir():
+        return False
+    entries = {p.name for p in root.iterdir()}
+    if not entries:
+        return True
+    if not entries <= {"annotations", "train", "val"}:
+        return False
+    for ann in (root / "annotations").glob("*.json"):
+        try:
+            info = json.loads(ann.read_text(encoding="utf-8")).get("info", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        if info.get("generator") != "dlbench.adapters.datasets.shapes":
+            return False
+    return True
 
 
 def _positive(name: str, value: Any) -> int:

@@ -162,3 +162,19 @@ def test_detections_map_back_through_the_letterbox_to_ap_one(generated: Path) ->
     ]
     wrong = to_coco_results(dets, identity, ds.label_to_category_id)
     assert coco_evaluate(ds.coco_ground_truth(), wrong, curves=False)["AP"] < 0.5
+
+
+def test_never_overwrites_foreign_files(tmp_path: Path) -> None:
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="holds other files"):
+        ShapesDataset(root=foreign, split="val", num_images=2, num_train_images=2)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    # an empty folder is fine, and a folder the generator wrote is replaced on regeneration
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    generate(empty, seed=0, num_images={"train": 1, "val": 1})
+    generate(empty, seed=1, num_images={"train": 1, "val": 2})
+    doc = json.loads((empty / "annotations" / "instances_val.json").read_text())
+    assert doc["info"]["seed"] == 1 and len(doc["images"]) == 2
