@@ -180,12 +180,25 @@ def _jpeg(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def generate(root: str | Path, seed: int = 0, num_images: dict[str, int] | None = None) -> Path:
+def _complete(root: Path) -> bool:
+    return all((root / "annotations" / f"instances_{s}.json").is_file() for s in ("train", "val"))
+
+
+def generate(
+    root: str | Path,
+    seed: int = 0,
+    num_images: dict[str, int] | None = None,
+    *,
+    replace: bool = True,
+) -> Path:
     """Write the dataset (both splits) under ``root``; returns ``root``.
 
     Files are written into a temporary folder beside ``root`` and moved into place, so an
     interrupted run leaves nothing half-written behind. ``root`` must be absent, empty, or a
     folder this generator wrote (it is then replaced); anything else is refused.
+
+    With ``replace=False`` a complete dataset that appeared at ``root`` meanwhile (another
+    process generating the same one: the bytes are identical) is kept and the new copy dropped.
 
     Raises:
         ConfigError: when ``root`` holds files this generator did not write.
@@ -234,9 +247,17 @@ def generate(root: str | Path, seed: int = 0, num_images: dict[str, int] | None 
             }
             text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
             (tmp / "annotations" / f"instances_{split}.json").write_text(text, encoding="utf-8")
+        if root.exists() and not replace and _complete(root):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return root
         if root.exists():
             shutil.rmtree(root)
-        os.replace(tmp, root)
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if replace or not _complete(root):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -316,7 +337,7 @@ class ShapesDataset(CocoDetection):
         folder = Path(root).expanduser() if root is not None else cache_dir("shapes", key)
         ann = folder / "annotations" / f"instances_{split}.json"
         if not ann.is_file():
-            generate(folder, int(seed), counts)
+            generate(folder, int(seed), counts, replace=False)
         self.seed = int(seed)
         super().__init__(
             folder,

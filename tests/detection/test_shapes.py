@@ -178,3 +178,14 @@ def test_never_overwrites_foreign_files(tmp_path: Path) -> None:
     generate(empty, seed=1, num_images={"train": 1, "val": 2})
     doc = json.loads((empty / "annotations" / "instances_val.json").read_text())
     assert doc["info"]["seed"] == 1 and len(doc["images"]) == 2
+
+
+def test_first_use_by_two_processes_keeps_one_copy(tmp_path: Path) -> None:
+    """Generation racing with another process: a complete copy already there is kept."""
+    root = generate(tmp_path / "r", seed=0, num_images={"train": 1, "val": 1})
+    before = _digest(root)
+    marker = root / "annotations" / "instances_val.json"
+    stamp = marker.stat().st_mtime_ns
+    generate(root, seed=0, num_images={"train": 1, "val": 1}, replace=False)
+    assert marker.stat().st_mtime_ns == stamp and _digest(root) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shapes-")]
