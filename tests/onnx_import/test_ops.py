@@ -173,10 +173,66 @@ def test_batch_axis_moves_and_comes_back():
     check(model(nodes, (5, 4), inits), (5, 4))
 
 
-def test_reshape_that_merges_the_batch_axis_is_a_clear_error():
+def test_an_output_with_the_batch_axis_merged_is_a_clear_error():
     m = model([node("Reshape", ["x", "s"])], (2, 3), {"s": np.array([-1, 3], np.int64)})
-    with pytest.raises(SpecError, match="merges the batch axis"):
+    with pytest.raises(SpecError, match="merged"):
         check(m, (2, 3))
+
+
+def test_batch_merged_with_time_then_split_again():
+    """(N, T, D) -> (N*T, D) -> Gemm -> (N, T, E): how tf2onnx writes a time-distributed dense."""
+    nodes = [
+        node("Reshape", ["x", "flat"], ["f"]),
+        node("Gemm", ["f", "w", "b"], ["g"], transB=1),
+        node("Relu", ["g"], ["r"]),
+        node("Reshape", ["r", "back"]),
+    ]
+    inits = {
+        "flat": np.array([-1, 4], np.int64),
+        "w": rand(6, 4),
+        "b": rand(6),
+        "back": np.array([-1, 5, 6], np.int64),
+    }
+    spec = check(model(nodes, (5, 4), inits), (5, 4))
+    assert [n.op for n in spec.nodes] == ["dense", "relu"]  # no data moves: the reshapes vanish
+
+
+def test_sequence_first_attention_heads_merge_with_the_batch():
+    """torch's MHA: (T, N, D) -> (T, N*H, d) -> (N*H, T, d) -> scores -> (N, H, T, T) -> back."""
+    t, heads, d = 4, 2, 3
+    nodes = [
+        node("Transpose", ["x"], ["tx"], perm=[1, 0, 2]),  # (T, N, H*d)
+        node("Reshape", ["tx", "s1"], ["h"]),  # (T, N*H, d): heads merged after the batch
+        node("Transpose", ["h"], ["ht"], perm=[1, 0, 2]),  # (N*H, T, d)
+        node("Transpose", ["ht"], ["hk"], perm=[0, 2, 1]),  # (N*H, d, T)
+        node("MatMul", ["ht", "hk"], ["sc"]),  # (N*H, T, T)
+        node("Softmax", ["sc"], ["p"], axis=-1),
+        node("MatMul", ["p", "ht"], ["o"]),  # (N*H, T, d)
+        node("Reshape", ["o", "s2"], ["o4"]),  # (N, H, T, d)
+        node("Transpose", ["o4"], ["o5"], perm=[2, 0, 1, 3]),  # (T, N, H, d)
+        node("Reshape", ["o5", "s3"], ["o6"]),  # (T*N, H*d): the batch merged after T
+        node("Gemm", ["o6", "w"], ["o7"], transB=1),
+        node("Reshape", ["o7", "s4"], ["o8"]),  # (T, N, D)
+        node("Transpose", ["o8"], perm=[1, 0, 2]),
+    ]
+    inits = {
+        "s1": np.array([t, -1, d], np.int64),
+        "s2": np.array([-1, heads, t, d], np.int64),
+        "s3": np.array([-1, heads * d], np.int64),
+        "w": rand(heads * d, heads * d),
+        "s4": np.array([t, -1, heads * d], np.int64),
+    }
+    check(model(nodes, (t, heads * d), inits), (t, heads * d))
+
+
+def test_one_weight_used_by_many_nodes_is_imported_once():
+    nodes = [
+        node("MatMul", ["x", "w"], ["a"]),
+        node("MatMul", ["a", "w"], ["b"]),
+        node("Relu", ["b"]),
+    ]
+    spec = check(model(nodes, (4,), {"w": rand(4, 4)}), (4,))
+    assert len(spec.params) == 1 and spec.num_params() == 16
 
 
 def test_squeeze_unsqueeze_concat_slice_split_gather_pad():

@@ -58,6 +58,7 @@ class Converter:
         self.consumers: Counter[str] = Counter()
         self.outputs = {o.name for o in model.graph.output}
         self.initializer_names = {t.name for t in model.graph.initializer}
+        self.param_cache: dict[tuple[str, str], str] = {}
         self.fixed_batch: int | None = None
         self.mapped: Counter[str] = Counter()
         self.folded = 0
@@ -85,6 +86,7 @@ class Converter:
         params: dict[str, np.ndarray | str] | None = None,
         hint: str = "",
         b: int = 0,
+        like: Act | None = None,
     ) -> Act:
         """Append one spec node (checked now, so a mapping bug names its ONNX node)."""
         name = self.unique(hint or op, self.shapes)
@@ -104,12 +106,15 @@ class Converter:
         self.nodes.append(node)
         self.node_by_name[name] = node
         self.shapes[name] = out
+        if like is not None:
+            return Act(name, out, like.b, like.p, like.f)
         return Act(name, out, b)
 
-    def reshape(self, x: Act, s: tuple[int, ...], b: int, hint: str) -> Act:
+    def reshape(self, x: Act, s: tuple[int, ...], b: int, hint: str, p: int = 0, f: int = 0) -> Act:
         if tuple(s) == tuple(x.s):
-            return Act(x.name, x.s, b)
-        return self.emit("reshape", [x], {"shape": list(s)}, hint=hint, b=b)
+            return Act(x.name, x.s, b, p, f)
+        y = self.emit("reshape", [x], {"shape": list(s)}, hint=hint, b=b)
+        return Act(y.name, y.s, b, p, f)
 
     # -- value access ----------------------------------------------------------------------------
 
@@ -124,11 +129,16 @@ class Converter:
                 "not topologically sorted, or the value does not exist)"
             ) from None
 
-    def act(self, name: str, node: str, what: str = "input") -> Act:
+    def act(self, name: str, node: str, what: str = "input", merged_ok: bool = False) -> Act:
         v = self.get(name, node)
         if not isinstance(v, Act):
             raise SpecError(
                 f"Node {node!r}: expected {what} {name!r} to be computed from the graph input"
+            )
+        if v.merged and not merged_ok:
+            raise SpecError(
+                f"Node {node!r}: {what} {name!r} has the batch axis merged with other axes "
+                f"(shape {v.shape}); this op does not support that"
             )
         return v
 
@@ -239,7 +249,7 @@ class Converter:
         ins = [self.get(x, label) for x in n.input]
         attrs = _attrs(n)
         if n.op_type in SHAPE_OPS and isinstance(ins[0], Act):
-            shape = np.array([BATCH if d is None else d for d in ins[0].shape], np.int64)
+            shape = np.array(ins[0].shape_vector(), np.int64)
             start, end = attrs.get("start", 0), attrs.get("end", None)
             self.values[n.output[0]] = Const(shape[start:end])
             self.folded += 1
@@ -323,9 +333,12 @@ class Converter:
             v = self.get(o.name, "graph output")
             if not isinstance(v, Act):
                 raise SpecError(f"Graph output {o.name!r} is a constant; nothing to compute")
+            if v.merged:
+                raise SpecError(
+                    f"Graph output {o.name!r} (shape {v.shape}) has the batch axis merged with "
+                    "other axes; dlbench outputs keep it separate"
+                )
             if v.b != 0:
-                perm = list(range(v.rank))
-                perm.remove(v.b)
                 raise SpecError(
                     f"Graph output {o.name!r} has its batch axis at {v.b}; dlbench outputs are "
                     "batch-first"

@@ -67,9 +67,14 @@ def _conv_pads(label, op, attrs, kernel, stride, dilation, hw) -> list[int]:
     raise _fail(label, op, f"unknown auto_pad {auto!r}")
 
 
-def _weight_name(cv, onnx_name: str, array: np.ndarray, hint: str) -> str:
-    """A spec weight named after its initializer when used unchanged, else after the node."""
-    return cv.param(onnx_name if onnx_name in cv.initializer_names else hint, array)
+def _weight_name(cv, onnx_name: str, array: np.ndarray, hint: str, tag: str = "") -> str:
+    """The spec weight for ONNX value ``onnx_name`` (transformed as ``tag`` says): one weight per
+    (value, transform), however many nodes use it, named after its initializer when unchanged."""
+    key = (onnx_name, tag)
+    if key not in cv.param_cache:
+        plain = not tag and onnx_name in cv.initializer_names
+        cv.param_cache[key] = cv.param(onnx_name if plain else hint, array)
+    return cv.param_cache[key]
 
 
 # the handler families register themselves on import

@@ -25,7 +25,7 @@ def _identity(cv, n, label, attrs):
         mode = cv.const(n.input[2], label, "training_mode")
         if mode is not None and bool(np.asarray(mode)):
             raise _fail(label, n.op_type, "training_mode=True is not an inference graph")
-    return [cv.act(n.input[0], label)]
+    return [cv.act(n.input[0], label, merged_ok=True)]
 
 
 @handles("Cast")
@@ -34,7 +34,7 @@ def _cast(cv, n, label, attrs):
         raise _fail(
             label, "Cast", f"only casts to float are supported. Received: to={attrs.get('to')}"
         )
-    return [cv.act(n.input[0], label)]
+    return [cv.act(n.input[0], label, merged_ok=True)]
 
 
 _UNARY = {
@@ -47,29 +47,29 @@ _UNARY = {
 
 @handles(*_UNARY)
 def _unary(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
-    return [cv.emit(_UNARY[n.op_type], [x], hint=label, b=x.b)]
+    x = cv.act(n.input[0], label, merged_ok=True)
+    return [cv.emit(_UNARY[n.op_type], [x], hint=label, like=x)]
 
 
 @handles("Gelu")
 def _gelu(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     return [
-        cv.emit("gelu", [x], {"approximate": attrs.get("approximate", "none")}, hint=label, b=x.b)
+        cv.emit("gelu", [x], {"approximate": attrs.get("approximate", "none")}, hint=label, like=x)
     ]
 
 
 @handles("Clip")
 def _clip(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     lo = cv.const(n.input[1], label, "min") if len(n.input) > 1 else None
     hi = cv.const(n.input[2], label, "max") if len(n.input) > 2 else None
     lo = None if lo is None else float(np.asarray(lo).reshape(()))
     hi = None if hi is None or not np.isfinite(hi).all() else float(np.asarray(hi).reshape(()))
     if lo == 0.0 and hi == 6.0:
-        return [cv.emit("relu6", [x], hint=label, b=x.b)]
+        return [cv.emit("relu6", [x], hint=label, like=x)]
     if lo == 0.0 and hi is None:
-        return [cv.emit("relu", [x], hint=label, b=x.b)]
+        return [cv.emit("relu", [x], hint=label, like=x)]
     raise _fail(
         label,
         "Clip",
@@ -86,7 +86,7 @@ def _max_min(cv, n, label, attrs):
     if len(acts) == 1 and len(consts) == 1 and np.asarray(consts[0].value).size == 1:
         x, c = acts[0], float(np.asarray(consts[0].value).reshape(()))
         if n.op_type == "Max" and c == 0.0:
-            return [cv.emit("relu", [x], hint=label, b=x.b)]
+            return [cv.emit("relu", [x], hint=label, like=x)]
         prev = cv.node_by_name.get(x.name)
         if (
             n.op_type == "Min"
@@ -107,9 +107,9 @@ def _max_min(cv, n, label, attrs):
 
 @handles("Softmax")
 def _softmax(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     axis = x.spec_axis(attrs.get("axis", -1), label)
-    return [cv.emit("softmax", [x], {"axis": axis}, hint=label, b=x.b)]
+    return [cv.emit("softmax", [x], {"axis": axis}, hint=label, like=x)]
 
 
 # -- layers with weights --------------------------------------------------------------------------
@@ -159,9 +159,9 @@ def _bn(cv, n, label, attrs):
 
 @handles("Gemm")
 def _gemm(cv, n, label, attrs):
-    a = cv.act(n.input[0], label, "A")
+    a = cv.act(n.input[0], label, "A", merged_ok=True)
     bm = cv.const(n.input[1], label, "B")
-    if a.b != 0 or a.rank != 2 or attrs.get("transA", 0):
+    if a.group != 0 or a.rank != 2 or attrs.get("transA", 0):
         raise _fail(
             label, "Gemm", f"expected A of shape (batch, K) without transA. Received {a.shape}"
         )
@@ -169,7 +169,8 @@ def _gemm(cv, n, label, attrs):
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     w = bm if trans_b else bm.T
     plain = trans_b and alpha == 1.0
-    params = {"weight": _weight_name(cv, n.input[1], w, f"{label}.weight") if plain else w * alpha}
+    tag = "" if plain else f"gemm{trans_b}:{alpha}"
+    params = {"weight": _weight_name(cv, n.input[1], w * alpha, f"{label}.weight", tag)}
     if len(n.input) > 2 and n.input[2]:
         c = np.asarray(cv.const(n.input[2], label, "C"), np.float32)
         out = w.shape[0]
@@ -181,7 +182,7 @@ def _gemm(cv, n, label, attrs):
             if beta == 1.0 and c.shape == (out,)
             else bias
         )
-    return [cv.emit("dense", [a], {}, params, hint=label)]
+    return [cv.emit("dense", [a], {}, params, hint=label, like=a)]
 
 
 @handles("MatMul")
@@ -189,29 +190,30 @@ def _matmul(cv, n, label, attrs):
     a, b = (cv.get(x, label) for x in n.input[:2])
     if isinstance(a, Act) and isinstance(b, Const):
         w = np.asarray(b.value)
-        if w.ndim != 2 or a.rank < 2 or a.b == a.rank - 1:
+        if w.ndim != 2 or a.rank < 2 or a.group == a.rank - 1:
             raise _fail(
                 label,
                 "MatMul",
                 f"expected a 2-D constant B and an activation whose last axis is not the batch axis. Received {a.shape} @ {w.shape}",
             )
-        return [cv.emit("dense", [a], {}, {"weight": w.T}, hint=label, b=a.b)]
+        weight = _weight_name(cv, n.input[1], w.T, f"{label}.weight", "T")
+        return [cv.emit("dense", [a], {}, {"weight": weight}, hint=label, like=a)]
     if isinstance(a, Act) and isinstance(b, Act):
-        if a.b != b.b or a.rank != b.rank or a.b >= a.rank - 2:
+        if (a.b, a.p, a.f, a.rank) != (b.b, b.p, b.f, b.rank) or a.group >= a.rank - 2:
             raise _fail(
                 label,
                 "MatMul",
                 f"expected two activations of equal rank with the batch axis among the leading axes. Received {a.shape} @ {b.shape}",
             )
-        return [cv.emit("matmul", [a, b], hint=label, b=a.b)]
+        return [cv.emit("matmul", [a, b], hint=label, like=a)]
     raise _fail(label, "MatMul", "a constant first operand (C @ x) is not supported")
 
 
 @handles("LayerNormalization")
 def _layer_norm(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     axis = attrs.get("axis", -1) % x.rank
-    if axis != x.rank - 1 or x.b == x.rank - 1:
+    if axis != x.rank - 1 or x.group == x.rank - 1:
         raise _fail(
             label,
             n.op_type,
@@ -234,7 +236,12 @@ def _layer_norm(cv, n, label, attrs):
         params["bias"] = _weight_name(cv, n.input[2], bias, f"{label}.bias")
     return [
         cv.emit(
-            "layer_norm", [x], {"eps": float(attrs.get("epsilon", 1e-5))}, params, hint=label, b=x.b
+            "layer_norm",
+            [x],
+            {"eps": float(attrs.get("epsilon", 1e-5))},
+            params,
+            hint=label,
+            like=x,
         )
     ]
 
@@ -310,37 +317,43 @@ def _binary(cv, n, label, attrs):
     op = n.op_type
     a, b = (cv.get(x, label) for x in n.input[:2])
     if isinstance(a, Act) and isinstance(b, Act):
-        if a.rank != b.rank or a.b != b.b:
+        if (a.b, a.p, a.f, a.rank) != (b.b, b.p, b.f, b.rank):
             raise _fail(
                 label,
                 op,
                 f"expected activations of equal rank and batch axis. Received {a.shape} and {b.shape}",
             )
         if op in ("Add", "Mul"):
-            return [cv.emit(op.lower(), [a, b], hint=label, b=a.b)]
+            return [cv.emit(op.lower(), [a, b], hint=label, like=a)]
         if op == "Sub":
             neg = cv.emit(
-                "mul", [b], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", b=b.b
+                "mul", [b], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", like=b
             )
-            return [cv.emit("add", [a, neg], hint=label, b=a.b)]
+            return [cv.emit("add", [a, neg], hint=label, like=a)]
         raise _fail(label, op, "dividing by an activation needs a reciprocal op the op set lacks")
     x, c, swapped = (a, b, False) if isinstance(a, Act) else (b, a, True)
     cval = const_per_sample(c.value, x, label)
+    cname = n.input[0] if swapped else n.input[1]
+    frame = f"{x.b},{x.p},{x.f},{x.rank}"
+
+    def other(arr: np.ndarray, kind: str) -> dict[str, str]:
+        """One spec weight per (constant, transform, frame), shared by every node using it."""
+        return {"other": _weight_name(cv, cname, arr, f"{label}.other", f"{kind}@{frame}")}
+
     if op == "Add" and not swapped and _fold_bias(cv, n, x, cval):
         return [x]
     if op == "Add":
-        return [cv.emit("add", [x], {}, {"other": cval}, hint=label, b=x.b)]
+        return [cv.emit("add", [x], {}, other(cval, "add"), hint=label, like=x)]
     if op == "Mul":
-        return [cv.emit("mul", [x], {}, {"other": cval}, hint=label, b=x.b)]
+        return [cv.emit("mul", [x], {}, other(cval, "mul"), hint=label, like=x)]
     if op == "Sub" and not swapped:
-        return [cv.emit("add", [x], {}, {"other": -cval}, hint=label, b=x.b)]
+        return [cv.emit("add", [x], {}, other(-cval, "neg"), hint=label, like=x)]
     if op == "Sub":
-        neg = cv.emit("mul", [x], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", b=x.b)
-        return [cv.emit("add", [neg], {}, {"other": cval}, hint=label, b=x.b)]
+        neg = cv.emit("mul", [x], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", like=x)
+        return [cv.emit("add", [neg], {}, other(cval, "add"), hint=label, like=x)]
     if not swapped:
-        return [
-            cv.emit("mul", [x], {}, {"other": (1.0 / cval).astype(np.float32)}, hint=label, b=x.b)
-        ]
+        recip = (1.0 / cval).astype(np.float32)
+        return [cv.emit("mul", [x], {}, other(recip, "recip"), hint=label, like=x)]
     raise _fail(
         label, op, "dividing a constant by an activation needs a reciprocal op the op set lacks"
     )
@@ -354,5 +367,8 @@ def _fold_bias(cv, n, x: Act, c: np.ndarray) -> bool:
     out = cv.params[node.params["weight"]].shape[0]
     if c.shape != (out,) or cv.consumers[n.input[0]] != 1 or n.input[0] in cv.outputs:
         return False
-    node.params["bias"] = _weight_name(cv, n.input[1], c, f"{node.name}.bias")
+    same = np.shape(cv.values[n.input[1]].value) == c.shape
+    node.params["bias"] = _weight_name(
+        cv, n.input[1], c, f"{node.name}.bias", "" if same else "bias"
+    )
     return True

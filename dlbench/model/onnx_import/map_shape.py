@@ -17,70 +17,90 @@ from dlbench.model.onnx_import.values import BATCH, Act
 # -- shape plumbing -------------------------------------------------------------------------------
 
 
-def _batch_position(cv, label: str, x: Act, target: list[int]) -> tuple[int, list[int]]:
-    """(batch axis of the reshaped tensor, the target with that axis removed and -1 resolved)."""
+def _reshape_target(cv, label: str, x: Act, target: list[int]) -> tuple[list[int], int, int, int]:
+    """Where the batch lands in a reshape: (per-sample dims of the new unmerged shape, its batch
+    position, merged axes before it, merged axes after it).
+
+    The ONNX tensor and its unmerged form share one C-order buffer, so the reshape is worked out
+    on the unmerged form: the entry holding the batch (a traced ``BATCH * m``, or the one ``-1``)
+    holds ``N * m`` elements; ``m`` splits into a part before the batch (``P``, set by the
+    elements before the batch) and after it (``F``), which stay merged with it.
+    """
     numel = math.prod(x.s)
-    marks = [i for i, d in enumerate(target) if d == BATCH]
-    rest = [d for d in target if d != BATCH]
+    before = math.prod(x.s[: x.b])
+    marks = [
+        (i, d // BATCH)
+        for i, d in enumerate(target)
+        if d != 0 and d % BATCH == 0 and d // BATCH >= 1
+    ]
+    if len(marks) > 1:
+        raise _fail(label, "Reshape", f"the batch size appears twice in the target shape {target}")
+    rest = [d for i, d in enumerate(target) if not marks or i != marks[0][0]]
     if any(d < -1 for d in rest) or rest.count(-1) > 1:
         raise _fail(
             label,
             "Reshape",
-            f"the target shape depends on the batch size through arithmetic (or is malformed): {target}",
+            f"the target shape {target} depends on the batch size through arithmetic (or is malformed)",
         )
-    if len(marks) > 1:
-        raise _fail(label, "Reshape", f"the batch size appears twice in the target shape {target}")
-    if not marks:
-        if -1 in target:
-            known = math.prod(d for d in target if d != -1)
-            if known == numel:
-                marks = [target.index(-1)]
-            else:
-                raise _fail(
-                    label,
-                    "Reshape",
-                    f"the target {target} merges the batch axis with other axes of {x.shape}; dlbench specs keep the batch axis separate",
-                )
-        elif cv.fixed_batch is not None:
-            before = math.prod(x.s[: x.b])
-            for k, d in enumerate(target):
-                if d == cv.fixed_batch and math.prod(target[:k]) == before:
-                    marks = [k]
-                    break
-        if not marks:
+    if marks:
+        k, m = marks[0]
+        if -1 in rest:
+            known = m * math.prod(d for d in rest if d != -1)
+            if known == 0 or numel % known:
+                raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
+            rest[rest.index(-1)] = numel // known
+    elif -1 in target:
+        k = target.index(-1)
+        known = math.prod(d for d in rest if d != -1)
+        if known == 0 or numel % known:
+            raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
+        rest = [d for i, d in enumerate(target) if i != k]
+        m = numel // known
+    elif cv.fixed_batch is not None:
+        k = next(
+            (
+                i
+                for i, d in enumerate(target)
+                if d == cv.fixed_batch and math.prod(target[:i]) == before
+            ),
+            None,
+        )
+        if k is None:
             raise _fail(
                 label,
                 "Reshape",
                 f"cannot tell the batch axis in the target shape {target} of {x.shape}",
             )
-    k = marks[0]
-    dims = [d for i, d in enumerate(target) if i != k]
-    if -1 in dims:
-        known = math.prod(d for d in dims if d != -1)
-        if known == 0 or numel % known:
-            raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
-        dims[dims.index(-1)] = numel // known
-    if math.prod(dims) != numel:
+        rest = [d for i, d in enumerate(target) if i != k]
+        m = 1
+    else:
+        raise _fail(
+            label,
+            "Reshape",
+            f"cannot tell the batch axis in the target shape {target} of {x.shape}",
+        )
+    if m * math.prod(rest) != numel:
         raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
-    if math.prod(dims[:k]) != math.prod(x.s[: x.b]):
+    lead = math.prod(rest[:k])
+    if lead == 0 or before % lead or m % (before // lead):
         raise _fail(
             label, "Reshape", f"the target {target} moves data across the batch axis of {x.shape}"
         )
-    return k, dims
+    big_p = before // lead
+    big_f = m // big_p
+    dims = [*rest[:k], *([big_p] if big_p > 1 else []), *([big_f] if big_f > 1 else []), *rest[k:]]
+    return dims, k + (big_p > 1), int(big_p > 1), int(big_f > 1)
 
 
 @handles("Reshape")
 def _reshape(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     target = [int(d) for d in np.asarray(cv.const(n.input[1], label, "shape")).reshape(-1)]
     if not attrs.get("allowzero", 0):
-        onnx_shape = x.shape
-        target = [
-            (BATCH if onnx_shape[i] is None else onnx_shape[i]) if d == 0 and i < x.rank else d
-            for i, d in enumerate(target)
-        ]
-    k, dims = _batch_position(cv, label, x, target)
-    return [cv.reshape(x, tuple(dims), k, label)]
+        src = x.shape_vector()
+        target = [src[i] if d == 0 and i < x.rank else d for i, d in enumerate(target)]
+    dims, b, p, f = _reshape_target(cv, label, x, target)
+    return [cv.reshape(x, tuple(dims), b, label, p, f)]
 
 
 @handles("Flatten")
@@ -100,20 +120,29 @@ def _flatten(cv, n, label, attrs):
 
 @handles("Transpose")
 def _transpose(cv, n, label, attrs):
-    x = cv.act(n.input[0], label)
+    x = cv.act(n.input[0], label, merged_ok=True)
     perm = list(attrs.get("perm", reversed(range(x.rank))))
     if sorted(perm) != list(range(x.rank)):
         raise _fail(label, "Transpose", f"perm {perm} is not a permutation of {x.rank} axes")
-    nb = perm.index(x.b)
+    g, ub = x.group, x.b
+
+    def block(a: int) -> list[int]:  # the unmerged axes of ONNX axis a
+        if a == g:
+            return list(range(ub - x.p, ub + x.f + 1))
+        return [a if a < g else a + x.p + x.f]
+
+    uperm = [t for a in perm for t in block(a)]
+    nb = uperm.index(ub)
 
     def s_index(t: int) -> int:
-        return 0 if t == x.b else (t + 1 if t < x.b else t)
+        return 0 if t == ub else (t + 1 if t < ub else t)
 
-    order = [nb] + [i for i in range(x.rank) if i != nb]
-    r = [s_index(perm[i]) for i in order]
-    if r == list(range(x.rank)):
-        return [Act(x.name, x.s, nb)]
-    return [cv.emit("transpose", [x], {"perm": r}, hint=label, b=nb)]
+    order = [nb] + [i for i in range(len(uperm)) if i != nb]
+    r = [s_index(uperm[i]) for i in order]
+    if r == list(range(len(uperm))):
+        return [Act(x.name, x.s, nb, x.p, x.f)]
+    y = cv.emit("transpose", [x], {"perm": r}, hint=label, b=nb)
+    return [Act(y.name, y.s, nb, x.p, x.f)]
 
 
 def _axes_input(cv, n, label, attrs) -> list[int] | None:

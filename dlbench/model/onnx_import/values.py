@@ -27,37 +27,65 @@ class Const:
 
 @dataclass
 class Act:
-    """A value computed at run time: spec tensor ``name`` (per-sample shape ``s``), batch at ``b``."""
+    """A value computed at run time: spec tensor ``name`` with per-sample shape ``s``.
+
+    The *unmerged* ONNX shape ``U`` is ``s`` with the batch axis inserted at ``b``; the spec
+    tensor is ``U`` with the batch axis moved to the front. Exporters sometimes merge the batch
+    axis with neighbours (``(T, N, D) -> (T*N, D)``): then the ONNX tensor is ``U`` with the
+    ``p`` axes before the batch and the ``f`` axes after it merged into one axis (same C-order
+    buffer), so only ops that leave that axis alone accept it.
+    """
 
     name: str
     s: tuple[int, ...]
     b: int = 0
+    p: int = 0
+    f: int = 0
+
+    @property
+    def merged(self) -> bool:
+        return bool(self.p or self.f)
+
+    @property
+    def group(self) -> int:
+        """ONNX index of the axis holding the batch."""
+        return self.b - self.p
 
     @property
     def rank(self) -> int:
         """ONNX rank (batch included)."""
-        return len(self.s) + 1
+        return len(self.s) + 1 - self.p - self.f
 
     @property
     def shape(self) -> tuple[int | None, ...]:
-        """The ONNX shape, ``None`` at the batch axis."""
-        return (*self.s[: self.b], None, *self.s[self.b :])
+        """The ONNX shape, ``None`` at the axis holding the batch."""
+        u = (*self.s[: self.b], None, *self.s[self.b :])
+        return (*u[: self.group], None, *u[self.b + self.f + 1 :])
 
-    def spec_axis(self, axis: int, node: str, what: str = "axis") -> int:
-        """Batch-inclusive spec axis of ONNX ``axis``; a SpecError if it is the batch axis."""
+    def shape_vector(self) -> list[int]:
+        """The ONNX shape as ``Shape`` reports it: :data:`BATCH` times the merged dims."""
+        merged = 1
+        for d in self.s[self.b - self.p : self.b + self.f]:
+            merged *= d
+        return [BATCH * merged if d is None else d for d in self.shape]
+
+    def u_axis(self, axis: int, node: str, what: str = "axis") -> int:
+        """Axis of ``U`` of ONNX ``axis``; a SpecError if it is the axis holding the batch."""
         r = self.rank
         if not -r <= axis < r:
             raise SpecError(f"Node {node!r}: {what}={axis} is out of range for rank {r}")
         a = axis % r
-        if a == self.b:
+        if a == self.group:
             raise SpecError(
                 f"Node {node!r}: {what}={axis} is the batch axis; dlbench specs keep the batch "
                 "axis free (ops along it are not supported)"
             )
-        return a + 1 if a < self.b else a
+        return a if a < self.group else a + self.p + self.f
 
-    def onnx_axis(self, axis: int) -> int:
-        return axis % self.rank
+    def spec_axis(self, axis: int, node: str, what: str = "axis") -> int:
+        """Batch-inclusive spec axis of ONNX ``axis``; a SpecError if it is the batch axis."""
+        a = self.u_axis(axis, node, what)
+        return a + 1 if a < self.b else a
 
 
 def const_per_sample(c: np.ndarray, act: Act, node: str) -> np.ndarray:
@@ -69,10 +97,13 @@ def const_per_sample(c: np.ndarray, act: Act, node: str) -> np.ndarray:
             f"Node {node!r}: constant of shape {c.shape} has more axes than the activation {act.shape}"
         )
     c = c.reshape((1,) * (r - c.ndim) + c.shape)
-    if c.shape[act.b] != 1:
+    g = act.group
+    if c.shape[g] != 1:
         raise SpecError(
-            f"Node {node!r}: constant of shape {c.shape} varies along the batch axis {act.b}"
+            f"Node {node!r}: constant of shape {c.shape} varies along the batch axis {g}"
         )
+    # unmerge: the axis holding the batch becomes p + 1 + f axes of size 1
+    c = c.reshape(c.shape[:g] + (1,) * (act.p + 1 + act.f) + c.shape[g + 1 :])
     c = np.moveaxis(c, act.b, 0)[0]
     while c.ndim > 1 and c.shape[0] == 1:
         c = c[0]
