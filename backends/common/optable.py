@@ -41,6 +41,18 @@ Interpret = Callable[[list[Any], Mapping[str, Any], ResolvedNode], Any]
 Emit = Callable[[Any, list[Any], ResolvedNode], Any]
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, else the first free ``base_1``, ``base_2``, ...; recorded in ``taken``.
+
+    For emitters, whose graphs need a unique name per node, attribute or tensor.
+    """
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
 class OpTable(Mapping[str, Callable[..., Any]]):
     """A backend's functions by op name; only op-set names, each once.
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from dlbench.backends.common.optable import EmitterTable
+from dlbench.backends.common.optable import EmitterTable, unique_name
 from dlbench.backends.common.pooling import avg_pool_divisor
 from dlbench.backends.common.weights import dense_to_kernel, gates_ifgo_to_iofc
 from dlbench.model.spec import ModelSpec, ResolvedNode
@@ -34,11 +34,7 @@ class OnnxGraph:
         self._names: set[str] = set()
 
     def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._names:
-            name, i = f"{base}_{i}", i + 1
-        self._names.add(name)
-        return name
+        return unique_name(base, self._names)
 
     def const(self, base: str, array: Any, dtype: Any = np.float32) -> str:
         name = self.fresh(base)

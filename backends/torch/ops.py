@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dlbench.backends.common.optable import EmitterTable
+from dlbench.backends.common.optable import EmitterTable, unique_name
 from dlbench.model.spec import ResolvedNode
 
 OPS = EmitterTable("PyTorch")
@@ -40,11 +40,7 @@ class Emitter:
         base = "".join(c if c.isalnum() else "_" for c in node_name) or "node"
         if base[0].isdigit():
             base = "n_" + base
-        name, i = base, 1
-        while name in self._names:
-            name, i = f"{base}_{i}", i + 1
-        self._names.add(name)
-        return name
+        return unique_name(base, self._names)
 
     def module(
         self, rn: ResolvedNode, mod: nn.Module, args: tuple, kwargs: dict | None = None

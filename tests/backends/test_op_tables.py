@@ -116,3 +116,17 @@ def test_numpy_backend_names_a_missing_op(monkeypatch) -> None:
     monkeypatch.delitem(ops.OPS._fns, "add")
     with pytest.raises(BackendError, match="op 'add' has no NumPy implementation"):
         get_backend("numpy").build(_spec())
+
+
+def test_unique_name_for_emitters() -> None:
+    from dlbench.backends.common.optable import unique_name
+
+    taken: set[str] = set()
+    assert [unique_name(b, taken) for b in ("a", "a", "a", "a_1", "b")] == [
+        "a",
+        "a_1",
+        "a_2",
+        "a_1_1",
+        "b",
+    ]
+    assert taken == {"a", "a_1", "a_2", "a_1_1", "b"}
