@@ -68,6 +68,45 @@ def update_rule(
     return p - (lr / bc1) * m / denom, (m, v)
 
 
+def adam_corrections(
+    config: TrainConfig,
+    t: Any,
+    power: Callable[[float, Any], Any],
+    sqrt: Callable[[Any], Any],
+) -> tuple[Any, Any] | None:
+    """Adam's ``(1 - beta1**t, sqrt(1 - beta2**t))`` at step ``t`` (None for SGD), computed
+    with the framework's ``power(beta, t)`` and ``sqrt`` (so in its precision)."""
+    if config.optimizer != "adam":
+        return None
+    b1, b2 = config.betas
+    return 1.0 - power(b1, t), sqrt(1.0 - power(b2, t))
+
+
+def update_all(
+    params: list[Any],
+    grads: list[Any],
+    state: dict[str, Any],
+    lr: Any,
+    config: TrainConfig,
+    corrections: tuple[Any, Any] | None,
+    sqrt: Callable[[Any], Any],
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """:func:`update_rule` on every parameter: ``(new_params, {slot: new values})``.
+
+    ``state[slot]`` is a list parallel to ``params``; nothing is modified here.
+    """
+    names = optimizer_slots(config)
+    new_params: list[Any] = []
+    new_slots: dict[str, list[Any]] = {s: [] for s in names}
+    for i, (p, g) in enumerate(zip(params, grads)):
+        slots = tuple(state[s][i] for s in names)
+        p, slots = update_rule(p, g, slots, lr, config, corrections, sqrt)
+        new_params.append(p)
+        for s, v in zip(names, slots):
+            new_slots[s].append(v)
+    return new_params, new_slots
+
+
 class SpecTrainer(ABC):
     """A spec's model, its trained parameters and optimizer state on one device.
 

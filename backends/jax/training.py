@@ -17,7 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench.backends.common.training import SpecTrainer, optimizer_slots, update_rule
+from dlbench.backends.common.training import (
+    SpecTrainer,
+    adam_corrections,
+    optimizer_slots,
+    update_all,
+)
 from dlbench.backends.jax.backend import make_apply
 from dlbench.errors import BackendError
 from dlbench.model.backend import parse_device
@@ -47,26 +52,13 @@ def apply_update(
     (:func:`~dlbench.backends.common.training.update_rule` on every leaf)."""
     t = state["t"] + 1.0
     lr = jnp.asarray(lr, jnp.float32)
-    corrections = None
-    if config.optimizer == "adam":
-        b1, b2 = config.betas
-        corrections = (
-            1.0 - jnp.power(jnp.float32(b1), t),
-            jnp.sqrt(1.0 - jnp.power(jnp.float32(b2), t)),
-        )
-    names = optimizer_slots(config)
+    corrections = adam_corrections(config, t, lambda b, t: jnp.power(jnp.float32(b), t), jnp.sqrt)
     leaves, tree = jax.tree_util.tree_flatten(params)
-    grad_leaves = tree.flatten_up_to(grads)
-    slot_leaves = [tree.flatten_up_to(state[s]) for s in names]
-    new_p, new_slots = [], [[] for _ in names]
-    for i, (p, g) in enumerate(zip(leaves, grad_leaves)):
-        p, slots = update_rule(
-            p, g, tuple(s[i] for s in slot_leaves), lr, config, corrections, jnp.sqrt
-        )
-        new_p.append(p)
-        for out, v in zip(new_slots, slots):
-            out.append(v)
-    new_state = {"t": t, **{s: tree.unflatten(v) for s, v in zip(names, new_slots)}}
+    flat = {s: tree.flatten_up_to(state[s]) for s in optimizer_slots(config)}
+    new_p, new_slots = update_all(
+        leaves, tree.flatten_up_to(grads), flat, lr, config, corrections, jnp.sqrt
+    )
+    new_state = {"t": t, **{s: tree.unflatten(v) for s, v in new_slots.items()}}
     return tree.unflatten(new_p), new_state
 
 

@@ -21,8 +21,9 @@ import tensorflow as tf  # noqa: E402
 
 from dlbench.backends.common.training import (  # noqa: E402
     SpecTrainer,
+    adam_corrections,
     optimizer_slots,
-    update_rule,
+    update_all,
 )
 from dlbench.backends.common.weights import nchw_to_nhwc  # noqa: E402
 from dlbench.backends.tensorflow.backend import SpecModule  # noqa: E402
@@ -61,21 +62,15 @@ def apply_update(
     (:func:`~dlbench.backends.common.training.update_rule`)."""
     state["t"].assign_add(1.0)
     lr = tf.cast(lr, tf.float32)
-    corrections = None
-    if config.optimizer == "adam":
-        b1, b2 = config.betas
-        t = state["t"]
-        corrections = (
-            1.0 - tf.pow(tf.constant(b1, tf.float32), t),
-            tf.sqrt(1.0 - tf.pow(tf.constant(b2, tf.float32), t)),
-        )
-    names = optimizer_slots(config)
-    for i, (p, g) in enumerate(zip(params, grads)):
-        slots = tuple(state[s][i] for s in names)
-        new_p, new_slots = update_rule(p, g, slots, lr, config, corrections, tf.sqrt)
-        for var, new in zip(slots, new_slots):
+    corrections = adam_corrections(config, state["t"], _power, tf.sqrt)
+    new_params, new_slots = update_all(params, grads, state, lr, config, corrections, tf.sqrt)
+    for olds, news in ((params, new_params), *((state[s], v) for s, v in new_slots.items())):
+        for var, new in zip(olds, news):
             var.assign(new)
-        p.assign(new_p)
+
+
+def _power(base: float, t: tf.Tensor) -> tf.Tensor:
+    return tf.pow(tf.constant(base, tf.float32), t)
 
 
 class TensorFlowTrainer(SpecTrainer):

@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbench.backends.common.training import SpecTrainer, optimizer_slots, update_rule
+from dlbench.backends.common.training import (
+    SpecTrainer,
+    adam_corrections,
+    optimizer_slots,
+    update_all,
+)
 from dlbench.backends.torch.backend import build_module
 from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
@@ -51,15 +56,10 @@ def apply_update(
 ) -> None:
     """One optimizer update in place (:func:`~dlbench.backends.common.training.update_rule`)."""
     state["t"] += 1
-    t = state["t"]
-    b1, b2 = config.betas
-    corrections = (1.0 - b1**t, (1.0 - b2**t) ** 0.5)
-    names = optimizer_slots(config)
-    for i, (p, g) in enumerate(zip(params, grads)):
-        slots = tuple(state[s][i] for s in names)
-        new_p, new_slots = update_rule(p, g, slots, lr, config, corrections, torch.sqrt)
-        p.copy_(new_p)
-        for old, new in zip(slots, new_slots):
+    corrections = adam_corrections(config, state["t"], pow, lambda v: v**0.5)
+    new_params, new_slots = update_all(params, grads, state, lr, config, corrections, torch.sqrt)
+    for olds, news in ((params, new_params), *((state[s], v) for s, v in new_slots.items())):
+        for old, new in zip(olds, news):
             old.copy_(new)
 
 

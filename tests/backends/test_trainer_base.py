@@ -132,3 +132,27 @@ def test_every_framework_trainer_subclasses_the_base(framework: str) -> None:
     exported = t.export_params()
     for name in ("fc.weight", "fc.bias"):
         np.testing.assert_array_equal(exported[name], _spec().params[name])
+
+
+def test_update_all_and_corrections() -> None:
+    from dlbench.backends.common.training import adam_corrections, update_all
+
+    sgd, adam = TrainConfig(optimizer="sgd"), TrainConfig(optimizer="adam", betas=(0.5, 0.75))
+    assert adam_corrections(sgd, 3, pow, np.sqrt) is None
+    np.testing.assert_allclose(adam_corrections(adam, 2, pow, np.sqrt), (0.75, 0.4375**0.5))
+    rng = np.random.default_rng(1)
+    params = [rng.standard_normal(3), rng.standard_normal((2, 2))]
+    grads = [rng.standard_normal(3), rng.standard_normal((2, 2))]
+    state = {"t": 1, "m": [np.ones(3), np.ones((2, 2))], "v": [np.ones(3), np.ones((2, 2))]}
+    before = [a.copy() for a in params + state["m"]]
+    corr = adam_corrections(adam, 1, pow, np.sqrt)
+    new_p, new_s = update_all(params, grads, state, 0.1, adam, corr, np.sqrt)
+    for i in range(2):
+        p, (m, v) = update_rule(
+            params[i], grads[i], (state["m"][i], state["v"][i]), 0.1, adam, corr, np.sqrt
+        )
+        np.testing.assert_array_equal(new_p[i], p)
+        np.testing.assert_array_equal(new_s["m"][i], m)
+        np.testing.assert_array_equal(new_s["v"][i], v)
+    for a, b in zip(before, params + state["m"]):
+        np.testing.assert_array_equal(a, b)  # nothing modified in place
