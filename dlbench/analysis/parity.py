@@ -3,8 +3,10 @@
 Every backend's output on a fixed batch is compared with the float64 NumPy reference
 (:mod:`dlbench.backends.numpy`): maximum absolute difference, maximum relative difference, cosine
 similarity, relative L2 error and argmax agreement. The bound is relative to the reference's own
-scale: ``output_scale = max(max|reference|, SCALE_FLOOR)``, with the floor (float32 epsilon) only
-there to keep an all-zero reference from dividing by zero. A backend is *ok* when
+scale: ``output_scale = max(max|reference|, SCALE_FLOOR)``, with the floor (the smallest normal
+float32, ~1.2e-38) only there to keep an all-zero reference from dividing by zero: float32 keeps
+its relative precision down to there, so an untrained network's 1e-11 logits are compared at
+1e-4 of 1e-11. A backend is *ok* when
 ``max_abs_diff <= tolerance * output_scale``, the argmax agrees on every sample, and the reference
 is *informative*.
 
@@ -16,10 +18,12 @@ recorded (``argmax_near_ties``), and exact agreement is reported on its own
 (``argmax_agreement_strict``), so a near-tie is never silently counted as a match.
 
 A reference that cannot tell right from wrong is *not informative*: its outputs are constant (a
-constant output would pass), the same for every input of the batch (an output that ignores its
-input would pass), below float32 epsilon in magnitude, or every sample's top two classes are a
-near-tie (any argmax would pass). An output that agrees with such a reference gets
-``ok: False, informative: False`` and a ``reason``: not ok, but not a failure either.
+constant output would pass: a uniform softmax head), the same for every input of the batch (an
+output that ignores its input would pass), or below the smallest normal float32 (zeros). An
+output that agrees with such a reference gets ``ok: False, informative: False`` and a
+``reason``: not ok, but not a failure either. When every sample's top two reference classes are
+a near-tie, the argmax check alone cannot tell anything: ``argmax_informative`` is False (the
+values are still compared, so the record can be ok).
 :func:`failed` is the one rule callers use: ``not ok`` and ``informative`` (a disagreement is
 always informative).
 
@@ -45,9 +49,9 @@ from dlbench.serialize import to_json_safe
 
 DEFAULT_TOLERANCE = 1e-4
 REFERENCE = "numpy"
-#: The smallest output scale compared against (float32 epsilon); a reference below it in
-#: magnitude is not informative.
-SCALE_FLOOR = float(np.finfo(np.float32).eps)
+#: The smallest output scale compared against (the smallest normal float32); a reference below it
+#: in magnitude is not informative.
+SCALE_FLOOR = float(np.finfo(np.float32).tiny)
 
 
 def failed(record: dict[str, Any] | None) -> bool:
@@ -72,15 +76,15 @@ def status(record: dict[str, Any] | None) -> str:
     return "error" if record.get("error") else "mismatch"
 
 
-def _uninformative_reason(ref: np.ndarray, bound: float, near_ties: int, rows: int) -> str | None:
+def _uninformative_reason(ref: np.ndarray, bound: float) -> str | None:
     """Why ``ref`` cannot tell a right output from a wrong one, or None when it can."""
     if ref.size == 0:
         return "the reference output is empty"
     peak = float(np.abs(ref).max())
     if peak < SCALE_FLOOR:
         return (
-            f"the reference outputs are all below float32 epsilon in magnitude (max |ref| "
-            f"{peak:.3g}): too small to compare"
+            f"the reference outputs are all below the smallest normal float32 in magnitude "
+            f"(max |ref| {peak:.3g}): too small to compare"
         )
     spread = float(np.ptp(ref))
     if spread <= 2 * bound:
@@ -96,11 +100,6 @@ def _uninformative_reason(ref: np.ndarray, bound: float, near_ties: int, rows: i
                 f"{per_input:.3g}, the bound is {bound:.3g}): an output that ignores its input "
                 "would pass"
             )
-    if rows and near_ties == rows:
-        return (
-            f"every sample's top two reference classes are within the bound {bound:.3g}: argmax "
-            "agreement cannot be checked"
-        )
     return None
 
 
@@ -112,7 +111,7 @@ def compare(
     Returns:
         ``{"max_abs_diff", "max_rel_diff", "output_scale", "cosine_similarity",
         "rel_l2_error", "argmax_agreement", "argmax_agreement_strict", "argmax_near_ties",
-        "tolerance", "informative", "ok"}``, plus ``reason`` when the reference is not
+        "argmax_informative", "tolerance", "informative", "ok"}``, plus ``reason`` when the reference is not
         informative and ``error`` when the output cannot be compared. ``output_scale`` is
         ``max(max|ref|, SCALE_FLOOR)``; ``max_rel_diff`` is
         ``max(|out - ref| / max(|ref|, output_scale * 1e-6))``; ``cosine_similarity`` is
@@ -122,7 +121,8 @@ def compare(
         the fraction of samples whose argmax is the same or a near-tie of the reference
         (reference values within ``tolerance * output_scale``), ``argmax_agreement_strict`` the
         fraction with the same argmax, ``argmax_near_ties`` the number of samples that agree only
-        as near-ties. ``ok`` is True only when the output is within the bound, every argmax
+        as near-ties, ``argmax_informative`` whether any sample's top two reference classes are
+        more than the bound apart. ``ok`` is True only when the output is within the bound, every argmax
         agrees and the reference is informative; ``informative`` is False only when the output
         agreed with a reference that cannot tell right from wrong (see :func:`failed`).
     """
@@ -162,7 +162,6 @@ def compare(
         if nr > 0:
             rel_l2 = float(np.linalg.norm(o - r) / nr)
     bound = tolerance * scale  # one bound for the values and for near-ties
-    rows = 0
     if ref.ndim >= 1 and ref.shape[-1] > 1 and ref.size:
         r2 = ref.reshape(-1, ref.shape[-1])
         o2 = out.reshape(-1, out.shape[-1])
@@ -176,13 +175,13 @@ def compare(
         near_ties = int(near_tie.sum())
         # how many samples the reference itself cannot rank: top two within the bound
         top2 = np.sort(r2, axis=1)[:, -2:]
-        ref_ties = int(np.sum(top2[:, 1] - top2[:, 0] <= bound))
-        rows = len(r2)
+        argmax_informative = bool(np.any(top2[:, 1] - top2[:, 0] > bound))
     else:
         agreement = strict = 1.0
-        near_ties = ref_ties = 0
+        near_ties = 0
+        argmax_informative = False
     agreed = finite and abs_diff <= bound and agreement == 1.0
-    reason = _uninformative_reason(ref, bound, ref_ties, rows) if agreed else None
+    reason = _uninformative_reason(ref, bound) if agreed else None
     return {
         "max_abs_diff": abs_diff if math.isfinite(abs_diff) else None,
         "max_rel_diff": rel_diff if math.isfinite(rel_diff) else None,
@@ -192,6 +191,7 @@ def compare(
         "argmax_agreement": agreement,
         "argmax_agreement_strict": strict,
         "argmax_near_ties": near_ties,
+        "argmax_informative": argmax_informative,
         "tolerance": float(tolerance),
         "informative": reason is None,
         "ok": bool(agreed and reason is None),

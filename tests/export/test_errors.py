@@ -405,3 +405,23 @@ def test_jax2onnx_failure_is_an_exporter_error_not_an_unsupported_op(tmp_path, m
         )
     assert not isinstance(info.value, UnsupportedOpError)
     _no_leftovers(tmp_path, "j.onnx")
+
+
+def test_export_parity_merges_batches_without_hiding_a_failure():
+    from dlbench.analysis.parity import failed
+    from dlbench.export.core import _parity
+
+    class Same:  # three equal columns: a batch of 1 alone is a constant output
+        def __init__(self, sign=1.0):
+            self.sign = sign
+
+        def predict(self, x):
+            m = x.reshape(len(x), -1).mean(axis=1, keepdims=True)
+            return np.repeat(m, 3, axis=1) * self.sign
+
+    rec = _parity(Same(), Same(), (4,), [8, 1], 1e-4)
+    assert rec["ok"] and rec["informative"] and rec["batch_sizes"] == [8, 1]
+    only_one = _parity(Same(), Same(), (4,), [1], 1e-4)
+    assert not only_one["ok"] and only_one["informative"] is False and not failed(only_one)
+    wrong = _parity(Same(), Same(-1.0), (4,), [8, 1], 1e-4)
+    assert failed(wrong) and not wrong["ok"]
