@@ -63,12 +63,12 @@ def throughput(
             )
             break
         except Exception as exc:
-            if not is_oom(exc) or size == 1:
+            if not is_oom(exc, model) or size == 1:
                 raise
             error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
         # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
         failed.append({"batch_size": size, "error": error})
-        free_gpu_cache()
+        free_gpu_cache(model)
         size = max(1, size // 2)
     out = {"timing": timing.to_dict(), "metrics": {}, "validity": timing_validity(timing, rule)}
     if failed:
