@@ -112,6 +112,9 @@ def _settings_warnings(doc: dict[str, Any]) -> list[str]:
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
             detail = ", ".join(f"{who}={v}" for who, v in sorted(values.items()))
             out.append(f"Settings differ across backends for {k}: {detail}")
+    from dlbench.analysis.settings_check import run_warnings
+
+    out.extend(run_warnings(doc))  # requested settings a backend could not put in force
     return out
 
 

@@ -20,7 +20,6 @@ def latency(
     stop_rule: StopRule | None = None,
     seed: int = 0,
     clock: Any = None,
-    **_: Any,
 ) -> dict[str, Any]:
     """Single-stream latency: batch 1, one query at a time.
 
@@ -44,7 +43,6 @@ def throughput(
     stop_rule: StopRule | None = None,
     seed: int = 0,
     clock: Any = None,
-    **_: Any,
 ) -> dict[str, Any]:
     """Offline throughput at one batch size (samples/s over the measured loop).
 
