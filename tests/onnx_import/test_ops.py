@@ -356,3 +356,19 @@ def test_lstm_last_state_and_sequence(layout):
     }
     spec = check(model(nodes, (t, f), inits), (t, f))
     assert "lstm" in [n.op for n in spec.nodes]
+
+
+def test_tile_as_repeat_upsampling():
+    """tf2onnx's Repeat: (N, C, H, 1, W, 1) tiled to (N, C, H, 2, W, 2), then merged: nearest x2."""
+    nodes = [
+        node("Unsqueeze", ["x", "ax"], ["u"]),
+        node("Tile", ["u", "reps"], ["t"]),
+        node("Reshape", ["t", "shape"]),
+    ]
+    inits = {
+        "ax": np.array([3, 5], np.int64),
+        "reps": np.array([1, 1, 1, 2, 1, 2], np.int64),
+        "shape": np.array([-1, 2, 6, 8], np.int64),
+    }
+    spec = check(model(nodes, (2, 3, 4), inits), (2, 3, 4))
+    assert spec.output_shape == (2, 6, 8)

@@ -298,3 +298,20 @@ def _gather(cv, n, label, attrs):
         "Gather",
         f"only a scalar index or an evenly spaced list of indices is supported. Received indices of shape {idx.shape}",
     )
+
+
+@handles("Tile")
+def _tile(cv, n, label, attrs):
+    """Tile along non-batch axes: a concat of copies (how tf2onnx writes Repeat-style upsampling)."""
+    x = cv.act(n.input[0], label)
+    reps = [int(r) for r in np.asarray(cv.const(n.input[1], label, "repeats")).reshape(-1)]
+    if len(reps) != x.rank or min(reps, default=1) < 1:
+        raise _fail(label, "Tile", f"expected {x.rank} positive repeats. Received {reps}")
+    if reps[x.b] != 1:
+        raise _fail(label, "Tile", "tiling the batch axis is not supported")
+    y = x
+    for axis, r in enumerate(reps):
+        if r > 1:
+            a = y.spec_axis(axis, label)
+            y = cv.emit("concat", [y] * r, {"axis": a}, hint=f"{label}.{axis}", b=y.b)
+    return [y]
