@@ -153,17 +153,21 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
     except BaseException as exc:  # report, whatever it was
         return _fatal(events, exc)
 
+    meter, baseline = _energy_meter(config, device)
     for cell in job["cells"]:
         events.emit({"type": "start", "id": cell["id"]})
         started = time.time()
         try:
+            hooks = {"meter": meter} if meter is not None and cell["scenario"] in TIMED else {}
             record = run_scenario(
                 cell["scenario"],
                 model,
                 dataset,
                 batch_size=cell["batch_size"],
                 options=config.scenario_options(cell["scenario"]),
+                **hooks,
             )
+            record["energy"] = _energy(record, cell, config, baseline)
             record["memory"] = memory.snapshot(model)
             events.emit(
                 {
@@ -187,6 +191,46 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             )
     events.emit({"type": "done"})
     return 0
+
+
+#: Scenarios whose measured loop the energy meters are read around.
+TIMED = ("latency", "throughput")
+
+
+def _energy_meter(config: Any, device: str) -> tuple[Any, Any]:
+    """The worker's energy monitor (every readable meter) and its idle baseline, if asked for.
+
+    Created once per worker; a meter that cannot be read says why in every cell's record."""
+    from dlbench.execution.energy import POWERCAP_ROOT, EnergyMonitor
+
+    root = os.environ.get("DLBENCH_POWERCAP_ROOT", POWERCAP_ROOT)  # another tree (tests)
+    try:
+        monitor = EnergyMonitor.default(rapl_root=root, gpu=not device.startswith("cpu"))
+        baseline = monitor.idle(config.energy_baseline) if config.energy_baseline else None
+    except Exception:  # energy is a bonus: never let it cost the timings
+        return None, None
+    return monitor, baseline
+
+
+def _energy(record: dict[str, Any], cell: dict[str, Any], config: Any, baseline: Any) -> Any:
+    """The cell's ``energy`` record: joules per sample, watts, cost and CO2, or why not."""
+    from dlbench.execution.energy import energy_record
+    from dlbench.execution.scenarios.offline import READING_KEY
+
+    reading = record.pop(READING_KEY, None)
+    timing = record.get("timing") or {}
+    samples = int(timing.get("n") or 0) * int(timing.get("batch_size") or cell["batch_size"])
+    out = energy_record(
+        reading,
+        samples,
+        baseline=baseline,
+        price_per_hour=config.price_per_hour,
+        carbon_intensity=config.carbon_intensity,
+        throughput=timing.get("throughput"),
+    )
+    if cell["scenario"] not in TIMED:
+        out["reason"] = f"energy is measured around the timed loops only ({', '.join(TIMED)})"
+    return out
 
 
 #: job kind -> ``"module:function"`` called as ``function(job, events)``, returning the exit code.

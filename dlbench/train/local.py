@@ -75,6 +75,7 @@ def run_folds(
     num_classes: int,
     device: str = "cpu",
     on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
+    meter: Any = None,
 ) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """Train a fresh model (the spec's initial weights) on each fold.
 
@@ -88,12 +89,42 @@ def run_folds(
         trainer = make_trainer(spec, config, device)
         build = time.perf_counter() - t0
         cb = None if on_epoch is None else (lambda e, row, k=k: on_epoch(k, e, row))
-        record = fit(trainer, config, fold_data(fold, data), fold.orders, fold.lrs, num_classes, cb)
+        record = fit(
+            trainer, config, fold_data(fold, data), fold.orders, fold.lrs, num_classes, cb, meter
+        )
+        if meter is not None:
+            record["energy"] = _training_energy(record.pop("energy_readings"), record, config)
         record.update(
             fold=k, build_time_s=build, n_train=len(fold.train_idx), n_val=len(fold.val_idx)
         )
         out.append((record, trainer.export_params()))
     return out
+
+
+def _training_energy(readings: list[Any], record: dict[str, Any], config: TrainConfig) -> Any:
+    """The fold's energy over its training steps (every epoch's window, evaluations left out):
+    joules per sample, per step and per epoch, or why there is none."""
+    from dlbench.execution.energy import combine, energy_record
+
+    steps = int(record["steps"])
+    return energy_record(
+        combine(readings),
+        steps * config.batch_size,
+        steps=steps,
+        epochs=len(readings),
+    )
+
+
+def _energy_monitor(device: str) -> Any:
+    import os
+
+    from dlbench.execution.energy import POWERCAP_ROOT, EnergyMonitor
+
+    root = os.environ.get("DLBENCH_POWERCAP_ROOT", POWERCAP_ROOT)
+    try:
+        return EnergyMonitor.default(rapl_root=root, gpu=not device.startswith("cpu"))
+    except Exception:  # energy is a bonus: never let it cost the run
+        return None
 
 
 def run_training_job(job: dict[str, Any], events: Any) -> int:
@@ -136,7 +167,15 @@ def run_training_job(job: dict[str, Any], events: Any) -> int:
             events.emit({"type": "epoch", "fold": fold, "epoch": epoch, "row": row})
 
         results = run_folds(
-            name, spec, config, folds, data, int(job["num_classes"]), device, on_epoch
+            name,
+            spec,
+            config,
+            folds,
+            data,
+            int(job["num_classes"]),
+            device,
+            on_epoch,
+            meter=_energy_monitor(device),
         )
         for record, params in results:
             record["peak_rss_bytes"] = peak_rss_bytes()

@@ -65,6 +65,7 @@ def fit(
     lrs: np.ndarray,
     num_classes: int,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    meter: Any = None,
 ) -> dict[str, Any]:
     """Train for ``config.epochs`` epochs; return the run record (JSON-safe).
 
@@ -76,6 +77,9 @@ def fit(
         lrs: Learning rate of every step, ``(epochs * steps_per_epoch,)``.
         num_classes: Classes (for the diagnosis' chance level).
         on_epoch: Called after each epoch with ``(epoch, row)``.
+        meter: An energy monitor (``start()``/``stop()``) read around each epoch's training
+            steps (not the evaluations); the readings are ``energy_readings`` in the record,
+            which the caller turns into the ``energy`` record (not JSON-safe until then).
     """
     x_tr, y_tr = data["x_train"], data["y_train"]
     has_val = len(data.get("y_val", ())) > 0
@@ -84,12 +88,15 @@ def fit(
     step_losses: list[float] = []
     step_times: list[float] = []
     epoch_times: list[float] = []
+    readings: list[Any] = []
     train_time = 0.0
     tta_s = tta_epoch = None
     step = 0
     ebs = config.eval_batch_size
     for epoch in range(config.epochs):
         batches = batch_indices(orders[epoch], config.batch_size, config.drop_last)
+        if meter is not None:
+            meter.start()
         t_epoch = time.perf_counter()
         epoch_losses = []
         for idx in batches:
@@ -101,6 +108,8 @@ def fit(
             epoch_losses.append(loss)
             step += 1
         epoch_times.append(time.perf_counter() - t_epoch)
+        if meter is not None:
+            readings.append(meter.stop())
         train_time += epoch_times[-1]
         curve.step_loss_mean.append(float(np.mean(epoch_losses)))
         tl, ta = evaluate(trainer, x_tr, y_tr, ebs)
@@ -158,4 +167,5 @@ def fit(
         "curves": curve.to_dict(),
         "final": final,
         "diagnosis": diagnose(curve, num_classes).to_dict(),
+        **({"energy_readings": readings} if meter is not None else {}),
     }

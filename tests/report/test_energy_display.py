@@ -118,7 +118,7 @@ def test_unavailable_energy_says_why_everywhere(tmp_path, docs, doc):
     keys = [c.key for c in visible_columns(rows)]
     assert "energy_per_sample" not in keys and "cost_per_million" in keys  # cost needs no meter
     notes = energy_notes(edoc)
-    assert len(notes) == 1 and notes[0].startswith("No energy figure for every cell")
+    assert len(notes) == 1 and notes[0].startswith("No energy figure for any timed cell")
     assert "no powercap sysfs tree" in notes[0]
     for r in cell_rows(edoc):
         if r["scenario"] != "accuracy":

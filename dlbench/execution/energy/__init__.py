@@ -50,6 +50,7 @@ from dlbench.execution.energy.meter import (
     EnergyMeter,
     EnergyReading,
     average_watts,
+    combine,
     reading_from_counters,
 )
 from dlbench.execution.energy.monitor import EnergyMonitor
@@ -70,6 +71,7 @@ __all__ = [
     "NvmlMeter",
     "RaplMeter",
     "average_watts",
+    "combine",
     "co2_per_million_samples",
     "cost_per_million_samples",
     "energy_record",

@@ -156,6 +156,37 @@ class EnergyReading:
         }
 
 
+def combine(readings: list[EnergyReading]) -> EnergyReading | None:
+    """One reading for several disjoint windows (e.g. the training steps of every epoch, without
+    the evaluations between them): joules and seconds add up; a domain missing from any window
+    is missing from the sum, with that window's reason."""
+    if not readings:
+        return None
+    joules: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    for r in readings:
+        for d, j in r.joules.items():
+            if d in joules and joules[d] is None:
+                continue
+            joules[d] = None if j is None else (joules.get(d) or 0.0) + j
+        for d, why in r.domain_reasons.items():
+            reasons.setdefault(d, why)
+    summed = list(readings[0].summed)
+    parts = [joules.get(d) for d in summed]
+    total = None if not parts or any(j is None for j in parts) else float(sum(parts))  # type: ignore[arg-type]
+    if any(r.total_joules is None for r in readings):
+        total = None
+    return EnergyReading(
+        joules=joules,
+        total_joules=total,
+        seconds=float(sum(r.seconds for r in readings)),
+        meters=readings[0].meters,
+        summed=summed,
+        domain_reasons=reasons,
+        methods=dict(readings[0].methods),
+    )
+
+
 def reading_from_counters(
     before: dict[str, float | None],
     after: dict[str, float | None],

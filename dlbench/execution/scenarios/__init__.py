@@ -42,7 +42,8 @@ class Scenario:
     name: str
     run: ScenarioFn
     options: type
-    #: keyword arguments that are not options: a fake clock (and wait) in tests
+    #: keyword arguments that are not options: a fake clock (and wait) in tests, the energy
+    #: meter the worker reads around the measured loop
     hooks: tuple[str, ...] = ("clock",)
 
     @property
@@ -67,8 +68,8 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("latency", latency, TimedOptions),
-        Scenario("throughput", throughput, TimedOptions),
+        Scenario("latency", latency, TimedOptions, hooks=("clock", "meter")),
+        Scenario("throughput", throughput, TimedOptions, hooks=("clock", "meter")),
         Scenario("server", server, ServerOptions, hooks=("clock", "wait")),
         Scenario("accuracy", accuracy, AccuracyOptions, hooks=()),
     )

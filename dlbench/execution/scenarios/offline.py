@@ -20,6 +20,7 @@ def latency(
     stop_rule: StopRule | None = None,
     seed: int = 0,
     clock: Any = None,
+    meter: Any = None,
 ) -> dict[str, Any]:
     """Single-stream latency: batch 1, one query at a time.
 
@@ -29,9 +30,10 @@ def latency(
     if batch_size != 1:
         raise ConfigError(f"Expected batch_size=1 for the latency scenario. Received: {batch_size}")
     rule = stop_rule or StopRule()
-    kw = {"clock": clock} if clock is not None else {}
+    kw = _timer_hooks(clock, meter)
     timing = time_model(model, timed_batch(dataset, 1, seed), timing_mode, stop_rule=rule, **kw)
-    return {"timing": timing.to_dict(), "metrics": {}, "validity": timing_validity(timing, rule)}
+    out = {"timing": timing.to_dict(), "metrics": {}, "validity": timing_validity(timing, rule)}
+    return _with_reading(out, timing, meter)
 
 
 def throughput(
@@ -43,6 +45,7 @@ def throughput(
     stop_rule: StopRule | None = None,
     seed: int = 0,
     clock: Any = None,
+    meter: Any = None,
 ) -> dict[str, Any]:
     """Offline throughput at one batch size (samples/s over the measured loop).
 
@@ -51,7 +54,7 @@ def throughput(
     Validity: as ``latency``.
     """
     rule = stop_rule or StopRule()
-    kw = {"clock": clock} if clock is not None else {}
+    kw = _timer_hooks(clock, meter)
     size, failed = batch_size, []
     while True:
         error = None
@@ -76,4 +79,22 @@ def throughput(
             f"out of memory at batch {batch_size}: shrunk to batch {size} "
             f"(tried {', '.join(str(f['batch_size']) for f in failed)})",
         )
+    return _with_reading(out, timing, meter)
+
+
+#: Key of a timed record holding the energy meter's reading (an object, not JSON): the worker
+#: turns it into the cell's ``energy`` record (:func:`dlbench.execution.energy.energy_record`).
+READING_KEY = "energy_reading"
+
+
+def _timer_hooks(clock: Any, meter: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    if meter is not None:  # read right before and right after the measured loop, never inside
+        kw["meter"] = meter
+    return kw
+
+
+def _with_reading(out: dict[str, Any], timing: Any, meter: Any) -> dict[str, Any]:
+    if meter is not None:
+        out[READING_KEY] = timing.meter_reading
     return out
