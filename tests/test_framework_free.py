@@ -31,8 +31,6 @@ EXCEPTIONS: dict[str, str] = {
     "cli/train.py": "help text: which backends train",
     # Pending (files of the CLI split / parity / timing work, which land separately): each has a
     # registry call ready to replace its table.
-    "cli/export.py": "help text; its default source and row name: use SOURCES[0], "
-    "registry.VIA and backends.onnx_runtime()",
     "analysis/parity.py": "import-order table: use registry.backends.import_order()",
     "execution/measure.py": "native-object table: use registry.backends.native_owner()",
 }

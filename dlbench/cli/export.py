@@ -30,8 +30,13 @@ def _shape(value: str) -> tuple[int, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``dlbench export``."""
     p.add_argument("--model", default="mlp", help="zoo model name or a saved ModelSpec .json")
+    sources = list(SOURCES)
     p.add_argument(
-        "--from", dest="source", choices=SOURCES, default="torch", help="framework to export from"
+        "--from",
+        dest="source",
+        choices=sources,
+        default=sources[0] if sources else None,
+        help=f"framework to export from (default {sources[0] if sources else 'none installed'})",
     )
     p.add_argument("--out", help="ONNX file to write (default <model>-<from>.onnx)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18 for every source)")
@@ -43,7 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=1, help="the fixed batch size (default 1)")
     exporters = sorted({e for v in EXPORTERS.values() for e in v})
-    p.add_argument("--exporter", choices=exporters, help="torch: dynamo (default) or torchscript")
+    p.add_argument(
+        "--exporter",
+        choices=exporters,
+        help="the source's exporter (default: its first, see dlbench list backends)",
+    )
     p.add_argument("--input-name", help="name of the graph input (default input)")
     p.add_argument("--output-names", help="comma-separated output names (default output)")
     p.add_argument("--input-shape", type=_shape, help="per-sample input shape, e.g. 3,32,32")
@@ -119,7 +128,14 @@ def print_report(report: Any, console: Any) -> None:
     table.add_row("nodes", f"{s.get('nodes')}: {top}{more}")
     console.print(table)
     p = report.parity
-    rec = {"backend": f"{report.source}>onnxruntime", "mode": report.exporter, **p}
+    from dlbench.registry import VIA
+    from dlbench.registry import backends as backend_registry
+
+    rec = {
+        "backend": f"{report.source}{VIA}{backend_registry.onnx_runtime()}",
+        "mode": report.exporter,
+        **p,
+    }
     ptable = Table(
         title=(
             f"parity: ONNX Runtime vs {report.source} on batches of {p.get('batch_sizes')} "
@@ -160,7 +176,7 @@ def cli_main(args: argparse.Namespace, console: Any) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser(
-        "export", help="export a model to ONNX from torch, tensorflow or jax; check it in ORT"
+        "export", help="export a model to ONNX from a framework; check it in ONNX Runtime"
     )
     add_arguments(exp)
 
