@@ -372,3 +372,21 @@ def test_tile_as_repeat_upsampling():
     }
     spec = check(model(nodes, (2, 3, 4), inits), (2, 3, 4))
     assert spec.output_shape == (2, 6, 8)
+
+
+def test_expand_of_an_activation_broadcasts_size_one_axes():
+    nodes = [
+        node("Shape", ["x"], ["s"]),
+        node("Slice", ["s", "z", "one"], ["n"]),
+        node("Concat", ["n", "rest"], ["target"], axis=0),
+        node("Unsqueeze", ["x", "ax"], ["u"]),  # (N, C, 1, W)
+        node("Expand", ["u", "target"]),  # (N, C, 3, W)
+    ]
+    inits = {
+        "z": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "rest": np.array([2, 3, 4], np.int64),
+        "ax": np.array([2], np.int64),
+    }
+    spec = check(model(nodes, (2, 4), inits), (2, 4))
+    assert spec.output_shape == (2, 3, 4)

@@ -315,3 +315,26 @@ def _tile(cv, n, label, attrs):
             a = y.spec_axis(axis, label)
             y = cv.emit("concat", [y] * r, {"axis": a}, hint=f"{label}.{axis}", b=y.b)
     return [y]
+
+
+@handles("Expand")
+def _expand(cv, n, label, attrs):
+    """Broadcast size-1 non-batch axes of an activation: a concat of copies per grown axis."""
+    x = cv.act(n.input[0], label)
+    shape = [int(d) for d in np.asarray(cv.const(n.input[1], label, "shape")).reshape(-1)]
+    if len(shape) != x.rank:
+        raise _fail(label, "Expand", f"expected a shape of rank {x.rank}. Received {shape}")
+    y = x
+    for axis, (have, want) in enumerate(zip(x.shape, shape)):
+        if axis == x.b:
+            if want not in (1, BATCH):
+                raise _fail(label, "Expand", "expanding the batch axis is not supported")
+            continue
+        if want in (1, have):
+            continue
+        if have != 1:
+            raise _fail(label, "Expand", f"cannot expand {x.shape} to {shape}")
+        y = cv.emit(
+            "concat", [y] * want, {"axis": y.spec_axis(axis, label)}, hint=f"{label}.{axis}", b=y.b
+        )
+    return [y]

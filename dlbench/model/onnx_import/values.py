@@ -14,8 +14,9 @@ import numpy as np
 
 from dlbench.errors import SpecError
 
-#: Stand-in for the free batch size inside folded shape vectors.
-BATCH = -(2**40) - 7
+#: Stand-in for the free batch size inside folded shape vectors (it fits in int32: tf2onnx does
+#: some shape arithmetic in int32).
+BATCH = -(2**30) - 7
 
 
 @dataclass
