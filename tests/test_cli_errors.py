@@ -105,3 +105,13 @@ def test_interrupt_before_anything_was_written_says_so(monkeypatch, tmp_path, ca
     assert code == 130
     printed = capsys.readouterr().out
     assert "before any result was written" in printed and str(out) not in printed
+
+
+def test_strict_turns_an_invalid_cell_into_exit_1(run_cli, tmp_path):
+    common = ["run", "--backends", "numpy", "--scenario", "latency", "--quiet"]
+    rule = ["--min-iters", "100000", "--min-time", "0", "--max-time", "0.2"]  # cannot be met
+    lenient = run_cli(*common, *rule, "--out", str(tmp_path / "a.json"))
+    assert lenient.returncode == 0, lenient.stderr
+    strict = run_cli(*common, *rule, "--strict", "--out", str(tmp_path / "b.json"))
+    assert strict.returncode == 1, strict.stderr
+    assert "INVALID cell(s): numpy/cpu/latency/bs1" in " ".join(strict.stdout.split())

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dlbench.analysis.parity import failed as parity_failed
 from dlbench.report.table import (  # noqa: F401 - fmt_*, summary_rows: kept importable here
     COLUMNS,
     best_worst,
@@ -112,6 +113,8 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
             ptxt = f"[dim]{ptxt}[/]"
         elif parity.get("ok"):
             ptxt = f"[green]{ptxt}[/]"
+        elif not parity_failed(parity):  # agreed, but the reference cannot tell right from wrong
+            ptxt = f"[yellow]{ptxt}[/]"
         else:
             ptxt = f"[bold red]{ptxt}[/]"
         backend = r["backend"] + (

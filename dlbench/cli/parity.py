@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dlbench.analysis.parity import DEFAULT_TOLERANCE, REFERENCE, check
+from dlbench.analysis.parity import DEFAULT_TOLERANCE, REFERENCE, check, failed
+from dlbench.analysis.parity import status as parity_status
 from dlbench.cli.args import csv, make_console
 from dlbench.errors import ConfigError
 
@@ -40,7 +41,7 @@ def format_rows(records: list[dict[str, Any]]) -> list[list[str]]:
         agree_text = "-" if agree is None else f"{agree:.1%}"
         if ties:
             agree_text += f" ({ties} near-tie{'s' if ties > 1 else ''})"
-        status = "ok" if r.get("ok") else ("ERROR" if r.get("error") else "MISMATCH")
+        status = parity_status(r).upper() if not r.get("ok") else "ok"
         rows.append(
             [
                 r["backend"],
@@ -86,10 +87,16 @@ def cli_main(
     for col in ("backend", "mode", "max abs diff", "max rel diff", "argmax agree", "status"):
         table.add_column(col, justify="right" if "diff" in col or "agree" in col else "left")
     for r, row in zip(records, format_rows(records)):
-        style = None if r.get("ok") else "bold red"
+        style = "bold red" if failed(r) else (None if r.get("ok") else "yellow")
         table.add_row(*row, style=style)
     console.print(table)
-    bad = [r for r in records if not r.get("ok")]
+    for r in records:
+        if not r.get("ok") and not failed(r):
+            console.print(
+                f"[yellow]PARITY NOT INFORMATIVE[/] {r['backend']} ({r.get('mode')}): "
+                f"{r.get('reason') or 'the reference cannot tell a right output from a wrong one'}"
+            )
+    bad = [r for r in records if failed(r)]
     for r in bad:
         why = r.get("error") or (
             f"max abs diff {r['max_abs_diff']} > {r['tolerance']} x scale {r['output_scale']}"

@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
+from dlbench.analysis.parity import failed as parity_failed
 from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, csv_ints, key_value, make_console, option
 from dlbench.errors import ConfigError
 
@@ -109,6 +110,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--force", action="store_true", help="replace an existing --out instead of refusing"
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="a requested setting a backend cannot put in force fails it, and an INVALID cell "
+        "exits 1",
     )
     run.add_argument(
         "--via-onnx",
@@ -220,6 +227,10 @@ def command(args: argparse.Namespace) -> int:
         else Path("dlbench-results") / f"run-{datetime.now():%Y%m%d-%H%M%S}.json"
     )
     check_output_path(out, resume=args.resume, force=args.force)
+    if args.strict:  # the workers inherit it: a setting not in force is an error there
+        import os
+
+        os.environ["DLBENCH_STRICT"] = "1"
     backends = config.resolved_backends()
     if not backends:
         console.print(
@@ -256,9 +267,15 @@ def command(args: argparse.Namespace) -> int:
         f"{b}/{d}"
         for b, per in doc["backends"].items()
         for d, i in per.items()
-        if (i.get("parity") or {}).get("ok") is False
+        if parity_failed(i.get("parity"))
     ]
-    return EXIT_FAILED if failed or parity_bad else EXIT_OK
+    invalid = [c for c in doc["cells"] if c["status"] == "invalid"] if args.strict else []
+    if invalid:
+        console.print(
+            f"[bold red]--strict:[/] {len(invalid)} INVALID cell(s): "
+            + ", ".join(c["id"] for c in invalid)
+        )
+    return EXIT_FAILED if failed or parity_bad or invalid else EXIT_OK
 
 
 def check_output_path(out: Path, *, resume: bool, force: bool) -> None:

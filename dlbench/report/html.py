@@ -8,6 +8,7 @@ import json
 from html import escape
 from typing import Any
 
+from dlbench.analysis.parity import failed as parity_failed
 from dlbench.report.table import (
     best_worst,
     cell_rows,
@@ -89,7 +90,11 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
                 text += f" ({r.get('energy_scenario')}, bs {r['energy_bs']})"
             tds.append(f'<td class="{cls}">{_e(text)}</td>')
         parity = r.get("parity")
-        pcls = "muted" if parity is None else ("ok" if parity.get("ok") else "bad")
+        pcls = (
+            "muted"
+            if parity is None
+            else ("ok" if parity.get("ok") else ("bad" if parity_failed(parity) else "muted"))
+        )
         name = _e(r["backend"])
         if r.get("failed"):
             name += f' <span class="bad">(failed: {_e(", ".join(r["failed"]))})</span>'
@@ -119,6 +124,8 @@ def _parity_table(doc: dict[str, Any]) -> str:
                 status = '<span class="muted">reference / not checked</span>'
             elif p.get("ok"):
                 status = '<span class="ok">ok</span>'
+            elif not parity_failed(p):
+                status = f'<span class="muted">not informative</span> {_e(p.get("reason") or "")}'
             else:
                 status = f'<span class="bad">MISMATCH</span> {_e(p.get("reason") or "")}'
             p = p or {}

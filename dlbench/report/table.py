@@ -341,10 +341,12 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
 def parity_text(parity: dict[str, Any] | None) -> str:
     if parity is None:  # the worker never got as far as the parity batch
         return "not checked"
+    from dlbench.analysis.parity import status
+
     if parity.get("ok"):
         d = parity.get("max_abs_diff")
         return "ok" + (f" ({d:.1e})" if d is not None else "")
-    return "MISMATCH"
+    return "not informative" if status(parity) == "not informative" else "MISMATCH"
 
 
 #: Columns of the per-cell CSV export, in order.
