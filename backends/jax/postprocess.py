@@ -7,12 +7,6 @@ slots plus a valid count (``jnp.nonzero(..., size=...)``). Semantics match the f
 reference (:mod:`dlbench.detection`) in float32: score strictly above the threshold, stable
 descending order (ties: lower index first), IoU on normalised corners (0 for an area <= 0),
 suppression when IoU > threshold within a label.
-
-Example:
-    >>> import numpy as np
-    >>> from dlbench.backends.jax.postprocess import nms
-    >>> nms(np.array([[0, 0, 4, 4], [0, 0, 4, 5]]), np.array([0.5, 0.9]), None, 0.5, 0.0, 100).indices
-    array([1])
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench.detection import Decoder, Detections, check_nms_inputs
+from dlbench.detection import Decoder, Detections, native_nms
 from dlbench.detection.decode import BBOX_XFORM_CLIP
 
 __all__ = ["TIES_UNORDERED", "nms", "nms_fixed", "postprocess"]
@@ -79,19 +73,12 @@ def nms_fixed(
     return jnp.where(slots, order[pos], -1), count
 
 
+@native_nms
 def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: np.ndarray | None,
-    iou_threshold: float,
-    score_threshold: float,
-    max_detections: int,
+    b: np.ndarray, s: np.ndarray, lab: np.ndarray, iou: float, score: float, k: int
 ) -> Detections:
     """Class-aware NMS with :func:`nms_fixed` (float32); inputs and outputs are NumPy."""
-    b, s, lab = check_nms_inputs(
-        boxes, scores, labels, iou_threshold, score_threshold, max_detections
-    )
-    if s.size == 0 or max_detections == 0:
+    if s.size == 0 or k == 0:
         e = np.zeros(0, np.int64)
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), e, e)
     b32, s32 = b.astype(np.float32), s.astype(np.float32)
@@ -104,9 +91,9 @@ def nms(
         jnp.asarray(np.pad(s32, (0, pad))),
         jnp.asarray(np.pad(lab.astype(np.int32), (0, pad))),
         jnp.asarray(np.arange(size) < n),
-        jnp.float32(iou_threshold),
-        jnp.float32(max(float(score_threshold), float(np.finfo(np.float32).min))),
-        int(max_detections),
+        jnp.float32(iou),
+        jnp.float32(max(score, float(np.finfo(np.float32).min))),
+        k,
     )
     keep = np.asarray(idx)[: int(count)].astype(np.int64)
     return Detections(b32[keep], s32[keep], lab[keep], keep)

@@ -13,16 +13,8 @@ __all__ = ["nms", "postprocess"]
 TIES_UNORDERED = False
 
 
-def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: np.ndarray | None,
-    iou_threshold: float,
-    score_threshold: float,
-    max_detections: int,
-) -> Detections:
-    """:func:`dlbench.detection.nms` (float64)."""
-    return _nms(boxes, scores, labels, iou_threshold, score_threshold, max_detections)
+#: :func:`dlbench.detection.nms` itself (float64)
+nms = _nms
 
 
 def postprocess(decoder: Decoder, raw: np.ndarray) -> list[Detections]:

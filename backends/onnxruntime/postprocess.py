@@ -16,12 +16,6 @@ NumPy.
 
 Tie order: ORT's CPU kernel orders a class's candidates by score alone, so which of two equal,
 overlapping scores survives is unspecified (:data:`TIES_UNORDERED`).
-
-Example:
-    >>> import numpy as np
-    >>> from dlbench.backends.onnxruntime.postprocess import nms
-    >>> nms(np.array([[0, 0, 4, 4], [0, 0, 4, 5]]), np.array([0.5, 0.9]), None, 0.5, 0.0, 9).indices
-    array([1])
 """
 
 from __future__ import annotations
@@ -33,7 +27,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from dlbench.detection import Decoder, Detections, check_nms_inputs
+from dlbench.detection import Decoder, Detections, native_nms
 from dlbench.detection.decode import BBOX_XFORM_CLIP
 
 __all__ = ["TIES_UNORDERED", "decoder_model", "nms", "nms_model", "postprocess"]
@@ -108,22 +102,13 @@ def _run_nms(
     return idx[:max_detections]
 
 
+@native_nms
 def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: np.ndarray | None,
-    iou_threshold: float,
-    score_threshold: float,
-    max_detections: int,
+    b: np.ndarray, s: np.ndarray, lab: np.ndarray, iou: float, score: float, k: int
 ) -> Detections:
     """Class-aware NMS with ONNX ``NonMaxSuppression`` (float32); inputs and outputs are NumPy."""
-    b, s, lab = check_nms_inputs(
-        boxes, scores, labels, iou_threshold, score_threshold, max_detections
-    )
     b32, s32 = b.astype(np.float32), s.astype(np.float32)
-    keep = _run_nms(
-        b32, s32, lab, float(iou_threshold), float(score_threshold), int(max_detections)
-    )
+    keep = _run_nms(b32, s32, lab, iou, score, k)
     return Detections(b32[keep], s32[keep], lab[keep], keep)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from dlbench.detection import Decoder, Detections, check_nms_inputs
+from dlbench.detection import Decoder, Detections, native_nms
 from dlbench.detection.decode import BBOX_XFORM_CLIP
 
 __all__ = ["TIES_UNORDERED", "nms", "nms_tensors", "postprocess"]
@@ -60,28 +60,21 @@ def nms_tensors(
     return b[0], s[0], c[0], n[0]
 
 
+@native_nms
 def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: np.ndarray | None,
-    iou_threshold: float,
-    score_threshold: float,
-    max_detections: int,
+    b: np.ndarray, s: np.ndarray, lab: np.ndarray, iou: float, score: float, k: int
 ) -> Detections:
     """Class-aware NMS with TF's combined NMS (float32); inputs and outputs are NumPy."""
-    b, s, lab = check_nms_inputs(
-        boxes, scores, labels, iou_threshold, score_threshold, max_detections
-    )
-    if s.size == 0 or max_detections == 0:
+    if s.size == 0 or k == 0:
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int))
     ob, os_, oc, n = nms_tensors(
         tf.constant(b, tf.float32),
         tf.constant(s, tf.float32),
         tf.constant(lab, tf.int64),
         int(lab.max()) + 1,
-        float(iou_threshold),
-        float(score_threshold),
-        int(max_detections),
+        iou,
+        score,
+        k,
     )
     n = int(n)
     return Detections(ob.numpy()[:n], os_.numpy()[:n], oc.numpy()[:n].astype(np.int64))

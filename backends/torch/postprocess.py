@@ -8,12 +8,6 @@ when IoU > ``iou_threshold`` within a label, the kept detections cut to ``max_de
 torchvision's ``batched_nms`` is not used: it does not normalise inverted corners, has no
 zero-area rule and documents its tie order as unspecified, and the registry's torchvision wheels
 do not import beside the CPU torch pinned here.
-
-Example:
-    >>> import numpy as np
-    >>> from dlbench.backends.torch.postprocess import nms
-    >>> nms(np.array([[0, 0, 4, 4], [0, 0, 4, 5]]), np.array([0.5, 0.9]), None, 0.5, 0.0, 100).indices
-    array([1])
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dlbench.detection import Decoder, Detections, check_nms_inputs
+from dlbench.detection import Decoder, Detections, native_nms
 from dlbench.detection.decode import BBOX_XFORM_CLIP
 
 __all__ = ["TIES_UNORDERED", "nms", "nms_tensors", "postprocess"]
@@ -73,18 +67,11 @@ def nms_tensors(
     return cand[torch.as_tensor(kept, dtype=torch.int64, device=cand.device)]
 
 
+@native_nms
 def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: np.ndarray | None,
-    iou_threshold: float,
-    score_threshold: float,
-    max_detections: int,
+    b: np.ndarray, s: np.ndarray, lab: np.ndarray, iou: float, score: float, k: int
 ) -> Detections:
     """Class-aware NMS on torch tensors (float32); inputs and outputs are NumPy."""
-    b, s, lab = check_nms_inputs(
-        boxes, scores, labels, iou_threshold, score_threshold, max_detections
-    )
     with torch.inference_mode():
         tb = torch.as_tensor(b, dtype=torch.float32)
         ts = torch.as_tensor(s, dtype=torch.float32)
@@ -92,9 +79,9 @@ def nms(
             tb,
             ts,
             torch.as_tensor(lab),
-            float(iou_threshold),
-            float(score_threshold),
-            max_detections,
+            iou,
+            score,
+            k,
         )
         idx = keep.numpy().astype(np.int64)
         return Detections(tb[keep].numpy(), ts[keep].numpy(), lab[idx], idx)

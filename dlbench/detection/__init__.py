@@ -42,11 +42,19 @@ from dlbench.detection.letterbox import (
     letterbox_params,
     unletterbox_boxes,
 )
-from dlbench.detection.nms import COCO_MAX_DETECTIONS, Detections, box_iou, check_nms_inputs, nms
+from dlbench.detection.nms import (
+    COCO_MAX_DETECTIONS,
+    Detections,
+    box_iou,
+    check_nms_inputs,
+    native_nms,
+    nms,
+)
 from dlbench.detection.parity import compare_detections
 from dlbench.detection.results import to_coco_results
 
 __all__ = [
+    "native_nms",
     "COCO_MAX_DETECTIONS",
     "Decoder",
     "Detections",

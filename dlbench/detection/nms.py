@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +66,36 @@ class Detections:
         if self.indices is not None:
             out["indices"] = self.indices
         return out
+
+
+NmsKernel = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float, int], "Detections"]
+
+
+def native_nms(kernel: NmsKernel) -> Callable[..., Detections]:
+    """Give a backend's NMS kernel the public signature of :func:`nms` and its input checks.
+
+    The kernel is called as ``kernel(boxes, scores, labels, iou_threshold, score_threshold,
+    max_detections)`` with the arrays :func:`check_nms_inputs` returns (float64 ``(N, 4)``,
+    float64 ``(N,)``, int64 ``(N,)``), the thresholds as floats and the cap as an int; it returns
+    the kept :class:`Detections`. Every native path is wrapped this way, so bad input fails the
+    same way on every backend.
+    """
+
+    @functools.wraps(kernel)
+    def nms(
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray | None,
+        iou_threshold: float,
+        score_threshold: float,
+        max_detections: int,
+    ) -> Detections:
+        b, s, lab = check_nms_inputs(
+            boxes, scores, labels, iou_threshold, score_threshold, max_detections
+        )
+        return kernel(b, s, lab, float(iou_threshold), float(score_threshold), int(max_detections))
+
+    return nms
 
 
 def check_nms_inputs(
