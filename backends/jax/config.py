@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice
+from dlbench.model.manifest import (
+    BackendManifest,
+    BackendOptions,
+    check_choice,
+    conventional_capabilities,
+)
 
 _B = "dlbench.backends.jax"
 MODES = ("jit", "eager")
@@ -41,13 +46,9 @@ MANIFEST = BackendManifest(
     name="jax",
     requires=("jax",),
     extra="jax",
-    capabilities={
-        "build": f"{_B}.backend:JaxBackend",
-        "wrap": f"{_B}.wrap:wrap_function",
-        "export": f"{_B}.export:export_onnx",
-        "train": f"{_B}.training:make_trainer",
-        "devices": f"{_B}.backend:JaxBackend.devices",
-    },
+    capabilities=conventional_capabilities(
+        _B, "JaxBackend", wrap="wrap_function", export=True, train=True
+    ),
     options=JaxOptions,
     worker_env=worker_env,
     env_vars=(

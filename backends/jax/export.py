@@ -26,6 +26,7 @@ import onnx
 
 from dlbench.backends.common.weights import NCHW_TO_NHWC
 from dlbench.export.errors import ExportError, UnsupportedOpError
+from dlbench.export.request import ExportRequest
 from dlbench.model.backend import Model
 
 EXPORTERS = ("jax2onnx",)
@@ -72,18 +73,11 @@ def _explain(exc: BaseException, version: str, opset: int) -> ExportError:
     )
 
 
-def export_onnx(
-    model: Model,
-    *,
-    input_shape: tuple[int, ...],
-    opset: int,
-    dynamic_batch: bool,
-    batch_size: int,
-    input_names: list[str],
-    output_names: list[str],
-    exporter: str,
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def export_onnx(model: Model, request: ExportRequest) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """``(proto, info)``: the model as ONNX taking NCHW input, and what made it."""
+    input_shape, opset, dynamic_batch, batch_size, input_names, output_names, exporter = (
+        request.unpack()
+    )
     import jax2onnx
 
     if exporter not in EXPORTERS:  # pragma: no cover - checked by the caller

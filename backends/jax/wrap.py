@@ -15,14 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dlbench.backends.common.wrapping import (
-    check_input_shape,
-    check_layout,
-    check_wrap_kwargs,
-    first_tensor,
-    host_batch,
-    probe,
-)
+from dlbench.backends.common import wrapping
 from dlbench.backends.jax.backend import JaxModel
 from dlbench.errors import BackendError
 
@@ -47,13 +40,13 @@ class WrappedJaxModel(JaxModel):
         self.layout = layout
 
     def to_device(self, batch: np.ndarray) -> jax.Array:
-        return jax.device_put(host_batch(self, batch), self.jax_device)
+        return jax.device_put(wrapping.host_batch(self, batch), self.jax_device)
 
     def sync(self, y: Any) -> None:
         jax.block_until_ready(y)
 
     def to_numpy(self, y: Any) -> np.ndarray:
-        y = first_tensor(
+        y = wrapping.first_tensor(
             y, lambda v: isinstance(v, (jax.Array, np.ndarray)), "JAX array", self.name
         )
         return np.asarray(jax.device_get(y))
@@ -85,7 +78,7 @@ def wrap_function(
         layout: ``NCHW`` (the function takes NCHW images) or ``NHWC`` (batches are transposed
             for it, outside the timed computation when timing ``compute``).
     """
-    check_wrap_kwargs("jax", kwargs, "params, device, name, input_shape, layout")
+    wrapping.check_wrap_kwargs("jax", kwargs, "params, device, name, input_shape, layout")
     if not callable(native):
         raise BackendError(f"Expected a function fn(params, x). Received: {type(native).__name__}")
     backend.check_device(device)
@@ -96,9 +89,9 @@ def wrap_function(
         device,
         backend._device(device),
         name or getattr(native, "__name__", "fn"),
-        check_input_shape(input_shape),
-        check_layout(layout),
+        wrapping.check_input_shape(input_shape),
+        wrapping.check_layout(layout),
     )
     if model.input_shape is not None:
-        probe(model)
+        wrapping.probe(model)
     return model

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice, check_type
+from dlbench.model.manifest import (
+    BackendManifest,
+    BackendOptions,
+    check_choice,
+    check_type,
+    conventional_capabilities,
+)
 
 _B = "dlbench.backends.onnxruntime"
 OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -35,11 +41,7 @@ MANIFEST = BackendManifest(
     name="onnxruntime",
     requires=("onnxruntime", "onnx"),
     extra="onnx",
-    capabilities={
-        "build": f"{_B}.backend:OnnxRuntimeBackend",
-        "wrap": f"{_B}.wrap:wrap_onnx",
-        "devices": f"{_B}.backend:OnnxRuntimeBackend.devices",
-    },
+    capabilities=conventional_capabilities(_B, "OnnxRuntimeBackend", wrap="wrap_onnx"),
     options=OnnxRuntimeOptions,
     distributions={
         "onnx": ("onnx",),

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlbench.backends.jax.config import xla_cpu_env
-from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice
+from dlbench.model.manifest import (
+    BackendManifest,
+    BackendOptions,
+    check_choice,
+    conventional_capabilities,
+)
 
 _B = "dlbench.backends.tensorflow"
 MODES = ("eager", "graph", "xla")
@@ -38,13 +43,9 @@ MANIFEST = BackendManifest(
     name="tensorflow",
     requires=("tensorflow",),
     extra="tensorflow",
-    capabilities={
-        "build": f"{_B}.backend:TensorFlowBackend",
-        "wrap": f"{_B}.wrap:wrap_model",
-        "export": f"{_B}.export:export_onnx",
-        "train": f"{_B}.training:make_trainer",
-        "devices": f"{_B}.backend:TensorFlowBackend.devices",
-    },
+    capabilities=conventional_capabilities(
+        _B, "TensorFlowBackend", wrap="wrap_model", export=True, train=True
+    ),
     options=TensorFlowOptions,
     worker_env=worker_env,
     env_vars=(

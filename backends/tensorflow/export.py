@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 from dlbench.backends.common.weights import NCHW_TO_NHWC  # noqa: E402
 from dlbench.export.errors import ExportError  # noqa: E402
+from dlbench.export.request import ExportRequest
 from dlbench.model.backend import Model  # noqa: E402
 
 EXPORTERS = ("tf2onnx",)
@@ -121,18 +122,11 @@ def max_opset() -> int:
     return max(constants.OPSET_TO_IR_VERSION)
 
 
-def export_onnx(
-    model: Model,
-    *,
-    input_shape: tuple[int, ...],
-    opset: int,
-    dynamic_batch: bool,
-    batch_size: int,
-    input_names: list[str],
-    output_names: list[str],
-    exporter: str,
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def export_onnx(model: Model, request: ExportRequest) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """``(proto, info)``: the model as ONNX taking NCHW input, and what made it."""
+    input_shape, opset, dynamic_batch, batch_size, input_names, output_names, exporter = (
+        request.unpack()
+    )
     import tf2onnx
 
     if exporter not in EXPORTERS:  # pragma: no cover - checked by the caller

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice, check_type
+from dlbench.model.manifest import (
+    BackendManifest,
+    BackendOptions,
+    check_choice,
+    check_type,
+    conventional_capabilities,
+)
 
 _B = "dlbench.backends.torch"
 MODES = ("eager", "compile")
@@ -32,13 +38,9 @@ MANIFEST = BackendManifest(
     name="torch",
     requires=("torch",),
     extra="torch",
-    capabilities={
-        "build": f"{_B}.backend:TorchBackend",
-        "wrap": f"{_B}.wrap:wrap_module",
-        "export": f"{_B}.export:export_onnx",
-        "train": f"{_B}.training:make_trainer",
-        "devices": f"{_B}.backend:TorchBackend.devices",
-    },
+    capabilities=conventional_capabilities(
+        _B, "TorchBackend", wrap="wrap_module", export=True, train=True
+    ),
     options=TorchOptions,
     env_vars=("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",),
     distributions={"torch": ("torch",)},

@@ -24,6 +24,7 @@ import torch
 
 from dlbench.analysis.parity import make_batch
 from dlbench.export.errors import ExportError, UnsupportedOpError
+from dlbench.export.request import ExportRequest
 from dlbench.model.backend import Model
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -91,18 +92,11 @@ def _explain(exc: BaseException, exporter: str, opset: int) -> ExportError:
     )
 
 
-def export_onnx(
-    model: Model,
-    *,
-    input_shape: tuple[int, ...],
-    opset: int,
-    dynamic_batch: bool,
-    batch_size: int,
-    input_names: list[str],
-    output_names: list[str],
-    exporter: str,
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def export_onnx(model: Model, request: ExportRequest) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """``(proto, info)``: the model as ONNX, and what made it (exporter, versions)."""
+    input_shape, opset, dynamic_batch, batch_size, input_names, output_names, exporter = (
+        request.unpack()
+    )
     module = native_module(model).eval()
     device = getattr(model, "torch_device", torch.device("cpu"))
     example = torch.from_numpy(make_batch(input_shape, 2 if dynamic_batch else batch_size))

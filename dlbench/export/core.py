@@ -20,6 +20,7 @@ from typing import Any
 from dlbench.errors import ConfigError, MissingFrameworkError
 from dlbench.export import graph
 from dlbench.export.errors import ExportError, ExportParityError
+from dlbench.export.request import ExportRequest
 from dlbench.export.requirements import DEFAULT_OPSET, check_exporter, missing_message
 
 #: Samples in the parity batch (a batch of 1 is checked too when the batch axis is dynamic).
@@ -267,16 +268,16 @@ def to_onnx(
     out_path = Path(path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    proto, info = model.backend.export_onnx(
-        model,
-        input_shape=shape,
+    request = ExportRequest(
+        input_shape=tuple(shape),
         opset=opset,
         dynamic_batch=dynamic_batch,
         batch_size=batch_size,
-        input_names=in_names,
-        output_names=out_names,
+        input_names=list(in_names),
+        output_names=list(out_names),
         exporter=exporter,
     )
+    proto, info = model.backend.export_onnx(model, request)
     seconds = time.perf_counter() - t0
     graph.finalize(
         proto,

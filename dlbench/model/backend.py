@@ -189,14 +189,15 @@ class Backend(ABC):
         """
         return self.manifest.load("train")(spec, config, device)
 
-    def export_onnx(self, model: Model, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        """Export ``model`` to an ONNX ``ModelProto`` (the manifest's ``export`` capability):
-        returns ``(proto, info)``. Use :func:`dlbench.export.to_onnx` for the checked export.
+    def export_onnx(self, model: Model, request: Any) -> tuple[Any, dict[str, Any]]:
+        """Export ``model`` to an ONNX ``ModelProto`` (the manifest's ``export`` capability)
+        as asked by ``request`` (a :class:`dlbench.export.request.ExportRequest`): returns
+        ``(proto, info)``. Use :func:`dlbench.export.to_onnx` for the checked export.
 
         Raises:
             RegistryError: the backend cannot export.
         """
-        return self.manifest.load("export")(model, **kwargs)
+        return self.manifest.load("export")(model, request)
 
     def check_device(self, device: str) -> str:
         kind, _ = parse_device(device)

@@ -29,7 +29,7 @@ from dlbench.errors import ConfigError, RegistryError
 
 #: The capabilities a manifest may declare, each a lazy ``"module:attr"`` string:
 #: ``build`` (the Backend class), ``wrap`` (the function/method wrapping a native model),
-#: ``export`` (``export_onnx(model, **kw) -> (proto, info)``), ``train``
+#: ``export`` (``export_onnx(model, request) -> (proto, info)``, request an ``ExportRequest``), ``train``
 #: (``make_trainer(spec, config, device)``), ``devices`` (device kinds it can use, resolved by
 #: the Backend's own ``devices()``).
 CAPABILITIES = ("build", "wrap", "export", "train", "devices")
@@ -39,6 +39,31 @@ PRECISIONS = ("float32",)
 #: ``_ArrayMemoryError``) and the generic message.
 GENERIC_OOM_TYPES = ("MemoryError",)
 GENERIC_OOM_MESSAGES = ("out of memory",)
+
+
+def conventional_capabilities(
+    package: str,
+    backend_class: str,
+    *,
+    wrap: str | None = None,
+    export: bool = False,
+    train: bool = False,
+) -> dict[str, str]:
+    """The capability strings of a backend folder laid out by convention (``backend.py`` with
+    the Backend class, ``wrap.py``, ``export.py`` with ``export_onnx``, ``training.py`` with
+    ``make_trainer``), e.g. ``conventional_capabilities("my_pkg.fw", "FwBackend",
+    wrap="wrap_model", export=True, train=True)``."""
+    caps = {
+        "build": f"{package}.backend:{backend_class}",
+        "devices": f"{package}.backend:{backend_class}.devices",
+    }
+    if wrap:
+        caps["wrap"] = f"{package}.wrap:{wrap}"
+    if export:
+        caps["export"] = f"{package}.export:export_onnx"
+    if train:
+        caps["train"] = f"{package}.training:make_trainer"
+    return caps
 
 
 def load_attr(target: str) -> Any:
