@@ -72,7 +72,9 @@ def test_print_summary_says_why_energy_is_absent(docs, doc):
     print_summary(docs.with_energy(doc, available=False, price_per_hour=None), console)
     text = console.export_text()
     assert "energy ↓" not in text
-    assert "No energy figure for any timed cell: rapl: no powercap sysfs tree" in " ".join(text.split())
+    assert "No energy figure for any timed cell: rapl: no powercap sysfs tree" in " ".join(
+        text.split()
+    )
 
 
 def test_print_summary_without_energy_is_unchanged(doc):
