@@ -176,3 +176,13 @@ def check_from_logits(from_logits: Any) -> bool | None:
     ):
         raise MetricError(f"Expected from_logits in (None, True, False). Received: {from_logits!r}")
     return from_logits
+
+
+def _check_num_classes(num_classes: int | None) -> int | None:
+    if num_classes is not None and (
+        not isinstance(num_classes, (int, np.integer)) or num_classes < 1
+    ):
+        raise MetricError(
+            f"Expected num_classes to be a positive int or None. Received: {num_classes!r}"
+        )
+    return None if num_classes is None else int(num_classes)
