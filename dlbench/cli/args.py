@@ -52,6 +52,19 @@ def key_value(value: str) -> tuple[str, Any]:
     return key, parsed
 
 
+def shape(value: str) -> tuple[int, ...]:
+    """A per-sample shape ``3,32,32`` (positive ints)."""
+    try:
+        dims = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(
+            f"expected a per-sample shape like 3,224,224 (positive ints), got {value!r}"
+        )
+    return dims
+
+
 def make_console():
     from rich.console import Console
 

@@ -11,20 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dlbench.cli.args import make_console
+from dlbench.cli.args import make_console, shape
 from dlbench.export.requirements import EXPORTERS, SOURCES
-
-
-def _shape(value: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        dims = ()
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(
-            f"expected a per-sample shape like 3,32,32 (positive ints), got {value!r}"
-        )
-    return dims
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--input-name", help="name of the graph input (default input)")
     p.add_argument("--output-names", help="comma-separated output names (default output)")
-    p.add_argument("--input-shape", type=_shape, help="per-sample input shape, e.g. 3,32,32")
+    p.add_argument("--input-shape", type=shape, help="per-sample input shape, e.g. 3,32,32")
     p.add_argument("--num-classes", type=int, help="size of the output layer (zoo models)")
     p.add_argument("--seed", type=int, default=0, help="seed of the zoo model's weights")
     p.add_argument("--tolerance", type=float, default=1e-4, help="parity bound (x output scale)")

@@ -6,19 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dlbench.cli.args import EXIT_FAILED, EXIT_OK, make_console
-
-
-def _shape(value: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        dims = ()
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(
-            f"expected a per-sample shape like 3,224,224 (positive ints), got {value!r}"
-        )
-    return dims
+from dlbench.cli.args import EXIT_FAILED, EXIT_OK, make_console, shape
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="name of the spec (default: the file's stem)")
     p.add_argument(
         "--input-shape",
-        type=_shape,
+        type=shape,
         help="per-sample input shape for symbolic axes, e.g. 3,224,224",
     )
     p.add_argument(

@@ -42,7 +42,7 @@ from dlbench.detection.decode import DEFAULT_ANCHOR_SIZES, DEFAULT_ASPECT_RATIOS
 from dlbench.errors import ConfigError
 from dlbench.model.spec import ModelSpec
 from dlbench.model.zoo.builder import GraphBuilder
-from dlbench.model.zoo.resnet import _RESIDUAL_GAMMA
+from dlbench.model.zoo.mobilenet import inverted_residual
 
 __all__ = ["decoder_for", "fcos_mobilenet_v2", "retinanet_mobilenet_v2"]
 
@@ -84,21 +84,7 @@ def _backbone(b: GraphBuilder, width: float) -> list[str]:
         for i in range(n):
             tag = f"block{k}"
             k += 1
-            stride = s if i == 0 else 1
-            cin = b.shape(x)[0]
-            y = x
-            if t != 1:
-                y = b.conv(y, cin * t, 1, padding=0, name=f"{tag}.expand")
-                y = b.act(b.bn(y, name=f"{tag}.expand_bn"), "relu6", name=f"{tag}.expand_relu")
-            hidden = b.shape(y)[0]
-            y = b.conv(y, hidden, 3, stride=stride, groups=hidden, name=f"{tag}.dw")
-            y = b.act(b.bn(y, name=f"{tag}.dw_bn"), "relu6", name=f"{tag}.dw_relu")
-            y = b.conv(y, c, 1, padding=0, name=f"{tag}.project")
-            residual = stride == 1 and cin == c
-            y = b.bn(y, gamma=_RESIDUAL_GAMMA if residual else (0.8, 1.2), name=f"{tag}.project_bn")
-            if residual:
-                y = b.add("add", [x, y], name=f"{tag}.add")
-            x = y
+            x = inverted_residual(b, x, t, c, s if i == 0 else 1, tag)
         if stage in _TAPS:
             taps.append(x)
     return taps

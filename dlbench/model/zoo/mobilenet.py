@@ -35,27 +35,29 @@ def mobilenet_v2(
         for i in range(n):
             tag = f"block{k}"
             k += 1
-            stride = s if i == 0 else 1
-            cin = b.shape(x)[0]
-            y = x
-            if t != 1:
-                y = b.conv(y, cin * t, 1, padding=0, name=f"{tag}.expand")
-                y = b.act(b.bn(y, name=f"{tag}.expand_bn"), "relu6", name=f"{tag}.expand_relu")
-            hidden = b.shape(y)[0]
-            y = b.conv(y, hidden, 3, stride=stride, groups=hidden, name=f"{tag}.dw")
-            y = b.act(b.bn(y, name=f"{tag}.dw_bn"), "relu6", name=f"{tag}.dw_relu")
-            y = b.conv(y, c, 1, padding=0, name=f"{tag}.project")
-            y = b.bn(
-                y,
-                gamma=_RESIDUAL_GAMMA if stride == 1 and cin == c else (0.8, 1.2),
-                name=f"{tag}.project_bn",
-            )
-            if stride == 1 and cin == c:
-                y = b.add("add", [x, y], name=f"{tag}.add")
-            x = y
+            x = inverted_residual(b, x, t, c, s if i == 0 else 1, tag)
     x = b.conv(x, 1280, 1, padding=0, name="last.conv")
     x = b.act(b.bn(x, name="last.bn"), "relu6", name="last.relu")
     x = b.add("global_avg_pool", [x], name="pool")
     x = b.add("dropout", [x], {"rate": 0.2}, name="dropout")
     y = b.dense(x, num_classes, name="head")
     return _finish(b, y, num_classes, softmax, description="MobileNetV2 (CIFAR)")
+
+
+def inverted_residual(b: GraphBuilder, x: str, t: int, c: int, stride: int, tag: str) -> str:
+    """One MobileNetV2 block: 1x1 expand (when ``t != 1``), 3x3 depthwise, 1x1 project, and the
+    residual add when the shape allows; batch norm + ReLU6 after each conv but the last."""
+    cin = b.shape(x)[0]
+    y = x
+    if t != 1:
+        y = b.conv(y, cin * t, 1, padding=0, name=f"{tag}.expand")
+        y = b.act(b.bn(y, name=f"{tag}.expand_bn"), "relu6", name=f"{tag}.expand_relu")
+    hidden = b.shape(y)[0]
+    y = b.conv(y, hidden, 3, stride=stride, groups=hidden, name=f"{tag}.dw")
+    y = b.act(b.bn(y, name=f"{tag}.dw_bn"), "relu6", name=f"{tag}.dw_relu")
+    y = b.conv(y, c, 1, padding=0, name=f"{tag}.project")
+    residual = stride == 1 and cin == c
+    y = b.bn(y, gamma=_RESIDUAL_GAMMA if residual else (0.8, 1.2), name=f"{tag}.project_bn")
+    if residual:
+        y = b.add("add", [x, y], name=f"{tag}.add")
+    return y
