@@ -88,9 +88,20 @@ def test_calibration_error_matches_loop(c, n, n_bins, norm, seed):
     np.testing.assert_allclose(
         M.calibration_error(y, probs, n_bins=n_bins, norm=norm), expected, rtol=1e-12, atol=1e-12
     )
+    # logits are declared: a small random logit row can look like probabilities (values in [0, 1]
+    # summing to ~1), which the metric refuses to guess about
     np.testing.assert_allclose(
-        M.calibration_error(y, logits, n_bins=n_bins, norm=norm), expected, rtol=1e-12, atol=1e-12
+        M.calibration_error(y, logits, n_bins=n_bins, norm=norm, from_logits=True),
+        expected,
+        rtol=1e-12,
+        atol=1e-12,
     )
+
+
+def test_calibration_error_refuses_logits_that_look_like_probabilities():
+    with pytest.raises(MetricError, match="Cannot tell whether"):
+        M.calibration_error([0], np.array([[0.5, 0.456]]))  # sums to 0.956: ambiguous
+    assert M.calibration_error([0], np.array([[0.5, 0.456]]), from_logits=True) >= 0.0
 
 
 def test_calibration_perfect_and_curve():
