@@ -95,22 +95,31 @@ def new_train_document(
 ) -> dict[str, Any]:
     """A fresh training result document (schema ``dlbench.train-result`` v1), status
     ``running``; :func:`new_train_backend` adds each backend's entry."""
-    t = now()
     return {
-        "schema": TRAIN_SCHEMA_NAME,
-        "schema_version": TRAIN_SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex,
-        "created": t,
-        "updated": t,
-        "status": "running",
-        "config": config,
-        "environment": environment,
+        **_header(TRAIN_SCHEMA_NAME, TRAIN_SCHEMA_VERSION, config, environment),
         "model": model,
         "dataset": dataset,
         "plan": plan,
         "backends": {},
         "agreement": {},
         "warnings": [],
+    }
+
+
+def _header(
+    schema: str, version: int, config: dict[str, Any], environment: dict[str, Any]
+) -> dict[str, Any]:
+    """The fields every result document starts with (a new run, status ``running``)."""
+    t = now()
+    return {
+        "schema": schema,
+        "schema_version": version,
+        "run_id": uuid.uuid4().hex,
+        "created": t,
+        "updated": t,
+        "status": "running",
+        "config": config,
+        "environment": environment,
     }
 
 
@@ -122,16 +131,8 @@ def new_train_backend(doc: dict[str, Any], backend: str) -> dict[str, Any]:
 
 
 def new_document(config: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
-    t = now()
     return {
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex,
-        "created": t,
-        "updated": t,
-        "status": "running",
-        "config": config,
-        "environment": environment,
+        **_header(SCHEMA_NAME, SCHEMA_VERSION, config, environment),
         "model": {},
         "dataset": {},
         "backends": {},
