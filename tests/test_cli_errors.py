@@ -81,12 +81,12 @@ def test_one_name_for_the_dataset_root_and_dataset_options(tmp_path):
 
 def test_resume_takes_the_config_from_the_result_file(tmp_path):
     from dlbench.cli import build_parser
-    from dlbench.execution import results
+    from dlbench.execution import environment, results
     from dlbench.execution.config import BenchmarkConfig
 
     out = tmp_path / "r.json"
     cfg = BenchmarkConfig(backends=["numpy"], batch_sizes=[2, 3], seed=5)
-    results.write_atomic(out, results.new_document(cfg.to_dict(), {}))
+    results.write_atomic(out, results.new_document(cfg.to_dict(), environment.capture()))
     args = build_parser().parse_args(["run", "--out", str(out), "--resume", "--min-iters", "7"])
     resumed = config_from_args(args)
     assert resumed.batch_sizes == [2, 3] and resumed.seed == 5 and resumed.backends == ["numpy"]

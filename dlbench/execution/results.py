@@ -160,7 +160,28 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(
             f"Expected result schema version {SCHEMA_VERSION}. Received: {doc.get('schema_version')!r} in {p}"
         )
+    check_document(doc, p)
     return doc
+
+
+def check_document(doc: Any, where: str | os.PathLike[str] = "the result document") -> None:
+    """Check ``doc`` against ``result-v1.json``; the first field that departs from it is a
+    ConfigError naming ``where``, the field's JSON pointer, what was expected and what was found.
+
+    Example:
+        >>> check_document({"schema": "dlbench.result"}, "r.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        dlbench.errors.ConfigError: Expected `/schema_version` in r.json to be present ...
+    """
+    from dlbench.execution.schema_check import first_error
+
+    err = first_error(doc, schema())
+    if err is not None:
+        field = f"`{err.pointer}`" if err.pointer else "the document"
+        raise ConfigError(
+            f"Expected {field} in {where} to be {err.expected} (result schema "
+            f"{SCHEMA_NAME} v{SCHEMA_VERSION}). Received: {err.found}"
+        )
 
 
 def cell_record(
