@@ -9,7 +9,9 @@ tuples, bytes, str, ints, floats) need no globals. Object arrays are refused too
 the one NumPy path back to arbitrary objects.
 
 Arrays come back as read-only views of the bytes in the pickle (NumPy's own reconstruction
-would copy them once more): loading a 30 MB batch costs one copy less than ``pickle.load``.
+would copy them once more), and a file on disk is read through a memory map (the unpickler reads
+views of the page cache instead of a private copy of the file): loading a 30 MB batch from a
+path costs two copies less than ``pickle.load(open(path, "rb"))``.
 
 Resource limits: an array's bytes travel inside the pickle, so a real dataset pickle never
 needs more array memory than its own size. A pickle that calls the allowed ``numpy.ndarray``
@@ -24,6 +26,7 @@ from __future__ import annotations
 import codecs
 import io
 import math
+import mmap
 import os
 import pickle
 import sys
@@ -207,6 +210,59 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _Refused(f"it uses a persistent id ({pid!r}), which is not allowed")
 
 
+class _MappedReader:
+    """A read-only file object over a memory map whose reads are zero-copy memoryviews.
+
+    The C unpickler accepts any buffer from ``read``/``peek`` and copies out only what it keeps
+    (a string's bytes), so nothing of the file is copied twice. ``readline`` serves the text
+    opcodes of protocol 0 pickles.
+    """
+
+    __slots__ = ("_view", "_pos")
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def read(self, n: int = -1) -> memoryview:
+        end = len(self._view) if n is None or n < 0 else min(self._pos + n, len(self._view))
+        chunk = self._view[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def peek(self, n: int = 1) -> memoryview:
+        return self._view[self._pos : self._pos + max(n, 1)]
+
+    def readinto(self, buf: Any) -> int:
+        chunk = self.read(len(memoryview(buf)))
+        memoryview(buf).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+    def readline(self, limit: int = -1) -> memoryview:
+        end = len(self._view) if limit is None or limit < 0 else self._pos + limit
+        idx = bytes(self._view[self._pos : end]).find(b"\n")
+        return self.read(end - self._pos if idx < 0 else idx + 1)
+
+
+def _load_mapped(f: BinaryIO, label: str, size: int) -> Any:
+    """Unpickle an open regular file through a read-only memory map (falls back to reading)."""
+    try:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # empty file, a pipe, a file system without mmap
+        return _load(f, label, size)
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+    view = memoryview(mapped)
+    try:
+        return _load(_MappedReader(view), label, size)  # type: ignore[arg-type]
+    finally:
+        try:
+            view.release()
+            mapped.close()
+        except BufferError:  # a slice is still held (e.g. by a traceback frame); GC closes it
+            pass
+
+
 def safe_load(source: str | Path | bytes | BinaryIO, *, name: str | None = None) -> Any:
     """Unpickle a dataset file with :class:`RestrictedUnpickler` (``encoding="bytes"``).
 
@@ -223,7 +279,7 @@ def safe_load(source: str | Path | bytes | BinaryIO, *, name: str | None = None)
         label = name or str(source)
         try:
             with open(source, "rb") as f:
-                return _load(f, label, os.fstat(f.fileno()).st_size)
+                return _load_mapped(f, label, os.fstat(f.fileno()).st_size)
         except FileNotFoundError:
             raise DataError(f"Dataset file not found: {label}") from None
     if isinstance(source, (bytes, bytearray, memoryview)):

@@ -372,6 +372,42 @@ class CifarDataset(Dataset):
     def _concat(parts: list[np.ndarray]) -> np.ndarray:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def _python_batches(
+        self, srcs: list[Any], label_keys: tuple[bytes, ...]
+    ) -> tuple[np.ndarray, ...]:
+        """Several python batches as one array per field, each batch copied into place as soon
+        as it is parsed (its pickle's bytes are freed before the next one is read, so one
+        batch's worth of buffer is reused instead of holding every batch twice).
+
+        The output is sized from the first batch times the number of batches; batches of other
+        sizes (user-made files) fall back to a concatenation.
+        """
+        first = self._python_batch(srcs[0], label_keys)
+        if len(srcs) == 1:
+            return first
+        n0 = len(first[0])
+        outs = [np.empty((n0 * len(srcs), *a.shape[1:]), a.dtype) for a in first]
+        filled, extra = n0, []
+        for out, a in zip(outs, first, strict=True):
+            out[:n0] = a
+        del first
+        for src in srcs[1:]:
+            part = self._python_batch(src, label_keys)
+            n = len(part[0])
+            if extra or filled + n > len(outs[0]):
+                extra.append(part)
+                continue
+            for out, a in zip(outs, part, strict=True):
+                out[filled : filled + n] = a
+            filled += n
+            del part
+        return tuple(
+            np.concatenate([out[:filled], *(p[i] for p in extra)])
+            if extra or filled < len(out)
+            else out
+            for i, out in enumerate(outs)
+        )
+
 
 class Cifar10(CifarDataset):
     """CIFAR-10: 50,000 training and 10,000 test images of 10 classes (32 x 32 RGB).
@@ -408,9 +444,7 @@ class Cifar10(CifarDataset):
         lay = self.LAYOUTS[fmt]
         batches = lay.train if self.split == "train" else lay.test
         if fmt == "python":
-            parts = [self._python_batch(files[b], (b"labels",)) for b in batches]
-            images = self._concat([p[0] for p in parts])
-            labels = self._concat([p[1] for p in parts])
+            images, labels = self._python_batches([files[b] for b in batches], (b"labels",))
             meta_src = files["batches.meta"]
             meta = self._load_pickle(meta_src)
             if b"label_names" not in meta:

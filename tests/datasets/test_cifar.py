@@ -156,3 +156,24 @@ def test_batches_iterate_whole_split(tmp_path: Path, formats, cifar10_data) -> N
     ds = datasets.load("cifar10", root=str(tmp_path), split="train")
     seen = np.concatenate([b.targets for b in ds.batches(8)])
     np.testing.assert_array_equal(seen, cifar10_data[0][1])
+
+
+@pytest.mark.parametrize(
+    "sizes", [(5, 5, 5, 4, 4), (2, 5, 5, 5, 5), (3, 9, 1, 4, 4), (4, 4, 4, 4, 9)]
+)
+def test_python_batches_of_unequal_sizes_load_in_order(tmp_path: Path, formats, sizes) -> None:
+    """Each batch is copied into place as it is parsed; batches smaller or larger than the
+    first (user-made files) must still come back complete and in file order."""
+    x, y = formats.random_cifar(sum(sizes), 10, seed=7)
+    files = formats.cifar10_files((x, y), formats.random_cifar(4, 10, seed=8))
+    folder = "cifar-10-batches-py/"
+    bounds = np.cumsum((0, *sizes))
+    for i in range(5):
+        sl = slice(bounds[i], bounds[i + 1])
+        files[folder + f"data_batch_{i + 1}"] = formats._cifar_batch(
+            f"training batch {i + 1} of 5", x[sl], {b"labels": y[sl]}, "numpy.core.multiarray"
+        )
+    formats.write_files(files, tmp_path)
+    images, labels = datasets.load("cifar10", root=str(tmp_path), split="train", md5=None).raw()
+    np.testing.assert_array_equal(images, x)
+    np.testing.assert_array_equal(labels, y)
