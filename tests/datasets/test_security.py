@@ -154,3 +154,28 @@ def test_safe_extract_writes_plain_files(tmp_path: Path, formats) -> None:
     assert (dest / "top" / "a.txt").read_bytes() == b"a"
     assert (dest / "top" / "sub" / "b.bin").read_bytes() == b"\x00\x01"
     assert [p.name for p in dest.iterdir()] == ["top"]  # no temporary folder left
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4])
+def test_mapped_file_and_bytes_load_the_same(tmp_path, protocol) -> None:
+    """A path is read through a memory map (zero-copy reads, text opcodes via readline);
+    the result must equal loading the same bytes, for every protocol the format allows."""
+    import pickle
+
+    from dlbench.adapters.datasets._unpickle import safe_load
+
+    obj = {
+        b"labels": list(range(300)),
+        "text": "line\nbreak",
+        b"data": np.arange(70_000, dtype=np.uint8),
+    }
+    data = pickle.dumps(obj, protocol=protocol)
+    path = tmp_path / "batch"
+    path.write_bytes(data)
+    a, b = safe_load(path), safe_load(data)
+    assert a[b"labels"] == b[b"labels"] == obj[b"labels"] and a["text"] == obj["text"]
+    np.testing.assert_array_equal(a[b"data"], obj[b"data"])
+    np.testing.assert_array_equal(b[b"data"], obj[b"data"])
+    path.write_bytes(data[: len(data) // 2])  # truncated inside the array's bytes
+    with pytest.raises(DataError, match="truncated"):
+        safe_load(path)
