@@ -8,8 +8,12 @@ for every timed cell, tests whether the per-call times of ``b`` differ from thos
 * a percentile-bootstrap 95% confidence interval of the ratio of medians ``median_b / median_a``.
 
 A cell is a **regression** when the change is significant (p < alpha *and* the interval excludes
-1) and the median per-call time grew by more than the threshold; an **improvement** when it is
-significant and shrank by more than the threshold. A cell that ran in ``a`` but failed in ``b``
+1), the median per-call time grew by more than the threshold, *and* by more than the cell's own
+noise (half its IQR relative to its median, the larger of the two runs'); an **improvement** when
+it is significant and shrank by more than both. A significant change beyond the threshold but
+within the noise is **inconclusive: noisy**: with thousands of samples any drift is
+"significant", so a shift smaller than the typical call-to-call spread tells nothing; it is not a
+regression (``dlbench compare`` exits 0 for it and lists it). A cell that ran in ``a`` but failed in ``b``
 is a regression too; an accuracy-type metric that dropped by more than ``metric_tolerance``
 (absolute) is one as well. When both cells carry an ``energy`` record measured over the same
 domains, energy per sample (lower is better) is gated too: it grew by more than
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.analysis.stats import relative_noise
 from dlbench.errors import ConfigError
 
 #: Timing statistics whose change is shown (all from ``timing.stats``), plus throughput.
@@ -86,7 +91,8 @@ class CellChange:
     scenario: str
     batch_size: int
     #: ``regression``, ``improvement``, ``unchanged`` (not significant), ``within threshold``
-    #: (significant but smaller than the threshold), ``failed`` (failed in both).
+    #: (significant but smaller than the threshold), ``inconclusive: noisy`` (significant and
+    #: beyond the threshold, but within the cell's own noise), ``failed`` (failed in both).
     verdict: str
     #: Statistic name -> {"a", "b", "change"} (relative change of b against a).
     stats: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -98,6 +104,11 @@ class CellChange:
     #: Metric name -> {"a", "b", "delta"} (absolute).
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The cell's own noise: half its IQR over its median, the larger of the two runs'.
+    noise: float | None = None
+
+
+INCONCLUSIVE = "inconclusive: noisy"
 
 
 @dataclass
@@ -128,6 +139,11 @@ class Comparison:
         return [c for c in self.changes if c.verdict == "improvement"]
 
     @property
+    def inconclusive(self) -> list[CellChange]:
+        """Significant changes beyond the threshold but within the cells' own noise."""
+        return [c for c in self.changes if c.verdict == INCONCLUSIVE]
+
+    @property
     def regressed_backends(self) -> list[str]:
         """``backend/device`` of every regression, in order, without repeats."""
         return list(dict.fromkeys(f"{c.backend}/{c.device}" for c in self.regressions))
@@ -137,6 +153,7 @@ class Comparison:
         out["regressed_backends"] = self.regressed_backends
         out["regressions"] = [c.cell for c in self.regressions]
         out["improvements"] = [c.cell for c in self.improvements]
+        out["inconclusive"] = [c.cell for c in self.inconclusive]
         return out
 
 
@@ -380,7 +397,17 @@ def _compare_cell(
         change.p_value, change.test = sig["p_value"], sig["test"]
         lo, hi = sig["ci"]
         significant = sig["p_value"] < alpha and (lo > 1.0 or hi < 1.0)
-        if significant and sig["ratio"] > 1.0 + threshold:
+        noise = [n for n in (relative_noise(stats_a), relative_noise(stats_b)) if n is not None]
+        change.noise = max(noise) if noise else None
+        beyond = abs(sig["ratio"] - 1.0) > threshold
+        within_noise = change.noise is not None and abs(sig["ratio"] - 1.0) <= change.noise
+        if significant and beyond and within_noise:
+            verdicts.append(INCONCLUSIVE)
+            change.notes.append(
+                f"a {(sig['ratio'] - 1) * 100:+.1f}% change within the cell's own noise "
+                f"(±{change.noise * 100:.0f}%: half its IQR)"
+            )
+        elif significant and sig["ratio"] > 1.0 + threshold:
             verdicts.append("regression")
         elif significant and sig["ratio"] < 1.0 - threshold:
             verdicts.append("improvement")
@@ -407,7 +434,7 @@ def _compare_cell(
         worse = delta > 0 if _lower_is_better(k) else delta < 0
         if abs(delta) > metric_tolerance:
             verdicts.append("regression" if worse else "improvement")
-    for v in ("regression", "improvement", "within threshold"):
+    for v in ("regression", "improvement", INCONCLUSIVE, "within threshold"):
         if v in verdicts:
             change.verdict = v
             break

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import math
+
 import numpy as np
 
 #: IQR / median above which a run is flagged noisy.
@@ -114,13 +116,122 @@ def relative_ci_width(
     return (hi - lo) / med
 
 
+def quantile_ci(
+    sorted_samples: np.ndarray, q: float, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Distribution-free confidence interval of the ``q`` quantile (order statistics).
+
+    The number of samples below the true ``q`` quantile is Binomial(n, q); the interval runs
+    between the order statistics at ``n q -/+ z sqrt(n q (1 - q))`` (normal approximation of
+    the binomial, clipped to the sample). With too few samples to bound the tail the upper end
+    is the largest sample, which makes the interval wide, as it should be.
+
+    Example:
+        >>> lo, hi = quantile_ci(np.arange(1.0, 1001.0), 0.99)
+        >>> 980 < lo < 990 < hi <= 1000
+        True
+    """
+    x = np.asarray(sorted_samples, dtype=np.float64)
+    n = x.size
+    if n == 0:
+        return (float("nan"), float("nan"))
+    z = float(_normal_quantile(0.5 + confidence / 2.0))
+    half = z * math.sqrt(n * q * (1.0 - q))
+    lo = int(math.floor(n * q - half))
+    hi = int(math.ceil(n * q + half))
+    return (float(x[min(max(lo, 0), n - 1)]), float(x[min(max(hi, 0), n - 1)]))
+
+
+def _normal_quantile(p: float) -> float:
+    """Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9)."""
+    a = (
+        -39.69683028665376,
+        220.9460984245205,
+        -275.9285104469687,
+        138.3577518672690,
+        -30.66479806614716,
+        2.506628277459239,
+    )
+    b = (
+        -54.47609879822406,
+        161.5858368580409,
+        -155.6989798598866,
+        66.80131188771972,
+        -13.28068155288572,
+    )
+    c = (
+        -7.784894002430293e-03,
+        -0.3223964580411365,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    )
+    d = (7.784695709041462e-03, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
+    if p < 0.02425:
+        t = math.sqrt(-2 * math.log(p))
+        return (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / (
+            (((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1
+        )
+    if p > 1 - 0.02425:
+        return -_normal_quantile(1 - p)
+    t = p - 0.5
+    r = t * t
+    return (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * t
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    )
+
+
+def wilson_ci(successes: float, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (an accuracy measured on ``n`` samples).
+
+    Example:
+        >>> lo, hi = wilson_ci(90, 100)
+        >>> round(lo, 3), round(hi, 3)
+        (0.826, 0.945)
+    """
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z = _normal_quantile(0.5 + confidence / 2.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def intervals_separate(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    """Whether two intervals are disjoint (a difference the noise cannot explain).
+
+    ``False`` when either interval is unknown: without an interval nothing can be told apart.
+    """
+    if not a or not b or any(v is None or not math.isfinite(v) for v in (*a, *b)):
+        return False
+    return a[1] < b[0] or b[1] < a[0]
+
+
+def relative_noise(stats: dict[str, Any] | None) -> float | None:
+    """A cell's own noise level: half its IQR relative to its median (the typical distance of
+    one call from the median), or ``None`` when unknown."""
+    if not stats:
+        return None
+    ratio = stats.get("iqr_ratio")
+    if ratio is None:
+        med, iqr = stats.get("median"), stats.get("iqr")
+        if not med or iqr is None:
+            return None
+        ratio = iqr / med
+    return float(ratio) / 2.0
+
+
 def summarize(samples: Sequence[float] | np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """Summary statistics of per-call times (seconds).
 
     Returns a JSON-safe dict with ``n, min, max, mean, std, median, p50, p90, p95, p99, q1, q3,
-    iqr, iqr_ratio, ci95_low, ci95_high, noisy``. Percentiles use NumPy's default (linear)
+    iqr, iqr_ratio, ci95_low, ci95_high, p99_ci95_low, p99_ci95_high, noisy``. Percentiles use NumPy's default (linear)
     interpolation; ``std`` is the sample standard deviation (``ddof=1``); ``noisy`` is
-    ``iqr / median > NOISY_IQR_RATIO``.
+    ``iqr / median > NOISY_IQR_RATIO``; ``p99_ci95_*`` is :func:`quantile_ci` of the p99.
     """
     x = _as_samples(samples)
     if x.size == 0:
@@ -131,6 +242,7 @@ def summarize(samples: Sequence[float] | np.ndarray, *, seed: int = 0) -> dict[s
     median = float(q["median"])
     iqr = float(q["q3"] - q["q1"])
     ratio = iqr / median if median > 0 else float("inf")
+    p99_lo, p99_hi = quantile_ci(x, 0.99)
     return {
         "n": int(x.size),
         "min": float(x[0]),
@@ -148,5 +260,7 @@ def summarize(samples: Sequence[float] | np.ndarray, *, seed: int = 0) -> dict[s
         "iqr_ratio": ratio if np.isfinite(ratio) else None,
         "ci95_low": lo,
         "ci95_high": hi,
+        "p99_ci95_low": p99_lo,
+        "p99_ci95_high": p99_hi,
         "noisy": bool(ratio > NOISY_IQR_RATIO),
     }

@@ -227,3 +227,134 @@ def capture() -> dict[str, Any]:
         "env": {k: os.environ[k] for k in thread_env_vars() if k in os.environ},
         "dlbench": {"version": dlbench.__version__, "git_commit": git_commit()},
     }
+
+
+#: Where :func:`machine_load` reads ``/proc`` and ``/sys`` (tests point it at a fake tree).
+MACHINE_ROOT_ENV = "DLBENCH_MACHINE_ROOT"
+#: A machine is busy when its 1-minute load average is at least this share of the usable cores
+#: (and at least 1): other work then competes with the benchmark for the CPU.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def machine_load(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The machine's state right now: load average, CPU frequencies and throttle counters.
+
+    Read from Linux's ``/proc/loadavg``, ``/sys/devices/system/cpu/cpu*/cpufreq/
+    scaling_cur_freq`` and ``.../thermal_throttle/{core,package}_throttle_count``; what cannot
+    be read is ``None`` and named in ``unavailable`` (with why), never guessed. The runner
+    records it before and after each cell.
+
+    Example:
+        >>> sorted(machine_load())
+        ['cpu_mhz', 'loadavg', 'throttle', 'unavailable', 'usable_cores']
+    """
+    base = Path(root if root is not None else os.environ.get(MACHINE_ROOT_ENV, "/"))
+    unavailable: list[str] = []
+    loadavg = None
+    text = _read(base / "proc/loadavg")
+    try:
+        loadavg = [float(v) for v in (text or "").split()[:3]] or None
+    except ValueError:
+        loadavg = None
+    if loadavg is None or len(loadavg) != 3:
+        loadavg = None
+        unavailable.append("loadavg: /proc/loadavg not readable")
+    cpu_dir = base / "sys/devices/system/cpu"
+    cpus = sorted(cpu_dir.glob("cpu[0-9]*"), key=lambda p: int(p.name[3:]))
+    freqs: list[float] = []
+    throttle: dict[str, int] = {}
+    for cpu in cpus:
+        khz = _read(cpu / "cpufreq/scaling_cur_freq")
+        if khz and khz.isdigit():
+            freqs.append(int(khz) / 1000.0)
+        for name in ("core_throttle_count", "package_throttle_count"):
+            count = _read(cpu / "thermal_throttle" / name)
+            if count and count.isdigit():
+                throttle[name] = throttle.get(name, 0) + int(count)
+    cpu_mhz = None
+    if freqs:
+        cpu_mhz = {
+            "min": min(freqs),
+            "mean": sum(freqs) / len(freqs),
+            "max": max(freqs),
+            "cpus": len(freqs),
+        }
+    else:
+        unavailable.append("cpu frequency: no cpufreq/scaling_cur_freq (e.g. a VM or container)")
+    if not throttle:
+        throttle = None
+        unavailable.append("thermal throttle counters: no thermal_throttle in sysfs")
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count() or 1
+    return {
+        "loadavg": loadavg,
+        "cpu_mhz": cpu_mhz,
+        "throttle": throttle,
+        "usable_cores": usable,
+        "unavailable": unavailable,
+    }
+
+
+def busy_message(load: dict[str, Any]) -> str | None:
+    """A warning when the machine is busy (1-minute load average at least
+    :data:`BUSY_LOAD_PER_CORE` of the usable cores, and at least 1); ``None`` when it is not or
+    the load is unknown."""
+    avg = load.get("loadavg")
+    cores = load.get("usable_cores") or 1
+    if not avg:
+        return None
+    limit = max(1.0, BUSY_LOAD_PER_CORE * cores)
+    if avg[0] < limit:
+        return None
+    return (
+        f"BUSY MACHINE: load average {avg[0]:.2f} over the last minute on {cores} usable "
+        f"core(s) (busy from {limit:g}): other work competes for the CPU, so timings will be "
+        "noisy and may flip between runs. Benchmark on a quiet machine for results to trust."
+    )
+
+
+def cell_load_notes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Validity notes of one cell from the machine's state before and after it: busy at either
+    end, throttle counters that grew, a CPU frequency that dropped by more than 10%."""
+    notes = []
+    for when, load in (("before", before), ("after", after)):
+        if busy_message(load):
+            notes.append(
+                f"machine busy {when} the cell: load average {load['loadavg'][0]:.2f} on "
+                f"{load.get('usable_cores')} usable core(s)"
+            )
+    tb, ta = before.get("throttle") or {}, after.get("throttle") or {}
+    for name in sorted(set(tb) & set(ta)):
+        if ta[name] > tb[name]:
+            notes.append(f"CPU throttled during the cell: {name} +{ta[name] - tb[name]}")
+    fb, fa = before.get("cpu_mhz") or {}, after.get("cpu_mhz") or {}
+    if fb.get("mean") and fa.get("mean") and fa["mean"] < 0.9 * fb["mean"]:
+        notes.append(
+            f"CPU frequency dropped during the cell: mean {fb['mean']:.0f} -> {fa['mean']:.0f} MHz"
+        )
+    return notes
+
+
+def thread_warnings(intra: int, inter: int) -> list[str]:
+    """A warning per thread count above the cores this process may use (its affinity mask)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        usable = os.cpu_count() or 1
+    out = []
+    for name, n in (("intra-op", intra), ("inter-op", inter)):
+        if n > usable:
+            out.append(
+                f"{n} {name} threads requested but only {usable} core(s) are usable "
+                "(os.sched_getaffinity): threads will share cores and timings will be noisy"
+            )
+    return out

@@ -10,10 +10,10 @@ cells that remain, and every finished cell is already in the result file.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from dlbench.errors import ConfigError
 from dlbench.execution import environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
-from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, supervise
+from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, run_workdir, supervise
 from dlbench.execution.worker import backend_options
 
 __all__ = ["WorkerProcess", "export_onnx", "run", "thread_env"]
@@ -132,11 +132,38 @@ class _Run:
         self.doc = doc
         self.out_path = out_path
         self.emit = emit
+        #: Why the document is in memory only (nowhere could be written), else None.
+        self.unsaved: str | None = None
 
     def save(self) -> None:
+        """Write the document; on a write error (full disk, read-only, I/O error) to a rescue
+        file (said in a warning and a ``saved_elsewhere`` event) and, when nothing can be
+        written, keep it in memory and try again at the next save: no measured cell is lost."""
         self.doc["updated"] = res.now()
-        if self.out_path is not None:
+        if self.out_path is None:
+            return
+        try:
             res.write_atomic(self.out_path, self.doc)
+            self.unsaved = None
+            return
+        except OSError as exc:
+            failed, why = self.out_path, f"{exc.strerror or exc}"
+        note = f"Could not write the results to {failed} ({why})"
+        for path in res.rescue_paths(failed, self.doc["run_id"]):
+            self.doc["warnings"].append(f"{note}; they are written to {path} instead.")
+            try:
+                res.write_atomic(path, self.doc)
+            except OSError:
+                self.doc["warnings"].pop()
+                continue
+            self.out_path, self.unsaved = path, None
+            self.emit("warning", {"message": self.doc["warnings"][-1]})
+            self.emit("saved_elsewhere", {"path": str(path), "failed": str(failed), "error": why})
+            return
+        if self.unsaved is None:
+            self.emit("unsaved", {"path": str(failed), "error": why})
+        tried = ", ".join(str(p) for p in res.rescue_paths(failed, self.doc["run_id"]))
+        self.unsaved = f"{note}, nor to any rescue file ({tried})"
 
     def warn(self, message: str) -> None:
         if message not in self.doc["warnings"]:
@@ -175,7 +202,24 @@ def run(
         >>> import dlbench
         >>> doc = dlbench.run({"backends": ["numpy"], "scenarios": ["accuracy"]})  # doctest: +SKIP
         >>> doc["cells"][0]["metrics"]["accuracy"]  # doctest: +SKIP
+
+    Raises:
+        ConfigError: ``out`` is being written by another run (:func:`results.locked`), among
+            the configuration errors found before any worker starts.
+        ResultWriteError: Nothing could be written; its ``document`` holds every cell.
     """
+    with res.locked(out) if out is not None else contextlib.nullcontext():
+        return _run(config, out=out, resume=resume, on_event=on_event, plugins=plugins)
+
+
+def _run(
+    config: BenchmarkConfig | dict[str, Any],
+    *,
+    out: str | os.PathLike[str] | None,
+    resume: bool,
+    on_event: EventCallback | None,
+    plugins: list[str] | None,
+) -> dict[str, Any]:
     from dlbench import datasets
     from dlbench.model.backend import get_backend
 
@@ -211,6 +255,13 @@ def run(
     else:
         doc = res.new_document(cfg_dict, environment.capture())
     state = _Run(config, doc, out_path, on_event or (lambda kind, payload: None))
+    # issue 22: a busy machine and more threads than usable cores are said up front
+    for message in [
+        environment.busy_message(environment.machine_load()),
+        *environment.thread_warnings(config.intra_op_threads, config.inter_op_threads),
+    ]:
+        if message:
+            state.warn(message)
 
     dataset = datasets.load(
         config.dataset, root=config.dataset_root, split=config.split, **config.dataset_options
@@ -249,8 +300,7 @@ def run(
         env["DLBENCH_WORKER_PLUGINS"] = ",".join(plugins)
 
     interrupted = False
-    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
-        workdir = Path(tmp)
+    with run_workdir() as workdir:  # and the folders of killed runs removed
         spec_path = workdir / "model.json"
         spec.save(spec_path)
         base_job = {
@@ -291,6 +341,8 @@ def run(
         state.warn(message)
     doc["status"] = "interrupted" if interrupted else "complete"
     state.save()
+    if state.unsaved:
+        raise res.ResultWriteError(state.unsaved, doc)
     if interrupted:
         raise KeyboardInterrupt
     return doc
@@ -367,6 +419,7 @@ def _run_group(
     remaining = list(cells)
     attempt = 0
     binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+    machine_before: dict[str, dict[str, Any]] = {}
     while remaining:
         attempt += 1
         tag = f"{backend}-{device.replace(':', '_')}-{attempt}"
@@ -426,10 +479,14 @@ def _run_group(
                 binfo.update({"status": "failed", "error": fatal})
             elif kind == "start":
                 current = by_id[ev["id"]]
+                machine_before[ev["id"]] = environment.machine_load()
+                state.emit("start", {"id": ev["id"]})
             elif kind in ("cell", "cell_error"):
                 cell = by_id[ev["id"]]
                 if kind == "cell":
-                    state.record(res.cell_record(cell.to_dict(), ev, binfo))
+                    rec = res.cell_record(cell.to_dict(), ev, binfo)
+                    _record_machine(rec, machine_before.get(ev["id"]))
+                    state.record(rec)
                 else:
                     state.fail(cell, ev["error"])
                 remaining.remove(cell)
@@ -461,6 +518,17 @@ def _run_group(
                 for c in list(remaining):
                     state.fail(c, reason)
                 remaining.clear()
+
+
+def _record_machine(rec: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """The machine's load, CPU frequency and throttling before and after the cell (issue 22),
+    and a validity note (not a reason) when it was busy or throttled."""
+    after = environment.machine_load()
+    before = before or after
+    rec["machine"] = {"before": before, "after": after}
+    notes = environment.cell_load_notes(before, after)
+    if notes and isinstance(rec.get("validity"), dict):
+        rec["validity"].setdefault("notes", []).extend(notes)
 
 
 def _parity(

@@ -148,8 +148,10 @@ ENERGY_COLUMNS: tuple[Column, ...] = (
 
 
 def visible_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
-    """:data:`COLUMNS`, plus each energy column that has a value in some row."""
-    extra = tuple(c for c in ENERGY_COLUMNS if any(r.get(c.key) is not None for r in rows))
+    """:data:`COLUMNS`, plus each server and energy column that has a value in some row."""
+    extra = tuple(
+        c for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS) if any(r.get(c.key) is not None for r in rows)
+    )
     return COLUMNS + extra
 
 
@@ -245,7 +247,8 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if cell.get("status") == "failed":
             row.setdefault("failed", []).append(cell["scenario"])
             continue
-        if cell.get("status") == "invalid":
+        invalid = cell.get("status") == "invalid"
+        if invalid:
             row.setdefault("invalid", []).append(cell["scenario"])
         _update_energy(row, cell)
         timing = cell.get("timing") or {}
@@ -253,21 +256,42 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         mem = (cell.get("memory") or {}).get("peak_rss_bytes")
         if mem is not None:
             row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, mem)
+        why = invalid_reason(cell) if invalid else None
         if cell["scenario"] == "latency" and stats:
             row["latency_median"] = stats.get("median")
             row["latency_p90"] = stats.get("p90")
             row["latency_p99"] = stats.get("p99")
             row["latency_ci"] = (stats.get("ci95_low"), stats.get("ci95_high"))
-            row["latency_noisy"] = stats.get("noisy")
+            row["latency_p99_ci"] = _p99_ci(timing)
+            row["latency_noisy"] = row["latency_p99_noisy"] = bool(stats.get("noisy"))
+            row["latency_median_invalid"] = row["latency_p99_invalid"] = why
         elif cell["scenario"] == "throughput":
             tput = timing.get("throughput")
-            if tput is not None and tput > (row.get("throughput") or 0):
+            if tput is None:
+                continue
+            # the best valid batch size; an INVALID one only when no batch size is valid
+            held_invalid = row.get("throughput_invalid") is not None
+            better = tput > (row.get("throughput") or 0)
+            if (
+                row.get("throughput") is None
+                or (held_invalid and not invalid)
+                or (better and (invalid == held_invalid))
+            ):
                 row["throughput"] = tput
                 row["throughput_bs"] = cell["batch_size"]
+                row["throughput_ci"] = throughput_ci(timing)
+                row["throughput_noisy"] = bool(stats.get("noisy"))
+                row["throughput_invalid"] = why
         elif cell["scenario"] == "accuracy":
             acc = (cell.get("metrics") or {}).get("accuracy")
             if acc is not None:
                 row["accuracy"] = acc
+                n = cell.get("evaluated_samples")
+                row["accuracy_ci"] = wilson_ci(acc * n, n) if n else None
+                row["accuracy_invalid"] = why
+                row["accuracy_untrained"] = untrained(doc)
+        elif cell["scenario"] == "server":
+            _update_server(row, cell, why)
     devices = {r["device"] for r in rows.values()}
     for r in rows.values():
         r["label"] = r["backend"] if len(devices) <= 1 else f"{r['backend']}/{r['device']}"
@@ -275,67 +299,277 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def best_worst(rows: list[dict[str, Any]], column: Column) -> tuple[Any, Any]:
-    """The best and worst value of ``column`` (``None`` for both with fewer than two values)."""
-    vals = [r[column.key] for r in rows if r.get(column.key) is not None]
+    """The best and worst valid value of ``column`` (``None`` for both with fewer than two);
+    INVALID figures are never best or worst."""
+    vals = [
+        r[column.key]
+        for r in rows
+        if r.get(column.key) is not None and not r.get(f"{column.key}_invalid")
+    ]
     if len(vals) < 2 or min(vals) == max(vals):
         return None, None
     lo, hi = min(vals), max(vals)
     return (lo, hi) if column.better == "lower" else (hi, lo)
 
 
-def _overlap(a: tuple[Any, Any] | None, b: tuple[Any, Any] | None) -> bool:
-    if not a or not b or None in a or None in b:
-        return False
-    return a[0] <= b[1] and b[0] <= a[1]
+#: Row key of each column's 95% interval (the latency p50 keeps its historical name).
+CI_KEYS = {
+    "latency_median": "latency_ci",
+    "latency_p99": "latency_p99_ci",
+    "throughput": "throughput_ci",
+    "accuracy": "accuracy_ci",
+    "server_p99": "server_p99_ci",
+}
+#: Row key of each column's noise flag (its own cell's IQR above 10% of the median).
+NOISY_KEYS = {
+    "latency_median": "latency_noisy",
+    "latency_p99": "latency_p99_noisy",
+    "throughput": "throughput_noisy",
+    "server_p99": "server_noisy",
+}
+#: The mark of a noisy figure and of an INVALID one, in every view.
+NOISY_MARK = "~"
+INVALID_MARK = "INVALID"
+UNTRAINED = "untrained (random weights)"
+
+
+def untrained(doc: dict[str, Any]) -> bool:
+    """Whether the run's model is known to carry untrained (seeded random) weights."""
+    weights = (doc.get("model") or {}).get("weights") or {}
+    return weights.get("trained") is False
+
+
+def invalid_reason(cell: dict[str, Any]) -> str:
+    """Why an INVALID cell is invalid, in one line."""
+    reasons = (cell.get("validity") or {}).get("reasons") or []
+    return "; ".join(reasons) or "invalid (no reason recorded)"
+
+
+def _p99_ci(timing: dict[str, Any]) -> tuple[float, float] | None:
+    stats = timing.get("stats") or {}
+    if stats.get("p99_ci95_low") is not None:
+        return (stats["p99_ci95_low"], stats["p99_ci95_high"])
+    samples = timing.get("samples_s")
+    if not samples:
+        return None
+    import numpy as np
+
+    from dlbench.analysis.stats import quantile_ci
+
+    return quantile_ci(np.sort(np.asarray(samples, dtype=np.float64)), 0.99)
+
+
+def throughput_ci(timing: dict[str, Any]) -> tuple[float, float] | None:
+    """95% interval of a throughput figure: the measured samples/s scaled by the median's own
+    interval (``throughput * median / ci_high`` to ``throughput * median / ci_low``)."""
+    stats = timing.get("stats") or {}
+    tput, med = timing.get("throughput"), stats.get("median")
+    lo, hi = stats.get("ci95_low"), stats.get("ci95_high")
+    if not tput or not med or not lo or not hi:
+        return None
+    return (tput * med / hi, tput * med / lo)
+
+
+def wilson_ci(successes: float, n: int) -> tuple[float, float]:
+    from dlbench.analysis.stats import wilson_ci as wilson
+
+    return wilson(successes, n)
+
+
+def _update_server(row: dict[str, Any], cell: dict[str, Any], why: str | None) -> None:
+    server = cell.get("server") or {}
+    stats = (cell.get("timing") or {}).get("stats") or {}
+    row["server_rate"] = server.get("achieved_rate")
+    row["server_offered"] = server.get("target_rate")
+    row["server_p50"] = stats.get("median")
+    row["server_p99"] = server.get("p99_latency_s") or stats.get("p99")
+    row["server_p99_ci"] = _p99_ci(cell.get("timing") or {})
+    row["server_noisy"] = bool(stats.get("noisy"))
+    row["server_p99_invalid"] = why
+    row["server_max_rate"] = (server.get("search") or {}).get("max_rate")
+    row["server_sweep"] = server.get("sweep")
+    row["server_service_s"] = server.get("service_time_median_s")
+
+
+def figure_flags(row: dict[str, Any], key: str) -> dict[str, Any]:
+    """What every view shows next to a figure: its ``ci`` (95% interval or ``None``), whether
+    it is ``noisy``, why it is ``invalid`` (``None`` when valid), whether it is ``untrained``."""
+    ci = row.get(CI_KEYS.get(key, ""), None)
+    if ci is not None and (None in ci or not all(math.isfinite(v) for v in ci)):
+        ci = None
+    return {
+        "ci": ci,
+        "noisy": bool(row.get(NOISY_KEYS.get(key, ""), False)),
+        "invalid": row.get(f"{key}_invalid"),
+        "untrained": key == "accuracy" and bool(row.get("accuracy_untrained")),
+    }
+
+
+def interval_text(value: float | None, ci: tuple[float, float] | None) -> str:
+    """The 95% interval as a relative half-width: ``±1.2%`` (``""`` when unknown)."""
+    if value is None or not ci or not value:
+        return ""
+    half = max(abs(ci[1] - value), abs(value - ci[0])) / abs(value)
+    return f"±{half * 100:.2g}%" if half < 0.1 else f"±{half * 100:.0f}%"
+
+
+def figure_text(row: dict[str, Any], column: Column, *, interval: bool = True) -> str:
+    """A figure as every view prints it: value, ``±`` interval, ``~`` when noisy, ``INVALID``
+    when its cell is, ``(untrained)`` for an accuracy of random weights."""
+    v = row.get(column.key)
+    text = column.fmt(v)
+    if v is None:
+        return text
+    f = figure_flags(row, column.key)
+    if interval and f["ci"]:
+        rel = interval_text(v, f["ci"])
+        text += f" {rel}" if rel else ""
+    if f["noisy"]:
+        text += f" {NOISY_MARK}"
+    if f["untrained"]:
+        text += " (untrained)"
+    if f["invalid"]:
+        text += f" {INVALID_MARK}"
+    return text
+
+
+def invalid_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per INVALID figure: which, and why (the reason next to the value)."""
+    out = []
+    for r in rows:
+        for col in (*COLUMNS, *SERVER_COLUMNS):
+            why = r.get(f"{col.key}_invalid")
+            if why and r.get(col.key) is not None:
+                out.append(f"INVALID {r['label']} {col.label}: {why}")
+    return out
+
+
+#: Columns of a server run (``--scenario server``): the rate reached and the latency under it.
+SERVER_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "server_offered", "offered rate", "queries/s", "higher", fmt_rate, "offered rate", "offered"
+    ),
+    Column(
+        "server_rate", "achieved rate", "queries/s", "higher", fmt_rate, "achieved rate", "achieved"
+    ),
+    Column(
+        "server_p50", "server p50", "time/query", "lower", fmt_time, "server p50 latency", "srv p50"
+    ),
+    Column(
+        "server_p99", "server p99", "time/query", "lower", fmt_time, "server p99 latency", "srv p99"
+    ),
+)
+
+#: Relative margin a figure without an interval must win by to be named a winner.
+NO_INTERVAL_MARGIN = 0.05
 
 
 def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """A short plain-text sentence per metric naming the winner and its margin.
 
-    Latency winners whose 95% confidence interval overlaps the runner-up's are called a tie.
+    A winner is named only when its 95% interval separates from every other backend's; the
+    backends whose intervals overlap the best one's are a "tie within noise". Figures without
+    an interval (memory, energy) need a margin of :data:`NO_INTERVAL_MARGIN`. INVALID figures
+    take no part (a sentence says which were left out); an accuracy of untrained weights is a
+    timing-only figure, never a result.
     """
     out = []
     for col in visible_columns(rows):
-        if col.key in ("build_time_s", "power_watts"):
+        if col.key in ("build_time_s", "power_watts", "server_offered"):
             continue
-        vals = [(r[col.key], r) for r in rows if r.get(col.key) is not None]
+        if col.key == "accuracy" and any(r.get("accuracy_untrained") for r in rows):
+            if any(r.get("accuracy") is not None for r in rows):
+                out.append(
+                    f"Accuracy not compared: the model is {UNTRAINED}, so its accuracy is a "
+                    "timing-only figure."
+                )
+            continue
+        left_out = [
+            r["label"] for r in rows if r.get(col.key) is not None and r.get(f"{col.key}_invalid")
+        ]
+        vals = [
+            (r[col.key], r)
+            for r in rows
+            if r.get(col.key) is not None and not r.get(f"{col.key}_invalid")
+        ]
+        excluded = f" (INVALID, left out: {', '.join(left_out)})" if left_out else ""
         if len(vals) < 2:
+            if left_out and vals:
+                out.append(
+                    f"No {col.metric} winner: only {vals[0][1]['label']} is valid{excluded}."
+                )
             continue
         vals.sort(key=lambda v: v[0], reverse=col.better == "higher")
         (v1, r1), (v2, r2) = vals[0], vals[1]
-        tied = [r["label"] for v, r in vals if v == v1]
         adjective = (
             "Best" if col.key == "accuracy" else ("Lowest" if col.better == "lower" else "Highest")
         )
         if col.key == "peak_rss_bytes" or col in ENERGY_COLUMNS:
             adjective = "Least"
+        ci1 = figure_flags(r1, col.key)["ci"]
+        with_ci = ci1 is not None and all(figure_flags(r, col.key)["ci"] for _, r in vals)
+        if with_ci:
+            from dlbench.analysis.stats import intervals_separate
+
+            tied = [r1] + [
+                r
+                for _, r in vals[1:]
+                if not intervals_separate(ci1, figure_flags(r, col.key)["ci"])
+            ]
+        elif col.key == "accuracy":
+            tied = [r for v, r in vals if v == v1]
+        else:
+            tied = [r for v, r in vals if _ratio(v1, v, col) < 1 + NO_INTERVAL_MARGIN]
         if len(tied) == len(vals):
-            out.append(f"All tie on {col.metric} at {col.fmt(v1)}.")
+            if not with_ci and all(v == v1 for v, _ in vals):
+                out.append(f"All tie on {col.metric} at {col.fmt(v1)}{excluded}.")
+            else:
+                how = "95% intervals overlap" if with_ci else f"within {NO_INTERVAL_MARGIN:.0%}"
+                span = f"{col.fmt(vals[0][0])} to {col.fmt(vals[-1][0])}"
+                out.append(f"All tie within noise on {col.metric} ({span}; {how}){excluded}.")
             continue
         if len(tied) > 1:
-            out.append(f"{adjective} {col.metric}: {', '.join(tied)} tie at {col.fmt(v1)}.")
+            names = ", ".join(f"{r['label']} ({col.fmt(r[col.key])})" for r in tied)
+            how = "95% intervals overlap" if with_ci else f"within {NO_INTERVAL_MARGIN:.0%}"
+            if not with_ci and all(r[col.key] == v1 for r in tied):
+                out.append(
+                    f"{adjective} {col.metric}: {', '.join(r['label'] for r in tied)} tie at "
+                    f"{col.fmt(v1)}{excluded}."
+                )
+            else:
+                out.append(
+                    f"{adjective} {col.metric}: tie within noise between {names}; {how}{excluded}."
+                )
             continue
         if col.key == "accuracy":
             out.append(
                 f"{adjective} {col.metric}: {r1['label']} at {col.fmt(v1)}, "
-                f"{(v1 - v2) * 100:.2f} points above {r2['label']}."
+                f"{(v1 - v2) * 100:.2f} points above {r2['label']}{excluded}."
             )
             continue
-        ratio = v2 / v1 if col.better == "lower" else v1 / v2
-        if col.key == "latency_median" and _overlap(r1.get("latency_ci"), r2.get("latency_ci")):
-            out.append(
-                f"{adjective} {col.metric}: {r1['label']} ({col.fmt(v1)}), statistically tied "
-                f"with {r2['label']} ({col.fmt(v2)}; 95% intervals overlap)."
-            )
-            continue
+        ratio = _ratio(v1, v2, col)
         extra = f" at batch {r1['throughput_bs']}" if col.key == "throughput" else ""
         if col.key == "energy_per_sample" and r1.get("energy_bs") is not None:
             extra = f" ({r1.get('energy_scenario')}, batch {r1['energy_bs']})"
+        ci_txt = ""
+        if with_ci:
+            ci2 = figure_flags(r2, col.key)["ci"]
+            ci_txt = (
+                f" (95% CI [{col.fmt(ci1[0])}, {col.fmt(ci1[1])}] vs "
+                f"[{col.fmt(ci2[0])}, {col.fmt(ci2[1])}])"
+            )
         out.append(
             f"{adjective} {col.metric}: {r1['label']} at {col.fmt(v1)}{extra}, "
-            f"{ratio:.2f}x better than {r2['label']} ({col.fmt(v2)})."
+            f"{ratio:.2f}x better than {r2['label']} ({col.fmt(v2)}){ci_txt}{excluded}."
         )
     return out
+
+
+def _ratio(v1: float, v2: float, col: Column) -> float:
+    """How many times better ``v1`` is than ``v2`` (>= 1 when ``v1`` is the better one)."""
+    if not v1 or not v2:
+        return math.inf
+    return v2 / v1 if col.better == "lower" else v1 / v2
 
 
 def parity_text(parity: dict[str, Any] | None) -> str:
