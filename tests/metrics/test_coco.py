@@ -297,3 +297,47 @@ def test_bad_options_and_paths(tmp_path):
             {"image_id": [1], "boxes": [[0, 0, 1, 1]], "scores": [0.5], "labels": [3]},
             label_map="sorted",
         )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("image_id", True, r"`image_id` to be an int.*detection #3"),
+        ("image_id", 1.0, r"`image_id` to be an int.*detection #3"),
+        ("category_id", "2", r"`category_id` to be an int.*detection #3"),
+        ("image_id", 10**30, r"`image_id` within int64 range.*detection #3"),
+        ("score", "0.5", r"numeric score.*detection #3"),
+        ("score", None, r"numeric score.*detection #3"),
+        ("score", 10**400, r"numeric score.*detection #3"),
+        ("score", np.bool_(True), r"numeric score.*detection #3"),
+        ("bbox", [1, 2, 3], r"bbox to be 4 numbers.*detection #3"),
+        ("bbox", [1, 2, "3", 4], r"bbox to be 4 numbers.*detection #3"),
+        ("bbox", "1234", r"bbox to be 4 numbers.*detection #3"),
+        ("bbox", np.array([1.0, 2, 3, 4]), r"bbox to be 4 numbers.*detection #3"),
+    ],
+)
+def test_results_list_types_checked_per_detection(key, value, match) -> None:
+    """Whole columns are type-checked at once; a bad value is still named with its index."""
+    gt, dt = make_coco_set(6, num_categories=3, dt_per_image=4, seed=11)
+    dt[3][key] = value
+    with pytest.raises(MetricError, match=match):
+        M.coco_evaluate(gt, dt)
+
+
+def test_results_list_numpy_scalars_equal_python_numbers() -> None:
+    gt, dt = make_coco_set(12, num_categories=4, dt_per_image=9, seed=12)
+    as_numpy = [
+        {
+            "image_id": np.int32(d["image_id"]),
+            "category_id": np.uint16(d["category_id"]),
+            "bbox": tuple(np.float32(v) if i % 2 else int(v) for i, v in enumerate(d["bbox"])),
+            "score": np.float16(d["score"]),
+        }
+        for d in dt
+    ]
+    plain = [
+        {**d, "bbox": [float(x) for x in b["bbox"]], "score": float(b["score"])}
+        for d, b in zip(dt, as_numpy, strict=True)
+    ]
+    a, b = M.coco_evaluate(gt, as_numpy), M.coco_evaluate(gt, plain)
+    assert [a[k] for k in M.STAT_KEYS] == [b[k] for k in M.STAT_KEYS]

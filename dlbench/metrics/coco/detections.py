@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -228,6 +229,40 @@ def _detections_from_results(results: list) -> CocoDetections:
     category_ids = _field(results, "category_id", "detection")
     boxes = _field(results, "bbox", "detection")
     scores = _field(results, "score", "detection")
+    # Fast path: the set of Python types present decides validity for whole columns at once
+    # (C-speed ``map(type, ...)``); only when a column holds a type outside the allowed ones
+    # does the per-value walk below run, to name the first offending detection.
+    if not (
+        _types_within(image_ids, _INT_TYPES)
+        and _types_within(category_ids, _INT_TYPES)
+        and _types_within(scores, _NUMBER_TYPES)
+        and _types_within(boxes, _BOX_TYPES)
+        and all(n == 4 for n in set(map(len, boxes)))
+        and _types_within(itertools.chain.from_iterable(boxes), _NUMBER_TYPES)
+    ):
+        _explain_bad_results(image_ids, category_ids, boxes, scores)
+    n = len(results)
+    try:
+        return CocoDetections(
+            np.asarray(image_ids, np.int64).reshape(n),
+            np.asarray(category_ids, np.int64).reshape(n),
+            np.asarray(boxes, np.float64).reshape(n, 4),
+            np.asarray(scores, np.float64).reshape(n),
+        )
+    except OverflowError:  # a Python int beyond int64 (ids) or float (values) range
+        _explain_bad_results(image_ids, category_ids, boxes, scores)
+        for key, values in (("image_id", image_ids), ("category_id", category_ids)):
+            for i, v in enumerate(values):
+                if not -(2**63) <= int(v) < 2**63:
+                    raise MetricError(
+                        f"Expected `{key}` within int64 range. Received: {key}={v!r} "
+                        f"(detection #{i})"
+                    ) from None
+        raise
+
+
+def _explain_bad_results(image_ids: list, category_ids: list, boxes: list, scores: list) -> None:
+    """Raise for the first detection whose id, bbox or score has the wrong type."""
     for key, values in (("image_id", image_ids), ("category_id", category_ids)):
         for i, v in enumerate(values):
             if not is_int(v):
@@ -243,13 +278,26 @@ def _detections_from_results(results: list) -> CocoDetections:
     for i, v in enumerate(scores):
         if not _numeric(v):
             raise MetricError(f"Expected a numeric score. Received detection #{i}: score={v!r}")
-    n = len(results)
-    return CocoDetections(
-        np.asarray(image_ids, np.int64).reshape(n),
-        np.asarray(category_ids, np.int64).reshape(n),
-        np.asarray(boxes, np.float64).reshape(n, 4),
-        np.asarray(scores, np.float64).reshape(n),
-    )
+
+
+def _numeric_types() -> tuple[frozenset[type], frozenset[type]]:
+    ints = {int} | {
+        t
+        for t in np.sctypeDict.values()
+        if issubclass(t, np.integer) and not issubclass(t, np.timedelta64)
+    }
+    floats = {float} | {t for t in np.sctypeDict.values() if issubclass(t, np.floating)}
+    return frozenset(ints), frozenset(ints | floats)
+
+
+#: Exact types (not subclasses: ``bool`` is an ``int`` subclass and is refused) a detection's
+#: ids may have, and its score and box coordinates.
+_INT_TYPES, _NUMBER_TYPES = _numeric_types()
+_BOX_TYPES = frozenset({list, tuple})
+
+
+def _types_within(values: Any, allowed: frozenset[type]) -> bool:
+    return set(map(type, values)) <= allowed
 
 
 def _numeric(v: Any) -> bool:
