@@ -39,8 +39,19 @@ SLOW_MODELS: frozenset[str] = frozenset({"resnet56"})
 #: Models too large for the default selection on any backend (detectors at 320x320: minutes per
 #: compiled mode) and too large for the float64 reference at the full batch (several GB): slow
 #: in ``test_model``, left out of ``test_model_full_batch``; ``tests/detection`` checks them at a
-#: small input size in the default selection.
-HEAVY_MODELS: frozenset[str] = frozenset({"fcos_mobilenet_v2", "retinanet_mobilenet_v2"})
+#: small input size in the default selection; likewise the ImageNet-size classifiers at 224x224
+#: (``tests/zoo_imagenet`` checks them at a small configuration).
+HEAVY_MODELS: frozenset[str] = frozenset(
+    {
+        "fcos_mobilenet_v2",
+        "retinanet_mobilenet_v2",
+        "resnet50",
+        "mobilenet_v2_224",
+        "efficientnet_b0",
+        "vit_b_16",
+        "convnext_tiny",
+    }
+)
 _REFERENCE_CACHE: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 

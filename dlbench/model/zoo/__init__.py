@@ -37,6 +37,18 @@ BUILTIN: dict[str, tuple[str, tuple[int, ...]]] = {
         "dlbench.model.zoo.detection:retinanet_mobilenet_v2",
         (3, 320, 320),
     ),
+    # ImageNet-size, torchvision's architectures (zoo.imagenet); 1000 classes by default
+    "resnet50": ("dlbench.model.zoo.imagenet:resnet50", (3, 224, 224)),
+    "mobilenet_v2_224": ("dlbench.model.zoo.imagenet:mobilenet_v2_224", (3, 224, 224)),
+    "efficientnet_b0": ("dlbench.model.zoo.imagenet:efficientnet_b0", (3, 224, 224)),
+    "vit_b_16": ("dlbench.model.zoo.imagenet:vit_b_16", (3, 224, 224)),
+    "convnext_tiny": ("dlbench.model.zoo.imagenet:convnext_tiny", (3, 224, 224)),
+}
+
+#: default number of classes of a built-in model when ``get`` is given none (else 10)
+DEFAULT_CLASSES: dict[str, int] = {
+    n: 1000
+    for n in ("resnet50", "mobilenet_v2_224", "efficientnet_b0", "vit_b_16", "convnext_tiny")
 }
 
 for _name, (_target, _) in BUILTIN.items():
@@ -52,7 +64,7 @@ def names() -> list[str]:
 
 def get(
     name: str,
-    num_classes: int = 10,
+    num_classes: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
     **kw: Any,
@@ -61,7 +73,8 @@ def get(
 
     Args:
         name: One of :func:`names`.
-        num_classes: Size of the output layer.
+        num_classes: Size of the output layer (default 10; 1000 for the ImageNet-size models,
+            see :data:`DEFAULT_CLASSES`).
         input_shape: Per-sample input shape (default: the model's own, see :func:`describe`).
         seed: Seed of the NumPy initialisation (same seed, same weights, everywhere).
         **kw: Model-specific options (e.g. ``softmax=True`` to output probabilities).
@@ -70,6 +83,8 @@ def get(
         >>> get("resnet20").input_shape
         (3, 32, 32)
     """
+    if num_classes is None:
+        num_classes = DEFAULT_CLASSES.get(name, 10)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(
             f"Expected `num_classes` to be a positive int. Received: num_classes={num_classes!r}"
@@ -92,9 +107,20 @@ def get(
     return spec.validate()
 
 
+def _lazy_options(name: str) -> dict[str, Any]:
+    """``weights="zeros"`` for a builder that accepts it: counting needs shapes, not values."""
+    import inspect
+
+    try:
+        accepts = "weights" in inspect.signature(_registry.get(name)).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"weights": "zeros"} if accepts else {}
+
+
 @cache
 def _count(name: str) -> int:
-    return get(name).stats()["params"]
+    return get(name, **_lazy_options(name)).stats()["params"]
 
 
 def describe() -> list[dict[str, Any]]:
@@ -103,7 +129,7 @@ def describe() -> list[dict[str, Any]]:
     for n in names():
         default = BUILTIN.get(n, (None, None))[1]
         try:
-            spec = get(n)
+            spec = get(n, **_lazy_options(n))
             rows.append(
                 {
                     "name": n,
