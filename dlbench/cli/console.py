@@ -242,6 +242,14 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         console.print("[dim]±: half-width of the 95% interval, relative[/]", highlight=False)
     for note in invalid_notes(rows):
         console.print(f"[bold red]{note}[/]", highlight=False)
+    cells = doc.get("cells") or []
+    count = {k: sum(1 for c in cells if c.get("status") == k) for k in ("ok", "invalid", "failed")}
+    colour = "bold red" if count["invalid"] or count["failed"] else "green"
+    console.print(
+        f"[{colour}]{len(cells)} cells: {count['ok']} ok, {count['invalid']} INVALID, "
+        f"{count['failed']} failed[/]",
+        highlight=False,
+    )
     for sentence in winner_sentences(rows):
         console.print(f"[bold]{sentence}[/]", highlight=False)
     for note in energy_notes(doc):

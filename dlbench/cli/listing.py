@@ -33,12 +33,25 @@ def command(args: argparse.Namespace) -> int:
         console.print(table)
         return EXIT_OK
     if what == "models":
+        from rich import box
+
         from dlbench import zoo
+        from dlbench.analysis.weights import weights_info
 
         rows = zoo.describe()
-        table = Table("model", "input shape", "params")
+        table = Table(
+            "model",
+            "input shape",
+            "params",
+            "weights",
+            box=box.SIMPLE_HEAD,
+            caption="other datasets re-shape the model: a different, untrained network "
+            "(refused for trained weights without --reshape-model)",
+        )
         for row in rows:
-            table.add_row(row["name"], str(tuple(row["input_shape"])), f"{row['params']:,}")
+            shape = "x".join(str(d) for d in row["input_shape"] or ()) or "-"
+            params = f"{row['params']:,}" if row["params"] is not None else "-"
+            table.add_row(row["name"], shape, params, _weights_text(zoo, row["name"], weights_info))
         console.print(table)
         return EXIT_OK
     reg = {
@@ -54,3 +67,16 @@ def command(args: argparse.Namespace) -> int:
         table.add_row(name, "no" if missing else "yes", entry.origin, hint)
     console.print(table)
     return EXIT_OK
+
+
+def _weights_text(zoo, name: str, weights_info) -> str:
+    """``trained: digits 96.9%`` (its test accuracy) or ``random (untrained)``."""
+    try:
+        info = weights_info(zoo.get(name))
+    except Exception as exc:  # a broken third-party model must not break the listing
+        return f"unknown ({type(exc).__name__})"
+    if info["trained"]:
+        acc = info.get("test_accuracy")
+        extra = f" {acc * 100:.1f}%" if isinstance(acc, (int, float)) else ""
+        return f"trained: {info.get('dataset') or 'unknown dataset'}{extra}"
+    return "random (untrained)" if info["trained"] is False else "unknown"

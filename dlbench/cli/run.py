@@ -125,6 +125,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ONNX Runtime (rows like torch>onnxruntime)",
     )
     run.add_argument(
+        "--reshape-model",
+        action="store_true",
+        default=None,
+        help="rebuild a zoo model that has trained weights for a dataset of another input shape "
+        "or class count (a different, untrained network; refused without this flag)",
+    )
+    run.add_argument(
         "--energy-baseline",
         type=float,
         metavar="S",
@@ -178,6 +185,7 @@ def config_from_args(args: argparse.Namespace):
             "server_rate",
             "server_p99_bound",
             "via_onnx",
+            "reshape_model",
             "energy_baseline",
             "price_per_hour",
             "carbon_intensity",

@@ -131,6 +131,8 @@ class BenchmarkConfig:
         price_per_hour: Machine price (USD per hour): cost per million samples from throughput.
         carbon_intensity: Grid carbon intensity (gCO2 per kWh): CO2 per million samples from
             the measured energy.
+        reshape_model: Rebuild a zoo model that has trained weights for a dataset of another
+            input shape or class count (a different, untrained network); refused otherwise.
     """
 
     model: str = "digits_cnn"
@@ -161,6 +163,7 @@ class BenchmarkConfig:
     energy_baseline: float | None = None
     price_per_hour: float | None = None
     carbon_intensity: float | None = None
+    reshape_model: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -239,6 +242,11 @@ class BenchmarkConfig:
                 raise ConfigError(
                     f"Expected `{name}` to be a table/dict. Received: {getattr(self, name)!r}"
                 )
+        if not isinstance(self.reshape_model, bool):
+            raise ConfigError(
+                "Expected `reshape_model` to be true or false. Received: "
+                f"reshape_model={self.reshape_model!r}"
+            )
         if not isinstance(self.via_onnx, bool):
             raise ConfigError(
                 f"Expected `via_onnx` to be true or false. Received: via_onnx={self.via_onnx!r}"

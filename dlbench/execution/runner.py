@@ -227,9 +227,28 @@ def run(
         state.warn(
             f"Dataset {info.name!r} is synthetic: fine for timing, meaningless for accuracy."
         )
+    from dlbench.analysis import weights as model_weights
+
+    from_zoo = not (config.model.endswith(".json") or os.sep in config.model)
+    if from_zoo:  # issue 22: a re-shaped zoo model is said, and refused when it has trained weights
+        reshaped = model_weights.reshape_plan(
+            config.model,
+            tuple(info.input_shape),
+            info.num_classes,
+            allow=config.reshape_model,
+            model_options=config.model_options,
+        )
+        if reshaped:
+            state.warn(reshaped)
     spec = load_model_spec(config, info.input_shape, info.num_classes)
     doc["dataset"] = info.to_dict()
     doc["model"] = {"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()}
+    doc["model"]["weights"] = model_weights.weights_info(spec, from_zoo=from_zoo)
+    if doc["model"]["weights"]["trained"] is False and "accuracy" in config.scenarios:
+        state.warn(
+            f"Model {spec.name!r} has {model_weights.UNTRAINED}: its accuracy is a timing-only "
+            "figure, not a result (no winner is named on it)."
+        )
 
     parity_indices = list(range(min(config.parity_samples, len(dataset))))
     reference = (

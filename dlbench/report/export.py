@@ -7,11 +7,15 @@ import io
 from typing import Any
 
 from dlbench.report.table import (
+    UNTRAINED,
     best_worst,
     cell_fields,
     cell_rows,
+    figure_text,
+    invalid_notes,
     parity_text,
     summary_rows,
+    untrained,
     visible_columns,
 )
 
@@ -120,9 +124,10 @@ def summary_markdown(doc: dict[str, Any]) -> str:
     for r in rows:
         cells = [r["backend"], r["device"]]
         for c in columns:
-            text = c.fmt(r.get(c.key))
+            text = figure_text(r, c)  # value, ± 95% interval, ~ noisy, INVALID, untrained
             if c.key == "throughput" and r.get("throughput_bs"):
-                text += f" (bs {r['throughput_bs']})"
+                v = c.fmt(r.get(c.key))
+                text = text.replace(v, f"{v} (bs {r['throughput_bs']})", 1)
             if c.key == "energy_per_sample" and r.get("energy_bs"):
                 text += f" (bs {r['energy_bs']})"
             if best[c.key] is not None and r.get(c.key) == best[c.key]:
@@ -132,4 +137,11 @@ def summary_markdown(doc: dict[str, Any]) -> str:
         if r.get("failed"):
             cells[0] += f" (failed: {', '.join(r['failed'])})"
         lines.append("| " + " | ".join(_md_escape(str(c)) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [
+        "±: half-width of the 95% interval; ~: noisy (IQR above 10% of the median); INVALID: "
+        "failed its validity rule, never best (the reasons follow)."
+    ]
+    if untrained(doc):
+        notes.insert(0, f"Weights: {UNTRAINED}: accuracy is a timing-only figure.")
+    notes += invalid_notes(rows)
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {_md_escape(n)}" for n in notes) + "\n"

@@ -7,7 +7,11 @@ display and no global state leaks between reports. Each backend keeps one colour
   device;
 * ``throughput``: samples/s against batch size, one panel per device;
 * ``pareto``: accuracy against latency, with the Pareto front (faster *and* more accurate);
+* ``server``: p99 latency (queueing included) against offered load, one line per backend;
 * ``memory``: peak resident memory per backend and device.
+
+Colours are fixed per backend (:data:`FIXED_COLOURS`), so two reports read alike; INVALID
+cells are crossed out in red; an accuracy of untrained weights gets no Pareto chart.
 
 A figure whose data the run does not have (no accuracy scenario, say) is left out.
 """
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import MissingFrameworkError
-from dlbench.report.table import fmt_bytes, summary_rows
+from dlbench.report.table import fmt_bytes, summary_rows, untrained
 
 PALETTE = (
     "#4C72B0",
@@ -66,9 +70,32 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
+#: One colour per backend in every report, whatever else the run has (issue 22): the built-in
+#: backends by name, a via-ONNX row in its source's colour family, any other by a stable hash.
+FIXED_COLOURS = {
+    "numpy": "#8C8C8C",
+    "torch": "#DD8452",
+    "tensorflow": "#4C72B0",
+    "jax": "#55A868",
+    "onnxruntime": "#8172B3",
+    "torch>onnxruntime": "#E8B48F",
+    "tensorflow>onnxruntime": "#93ACD6",
+    "jax>onnxruntime": "#99CBA6",
+}
+
+
+def backend_colour(name: str) -> str:
+    """The colour of backend ``name``, the same in every report."""
+    if name in FIXED_COLOURS:
+        return FIXED_COLOURS[name]
+    import zlib
+
+    return PALETTE[zlib.crc32(name.encode("utf-8")) % len(PALETTE)]
+
+
 def backend_colours(doc: dict[str, Any]) -> dict[str, str]:
     names = sorted({c["backend"] for c in doc.get("cells") or []} | set(doc.get("backends") or {}))
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    return {name: backend_colour(name) for name in names}
 
 
 def _devices(doc: dict[str, Any]) -> list[str]:
@@ -172,7 +199,7 @@ def _latency_panel(ax: Any, device: str, series: list[dict], what: str, colours:
         ax.set_ylim(bottom=0)
     for x, s, med in zip(pos, series, medians):
         flag = " ~noisy" if s["noisy"] else ""
-        flag += " (invalid)" if s["invalid"] else ""
+        flag += " INVALID" if s["invalid"] else ""
         ax.annotate(
             f"{med:.3g} {unit}{flag}",
             (x, math.log10(med) if log else med),
@@ -227,7 +254,13 @@ def _throughput_points(doc: dict[str, Any], device: str) -> dict[str, list[tuple
         err_lo = tput - tput * med / hi if med and hi else 0.0
         err_hi = tput * med / lo - tput if med and lo else 0.0
         by_backend.setdefault(c["backend"], []).append(
-            (c["batch_size"], tput, max(err_lo, 0.0), max(err_hi, 0.0))
+            (
+                c["batch_size"],
+                tput,
+                max(err_lo, 0.0),
+                max(err_hi, 0.0),
+                c.get("status") == "invalid",
+            )
         )
     return {b: sorted(v) for b, v in by_backend.items()}
 
@@ -242,7 +275,7 @@ def throughput_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut
     for ax, (device, series) in zip(axes, panels):
         sizes = sorted({p[0] for pts in series.values() for p in pts})
         for backend, pts in sorted(series.items()):
-            bs, tput, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))
+            bs, tput, lo, hi, bad = (np.array(v, dtype=float) for v in zip(*pts))
             ax.errorbar(
                 bs,
                 tput,
@@ -253,6 +286,18 @@ def throughput_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut
                 label=backend,
                 color=colours[backend],
             )
+            bad = bad.astype(bool)
+            if bad.any():  # INVALID cells: crossed out and labelled, never a normal point
+                ax.scatter(bs[bad], tput[bad], marker="x", s=90, color="#C00000", zorder=4)
+                for x, y in zip(bs[bad], tput[bad]):
+                    ax.annotate(
+                        "INVALID",
+                        (x, y),
+                        xytext=(4, -12),
+                        textcoords="offset points",
+                        fontsize=7.5,
+                        color="#C00000",
+                    )
         if len(sizes) > 1:
             ax.set_xscale("log", base=2)
         ax.set_xticks(sizes)
@@ -267,7 +312,8 @@ def throughput_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut
         "throughput",
         "Throughput vs batch size",
         "Samples per second over the measured loop at each batch size; error bars carry the 95% "
-        "confidence interval of the median call time. Higher is better.",
+        "confidence interval of the median call time; a red cross marks an INVALID cell. "
+        "Higher is better.",
         fig,
         len(panels),
     )
@@ -285,7 +331,15 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def pareto_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | None:
-    rows = [r for r in summary_rows(doc) if r.get("accuracy") is not None]
+    if untrained(doc):  # an accuracy of random weights is no axis to trade speed against
+        return None
+    rows = [
+        r
+        for r in summary_rows(doc)
+        if r.get("accuracy") is not None
+        and not r.get("accuracy_invalid")
+        and not r.get("latency_median_invalid")
+    ]
     xs = []
     for r in rows:
         x = r.get("latency_median")
@@ -395,12 +449,80 @@ def memory_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
     )
 
 
+def server_points(doc: dict[str, Any], device: str) -> dict[str, list[dict[str, Any]]]:
+    """Per backend on ``device``: ``{"offered", "achieved", "p99_s", "ok"}`` of every offered
+    rate its server cell drove (the common sweep, or the one run at ``--server-rate``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in doc.get("cells") or []:
+        if c["device"] != device or c["scenario"] != "server" or c.get("status") == "failed":
+            continue
+        server = c.get("server") or {}
+        sweep = server.get("sweep") or []
+        pts = [
+            {
+                "offered": p.get("offered_rate"),
+                "achieved": p.get("achieved_rate"),
+                "p99_s": p.get("p99_s"),
+                "ok": bool(p.get("ok")),
+            }
+            for p in sweep
+        ]
+        if not pts and server.get("target_rate") is not None:
+            pts = [
+                {
+                    "offered": server.get("target_rate"),
+                    "achieved": server.get("achieved_rate"),
+                    "p99_s": server.get("p99_latency_s"),
+                    "ok": c.get("status") == "ok",
+                }
+            ]
+        pts = [p for p in pts if p["offered"] and p["p99_s"]]
+        if pts:
+            out[c["backend"]] = sorted(pts, key=lambda p: p["offered"])
+    return out
+
+
+def server_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | None:
+    panels = [(d, server_points(doc, d)) for d in _devices(doc)]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return None
+    fig = _new_figure(5.6 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (device, series) in zip(axes, panels):
+        p99s = np.array([p["p99_s"] for pts in series.values() for p in pts])
+        scale, unit = _time_unit(p99s)
+        for backend, pts in sorted(series.items()):
+            x = np.array([p["offered"] for p in pts])
+            y = np.array([p["p99_s"] * scale for p in pts])
+            ok = np.array([p["ok"] for p in pts])
+            ax.plot(x, y, marker="o", ms=5, label=backend, color=colours[backend])
+            if (~ok).any():  # overloaded or over the bound: INVALID points
+                ax.scatter(x[~ok], y[~ok], marker="x", s=90, color="#C00000", zorder=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (queries/s, log scale)")
+        ax.set_ylabel(f"p99 latency incl. queueing ({unit}, log scale)")
+        ax.set_title(f"{device}: p99 latency vs offered load", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return FigureOut(
+        "server",
+        "Server: p99 latency vs offered load",
+        "Poisson arrivals at each offered rate, the same rates for every backend; p99 runs from "
+        "arrival to completion, so queueing counts. A red cross marks an INVALID point "
+        "(overloaded: fewer completions than arrivals, or over the p99 bound). Lower is better.",
+        fig,
+        len(panels),
+    )
+
+
 def build_figures(doc: dict[str, Any]) -> list[FigureOut]:
     """Every figure the result document has data for, in report order."""
     _require_matplotlib()
     colours = backend_colours(doc)
     out = []
-    for make in (latency_figure, throughput_figure, pareto_figure, memory_figure):
+    for make in (latency_figure, throughput_figure, server_figure, pareto_figure, memory_figure):
         fig = make(doc, colours)
         if fig is not None:
             out.append(fig)

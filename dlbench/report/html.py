@@ -10,9 +10,11 @@ from typing import Any
 
 from dlbench.analysis.parity import failed as parity_failed
 from dlbench.report.table import (
+    UNTRAINED,
     best_worst,
     cell_rows,
     energy_notes,
+    figure_text,
     fmt_bytes,
     fmt_co2,
     fmt_energy,
@@ -21,8 +23,10 @@ from dlbench.report.table import (
     fmt_usd,
     fmt_watts,
     has_energy,
+    invalid_notes,
     parity_text,
     summary_rows,
+    untrained,
     visible_columns,
     winner_sentences,
 )
@@ -45,6 +49,9 @@ th{background:#f0f2f5;text-align:left;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.best{background:#dff3e2;color:#17602a;font-weight:600}
 td.worst{background:#fbe3e3;color:#9b1c1c}
+td.invalid{background:#f3f3f3;color:#7a8394;text-decoration:line-through}
+td.invalid .why{text-decoration:none;display:inline-block;color:#b3261e;font-size:11px;
+ white-space:normal;max-width:220px}
 .ok{color:#17602a;font-weight:600}.bad{color:#b3261e;font-weight:700}.muted{color:#7a8394}
 figure{margin:14px 0 26px}figure img{max-width:100%;border:1px solid #e3e6eb}
 figcaption{color:#4a5262;font-size:13px;margin-top:4px}
@@ -81,14 +88,18 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
                 cls += " best"
             elif v is not None and worst is not None and v == worst:
                 cls += " worst"
-            text = c.fmt(v)
+            text = figure_text(r, c)  # value, ± 95% interval, ~ noisy, INVALID, untrained
             if c.key == "throughput" and r.get("throughput_bs"):
-                text += f" (bs {r['throughput_bs']})"
-            if c.key == "latency_median" and r.get("latency_noisy"):
-                text += " ~"
+                text = text.replace(c.fmt(v), f"{c.fmt(v)} (bs {r['throughput_bs']})", 1)
             if c.key == "energy_per_sample" and r.get("energy_bs"):
                 text += f" ({r.get('energy_scenario')}, bs {r['energy_bs']})"
-            tds.append(f'<td class="{cls}">{_e(text)}</td>')
+            why = r.get(f"{c.key}_invalid")
+            if why and v is not None:
+                cls = "num invalid"
+                text_html = f'{_e(text)}<br><span class="why">{_e(why)}</span>'
+            else:
+                text_html = _e(text)
+            tds.append(f'<td class="{cls}">{text_html}</td>')
         parity = r.get("parity")
         pcls = (
             "muted"
@@ -104,8 +115,10 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
         )
     out.append("</table>")
     out.append(
-        '<p class="meta">Green: best in its column; red: worst. <code>~</code>: noisy '
-        "(IQR above 10% of the median).</p>"
+        '<p class="meta">Green: best in its column; red: worst. <code>±</code>: half-width of '
+        "the figure's 95% interval; <code>~</code>: noisy (its own cell's IQR above 10% of the "
+        "median); <b>INVALID</b>: the cell failed its validity rule (reason below the value), "
+        "never best or worst, left out of the winner lines.</p>"
     )
     return "".join(out)
 
@@ -174,7 +187,8 @@ def _cells_table(doc: dict[str, Any]) -> str:
     ]
     for r in cell_rows(doc):
         status = r["status"]
-        scls = {"ok": "ok", "failed": "bad"}.get(status, "muted")
+        scls = {"ok": "ok", "failed": "bad", "invalid": "bad"}.get(status, "muted")
+        status = "INVALID" if status == "invalid" else status
         ci = (
             f"{fmt_time(r['ci95_low_s'])} - {fmt_time(r['ci95_high_s'])}"
             if r["ci95_low_s"] is not None
@@ -305,10 +319,12 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
     sentences = winner_sentences(rows)
     n_cells = len(doc.get("cells") or [])
     n_failed = sum(1 for c in doc.get("cells") or [] if c.get("status") == "failed")
+    n_invalid = sum(1 for c in doc.get("cells") or [] if c.get("status") == "invalid")
     stats = model.get("stats") or {}
     meta = (
         f"run <code>{_e(doc.get('run_id'))}</code> &middot; created {_e(doc.get('created'))} "
-        f"&middot; status {_e(doc.get('status'))} &middot; {n_cells} cells ({n_failed} failed) "
+        f"&middot; status {_e(doc.get('status'))} &middot; {n_cells} cells ({n_failed} failed, "
+        f"{n_invalid} INVALID) "
         f"&middot; model fingerprint <code>{_e(model.get('fingerprint'))}</code>"
     )
     if stats.get("params") is not None:
@@ -320,10 +336,19 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
         f"{_e(cfg.get('inter_op_threads'))} inter-op threads &middot; dataset "
         f"{_e(dataset.get('name'))} ({'synthetic' if dataset.get('synthetic') else 'real data'})"
     )
+    if untrained(doc):
+        title += f": {UNTRAINED}"
+        meta += (
+            f"<br><b>Weights: {UNTRAINED}</b>: accuracy is a timing-only figure, not a result"
+        )
     body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{meta}</p>']
     if sentences:
         items = "".join(f"<li>{_e(s)}</li>" for s in sentences)
         body.append(f'<div class="summary"><b>In short</b><ul>{items}</ul></div>')
+    invalid = invalid_notes(rows)
+    if invalid:
+        items = "".join(f"<li>{_e(n)}</li>" for n in invalid)
+        body.append(f'<div class="warn"><b>INVALID figures</b><ul>{items}</ul></div>')
     warnings = doc.get("warnings") or []
     if warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
