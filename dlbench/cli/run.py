@@ -132,6 +132,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "or class count (a different, untrained network; refused without this flag)",
     )
     run.add_argument(
+        "--with-reference",
+        action="store_true",
+        default=None,
+        help="also time the float64 numpy reference when --backends is not given (it always "
+        "checks parity; left out of timing and accuracy cells by default)",
+    )
+    run.add_argument(
         "--energy-baseline",
         type=float,
         metavar="S",
@@ -186,6 +193,7 @@ def config_from_args(args: argparse.Namespace):
             "server_p99_bound",
             "via_onnx",
             "reshape_model",
+            "with_reference",
             "energy_baseline",
             "price_per_hour",
             "carbon_intensity",
@@ -253,6 +261,14 @@ def command(args: argparse.Namespace) -> int:
         f"backends {', '.join(backends)}, devices {', '.join(config.devices)}, "
         f"{config.intra_op_threads} intra-op / {config.inter_op_threads} inter-op threads"
     )
+    from dlbench.execution.config import REFERENCE_BACKEND
+
+    if config.backends is None and REFERENCE_BACKEND not in backends:
+        console.print(
+            f"[dim]{REFERENCE_BACKEND} (the float64 reference) checks parity only; time it too "
+            "with --with-reference[/]",
+            highlight=False,
+        )
     with progress_callback(console, enabled=not args.quiet) as on_event:
         try:
             doc = run(config, out=out, resume=args.resume, on_event=on_event, plugins=args.plugins)

@@ -46,6 +46,8 @@ else:  # pragma: no cover
 EXPORT_SOURCES = _EXPORT_SOURCES
 PRECISIONS = ("float32",)
 DEFAULT_SCENARIOS = ("latency", "throughput", "accuracy")
+#: The float64 parity reference: left out of the default backends (``with_reference``).
+REFERENCE_BACKEND = "numpy"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ class BenchmarkConfig:
             the measured energy.
         reshape_model: Rebuild a zoo model that has trained weights for a dataset of another
             input shape or class count (a different, untrained network); refused otherwise.
+        with_reference: With ``backends`` unset, also time the float64 NumPy reference
+            (:data:`REFERENCE_BACKEND`); it always serves the parity check, but by default it
+            is left out of the timing and accuracy cells (it dominates real runs' time).
     """
 
     model: str = "digits_cnn"
@@ -164,6 +169,7 @@ class BenchmarkConfig:
     price_per_hour: float | None = None
     carbon_intensity: float | None = None
     reshape_model: bool = False
+    with_reference: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -242,11 +248,12 @@ class BenchmarkConfig:
                 raise ConfigError(
                     f"Expected `{name}` to be a table/dict. Received: {getattr(self, name)!r}"
                 )
-        if not isinstance(self.reshape_model, bool):
-            raise ConfigError(
-                "Expected `reshape_model` to be true or false. Received: "
-                f"reshape_model={self.reshape_model!r}"
-            )
+        for name in ("reshape_model", "with_reference"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"Expected `{name}` to be true or false. Received: "
+                    f"{name}={getattr(self, name)!r}"
+                )
         if not isinstance(self.via_onnx, bool):
             raise ConfigError(
                 f"Expected `via_onnx` to be true or false. Received: via_onnx={self.via_onnx!r}"
@@ -342,6 +349,9 @@ class BenchmarkConfig:
             from dlbench.model.backend import available_backends
 
             names = available_backends()
+            others = [n for n in names if n != REFERENCE_BACKEND]
+            if others and not self.with_reference:  # the reference alone: keep it
+                names = others
         if self.via_onnx:
             extra = [f"{b}{VIA}{onnx_runtime()}" for b in names if b in EXPORT_SOURCES]
             if not extra and not any(VIA in b for b in names):

@@ -358,3 +358,38 @@ def thread_warnings(intra: int, inter: int) -> list[str]:
                 "(os.sched_getaffinity): threads will share cores and timings will be noisy"
             )
     return out
+
+
+def check_devices(devices: list[str]) -> None:
+    """Refuse, before any worker starts, a CUDA device this machine does not have.
+
+    GPUs are counted with ``nvidia-smi`` (no framework imported), within
+    ``CUDA_VISIBLE_DEVICES`` when it is set.
+
+    Raises:
+        ConfigError: ``cuda`` with no GPU, or ``cuda:N`` beyond the GPUs visible.
+    """
+    from dlbench.errors import ConfigError
+
+    wanted = [d for d in devices if d.split(":")[0] == "cuda"]
+    if not wanted:
+        return
+    count = len(gpu_info())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        count = min(count, len(ids))
+    for d in wanted:
+        index = int(d.split(":")[1]) if ":" in d else 0
+        if index >= count:
+            found = (
+                "no GPU found (nvidia-smi missing or listing none"
+                + (f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else "")
+                + ")"
+                if count == 0
+                else f"{count} GPU(s) visible (cuda:0 to cuda:{count - 1})"
+            )
+            raise ConfigError(
+                f"Expected a CUDA device for --device {d}. Received: {found}. Use --device cpu, "
+                "or run where the GPU is visible."
+            )

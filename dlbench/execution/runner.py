@@ -211,6 +211,7 @@ def run(
     else:
         doc = res.new_document(cfg_dict, environment.capture())
     state = _Run(config, doc, out_path, on_event or (lambda kind, payload: None))
+    environment.check_devices(config.devices)  # a missing GPU stops the run before any worker
     # issue 22: a busy machine and more threads than usable cores are said up front
     for message in [
         environment.busy_message(environment.machine_load()),
