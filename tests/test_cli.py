@@ -81,8 +81,8 @@ def test_env_json(run_cli):
     assert env["dlbench"]["version"]
 
 
-def test_failed_cell_gives_exit_1(run_cli, tmp_path):
-    # A model file that does not exist fails the whole run as a usage error...
+def test_missing_model_file_is_a_usage_error_exit_2(run_cli, tmp_path):
+    # (exit 1 for a failed cell or parity check: tests/mutation_killers/test_cli_verdicts.py)
     proc = run_cli("run", "--backends", "numpy", "--model", str(tmp_path / "none.json"))
     assert proc.returncode == 2 and "Model file not found" in proc.stderr
 

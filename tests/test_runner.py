@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 
@@ -11,6 +12,7 @@ import pytest
 import dlbench
 from dlbench.execution import results
 from dlbench.execution.config import BenchmarkConfig
+from dlbench.execution.runner import load_model_spec
 
 FAST = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 5.0}
 
@@ -55,7 +57,9 @@ FAULTY = textwrap.dedent(
 def faulty_plugin(tmp_path, monkeypatch):
     (tmp_path / "faulty_plugin.py").write_text(FAULTY)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # prepended, not replaced: the workers must import the same dlbench as this process
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
     yield "faulty_plugin"
     dlbench.registry.backends.unregister("faulty")
     sys.modules.pop("faulty_plugin", None)
@@ -89,7 +93,12 @@ def test_run_numpy_writes_a_valid_result(tmp_path):
     assert lat["timing"]["n"] == len(lat["timing"]["samples_s"]) >= 3
     assert on_disk["backends"]["numpy"]["cpu"]["parity"]["ok"] is True
     acc = doc["cells"][2]["metrics"]["accuracy"]
-    assert 0.0 <= acc <= 1.0
+    cfg = _config()  # recomputed here: the whole split through the numpy reference
+    ds = dlbench.datasets.load(cfg.dataset, split=cfg.split)
+    spec = load_model_spec(cfg, ds.info.input_shape, ds.info.num_classes)
+    x, y = ds.arrays()
+    want = float((dlbench.get_backend("numpy").build(spec).predict(x).argmax(1) == y).mean())
+    assert acc == pytest.approx(want, abs=1e-12)
     assert on_disk["model"]["fingerprint"]
     assert on_disk["environment"]["packages"]["numpy"]
 

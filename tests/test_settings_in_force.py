@@ -3,6 +3,7 @@ and a fairness flag in the result, an error under strict (issue 21)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -181,7 +182,8 @@ def test_run_warns_and_records_settings_not_in_force(tmp_path, monkeypatch) -> N
 
     (tmp_path / "liar_plugin.py").write_text(LIAR)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)  # prepended: workers import this process's dlbench
     fast = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 5.0}
     cfg = BenchmarkConfig(
         backends=["liar"],

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "-m", "dlbench.cli", "data", "check", *args],
         capture_output=True,

@@ -128,7 +128,10 @@ def test_cli_train_writes_result_and_weights(run_cli, tmp_path) -> None:
     assert doc["schema"] == "dlbench.train-result" and doc["status"] == "complete"
     info = doc["backends"]["jax"]
     assert info["status"] == "ok" and len(info["runs"]) == 2
-    assert info["summary"]["test_accuracy"]["std"] is not None
+    accs = [r["final"]["test_accuracy"] for r in info["runs"]]
+    summary = info["summary"]["test_accuracy"]
+    assert summary["n"] == 2 and summary["mean"] == pytest.approx(np.mean(accs), abs=1e-12)
+    assert summary["std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-12)
     assert "±" in proc.stdout and "diagnosis" in proc.stdout
     from dlbench.model.spec import ModelSpec
 
