@@ -25,7 +25,7 @@ from dlbench.report.table import (  # noqa: F401 - fmt_*, summary_rows: kept imp
     fmt_bytes,
     fmt_time,
     interval_text,
-    invalid_notes,
+    invalid_cells,
     parity_text,
     summary_rows,
     untrained,
@@ -240,7 +240,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         )
     if not stacked:
         console.print("[dim]±: half-width of the 95% interval, relative[/]", highlight=False)
-    for note in invalid_notes(rows):
+    for note in invalid_cells(doc):
         console.print(f"[bold red]{note}[/]", highlight=False)
     cells = doc.get("cells") or []
     count = {k: sum(1 for c in cells if c.get("status") == k) for k in ("ok", "invalid", "failed")}

@@ -292,6 +292,7 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 row["accuracy_untrained"] = untrained(doc)
         elif cell["scenario"] == "server":
             _update_server(row, cell, why)
+    _common_server_rate(list(rows.values()))
     devices = {r["device"] for r in rows.values()}
     for r in rows.values():
         r["label"] = r["backend"] if len(devices) <= 1 else f"{r['backend']}/{r['device']}"
@@ -319,6 +320,7 @@ CI_KEYS = {
     "throughput": "throughput_ci",
     "accuracy": "accuracy_ci",
     "server_p99": "server_p99_ci",
+    "server_p50": "server_p50_ci",
 }
 #: Row key of each column's noise flag (its own cell's IQR above 10% of the median).
 NOISY_KEYS = {
@@ -326,6 +328,7 @@ NOISY_KEYS = {
     "latency_p99": "latency_p99_noisy",
     "throughput": "throughput_noisy",
     "server_p99": "server_noisy",
+    "server_p50": "server_noisy",
 }
 #: The mark of a noisy figure and of an INVALID one, in every view.
 NOISY_MARK = "~"
@@ -384,11 +387,43 @@ def _update_server(row: dict[str, Any], cell: dict[str, Any], why: str | None) -
     row["server_p50"] = stats.get("median")
     row["server_p99"] = server.get("p99_latency_s") or stats.get("p99")
     row["server_p99_ci"] = _p99_ci(cell.get("timing") or {})
+    row["server_p50_ci"] = (
+        (stats["ci95_low"], stats["ci95_high"]) if stats.get("ci95_low") is not None else None
+    )
     row["server_noisy"] = bool(stats.get("noisy"))
-    row["server_p99_invalid"] = why
-    row["server_max_rate"] = (server.get("search") or {}).get("max_rate")
+    row["server_p99_invalid"] = row["server_p50_invalid"] = why
+    search = server.get("search") or {}
+    row["server_max_rate"] = search.get("max_rate") if search else server.get("max_sustained_rate")
+    row["server_max_rate_how"] = "under the p99 bound" if search else "sustained in the sweep"
     row["server_sweep"] = server.get("sweep")
     row["server_service_s"] = server.get("service_time_median_s")
+
+
+def _common_server_rate(rows: list[dict[str, Any]]) -> None:
+    """Put every server row at the highest offered rate of the common sweep that all of them
+    sustained, so their p50/p99 measure the same load (``server_common`` says which)."""
+    sweeps = [r for r in rows if r.get("server_sweep")]
+    if len(sweeps) < 2:
+        return
+    common = set.intersection(
+        *({p["offered_rate"] for p in r["server_sweep"] if p.get("ok")} for r in sweeps)
+    )
+    if not common:
+        for r in sweeps:
+            r["server_common"] = None
+        return
+    rate = max(common)
+    for r in sweeps:
+        p = next(p for p in r["server_sweep"] if p["offered_rate"] == rate)
+        r["server_common"] = rate
+        r["server_offered"] = rate
+        r["server_rate"] = p.get("achieved_rate")
+        r["server_p50"] = p.get("p50_s")
+        r["server_p99"] = p.get("p99_s")
+        r["server_p99_ci"] = tuple(p["p99_ci95"]) if p.get("p99_ci95") else None
+        r["server_p50_ci"] = tuple(p["p50_ci95"]) if p.get("p50_ci95") else None
+        r["server_noisy"] = bool(p.get("noisy"))
+        r["server_p99_invalid"] = r["server_p50_invalid"] = None  # the point kept up
 
 
 def figure_flags(row: dict[str, Any], key: str) -> dict[str, Any]:
@@ -433,6 +468,15 @@ def figure_text(row: dict[str, Any], column: Column, *, interval: bool = True) -
     return text
 
 
+def invalid_cells(doc: dict[str, Any]) -> list[str]:
+    """One line per INVALID cell of the document, with its reason."""
+    return [
+        f"INVALID {c['id']}: {invalid_reason(c)}"
+        for c in doc.get("cells") or []
+        if c.get("status") == "invalid"
+    ]
+
+
 def invalid_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per INVALID figure: which, and why (the reason next to the value)."""
     out = []
@@ -458,6 +502,9 @@ SERVER_COLUMNS: tuple[Column, ...] = (
     Column(
         "server_p99", "server p99", "time/query", "lower", fmt_time, "server p99 latency", "srv p99"
     ),
+    Column(
+        "server_max_rate", "max rate", "queries/s", "higher", fmt_rate, "sustained rate", "max/s"
+    ),
 )
 
 #: Relative margin a figure without an interval must win by to be named a winner.
@@ -475,7 +522,7 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """
     out = []
     for col in visible_columns(rows):
-        if col.key in ("build_time_s", "power_watts", "server_offered"):
+        if col.key in ("build_time_s", "power_watts", "server_offered", "server_rate"):
             continue
         if col.key == "accuracy" and any(r.get("accuracy_untrained") for r in rows):
             if any(r.get("accuracy") is not None for r in rows):
@@ -549,6 +596,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
             continue
         ratio = _ratio(v1, v2, col)
         extra = f" at batch {r1['throughput_bs']}" if col.key == "throughput" else ""
+        if col.key == "server_p99" and r1.get("server_common"):
+            extra = f" at {fmt_rate(r1['server_common'])} offered to every backend"
         if col.key == "energy_per_sample" and r1.get("energy_bs") is not None:
             extra = f" ({r1.get('energy_scenario')}, batch {r1['energy_bs']})"
         ci_txt = ""

@@ -57,3 +57,19 @@ def assert_fits_80(text: str, labels: list[str]) -> None:
     assert "…" not in text and "..." not in text, text
     for label in labels:
         assert label in text, f"{label!r} cut or missing in:\n{text}"
+
+
+def measure_fakes():
+    """``tests/measure/fakes.py`` (a fake clock and model), loaded by path."""
+    import importlib.util
+    from pathlib import Path
+
+    name = "dlbench_tests_measure_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent.parent / "measure" / "fakes.py"
+        )
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]

@@ -104,7 +104,7 @@ def test_cli_invalid_untrained_and_reshape(tmp_path, trust):
     text = run.stdout
     trust.assert_fits_80(text, ["numpy"])
     assert "mlp on digits/test: untrained (random weights)" in text
-    assert "INVALID numpy latency p50: only" in " ".join(text.split())
+    assert "INVALID numpy/cpu/latency/bs1: only" in " ".join(text.split())
     assert "1 INVALID" in text
     refused = trust.run_cli(
         "run", "--backends", "numpy", "--model", "digits_cnn", "--dataset", "synthetic",

@@ -9,6 +9,13 @@ contract of :func:`dlbench.execution.measure.timed_calls` (``compute`` or ``end_
 With a p99 bound, a search finds the highest rate whose p99 latency stays under it: a bracket from
 half the measured capacity (1 / median service time), then bisection on the rate.
 
+Without ``server_rate``, a **common sweep** drives the model at the offered rates of one fixed
+grid (1, 2, 5 per decade: ..., 20, 50, 100, 200, ... queries/s), from :data:`SWEEP_START` up
+until a rate overloads it (down from there when the first one already does), so every backend
+of a run is measured at the same offered loads and their p99s compare like with like (the
+report plots p99 against offered load; the summary reads the highest rate every backend
+sustained).
+
 The scheduler takes its clock and its wait function as arguments, so tests drive it with a fake
 clock: :func:`serve` is the whole schedule, :func:`search_max_rate` the whole search.
 """
@@ -39,6 +46,14 @@ SEARCH_TRIAL_MAX_TIME = 2.0
 SEARCH_TRIAL_MIN_QUERIES = 32
 #: The search gives up below this fraction of the measured capacity.
 SEARCH_MIN_FRACTION = 1 / 64
+#: The common sweep's first offered rate (queries/s) and how long each of its points lasts.
+SWEEP_START = 20.0
+SWEEP_POINT_MIN_QUERIES = 128
+SWEEP_POINT_TIME = 0.25
+SWEEP_POINT_MAX_TIME = 1.0
+#: The sweep never goes beyond this multiple of the measured capacity, nor below 1 query/s.
+SWEEP_MAX_LOAD = 2.0
+SWEEP_MIN_RATE = 1.0
 #: A run is overloaded (INVALID) when completions per second fall below this share of arrivals
 #: per second: the queue grew for the whole run, and the latencies measure its growth.
 MIN_RATE_RATIO = 0.9
@@ -209,6 +224,103 @@ def search_max_rate(
     return lo, trials
 
 
+def grid_rate(k: int) -> float:
+    """The ``k``-th rate of the sweep grid: 1, 2, 5, 10, 20, 50, ... (``k`` may be negative)."""
+    return (1.0, 2.0, 5.0)[k % 3] * 10.0 ** (k // 3)
+
+
+def grid_index(rate: float) -> int:
+    """The index of the largest grid rate at or below ``rate``."""
+    k = 3 * math.floor(math.log10(rate))
+    while grid_rate(k + 1) <= rate * (1 + 1e-9):
+        k += 1
+    while grid_rate(k) > rate * (1 + 1e-9):
+        k -= 1
+    return k
+
+
+def sweep_point(rate: float, result: ServeResult) -> dict[str, Any]:
+    """One point of the common sweep: offered, scheduled and achieved rates, p50/p99 (queueing
+    included) with the p99's 95% interval, and whether the model kept up (``ok``)."""
+    from dlbench.analysis.stats import NOISY_IQR_RATIO, quantile_ci
+
+    lat = np.sort(result.latencies_s)
+    sched, achieved = result.scheduled_rate, result.achieved_rate
+    ok = (
+        result.served == result.issued
+        and result.served > 1
+        and math.isfinite(sched)
+        and math.isfinite(achieved)
+        and achieved >= MIN_RATE_RATIO * sched
+    )
+    point: dict[str, Any] = {
+        "offered_rate": rate,
+        "scheduled_rate": sched if math.isfinite(sched) else None,
+        "achieved_rate": achieved if math.isfinite(achieved) else None,
+        "queries": result.issued,
+        "served": result.served,
+        "p50_s": None,
+        "p99_s": None,
+        "p50_ci95": None,
+        "p99_ci95": None,
+        "noisy": None,
+        "ok": bool(ok),
+    }
+    if len(lat):
+        q1, med, q3 = np.percentile(lat, [25, 50, 75])
+        lo, hi = quantile_ci(lat, 0.99)
+        point.update(
+            p50_s=float(med),
+            p99_s=float(np.percentile(lat, 99)),
+            p50_ci95=list(quantile_ci(lat, 0.5)),
+            p99_ci95=[lo, hi],
+            noisy=bool(med > 0 and (q3 - q1) / med > NOISY_IQR_RATIO),
+        )
+    return point
+
+
+def common_sweep(
+    run_at: Callable[[float], ServeResult],
+    capacity: float,
+    *,
+    out_of_time: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Drive the model at the grid's offered rates, the same for every backend.
+
+    Up from :data:`SWEEP_START` until a point overloads the model (or the rate passes
+    :data:`SWEEP_MAX_LOAD` times the capacity); when the first point already overloads it, down
+    the grid until one does not (not below :data:`SWEEP_MIN_RATE`). ``out_of_time()`` ends it
+    early. Returns ``(points, why_it_stopped)``: the points (:func:`sweep_point`) by increasing
+    rate, and ``"overloaded"``, ``"max load"`` or ``"time budget"``.
+    """
+    points: list[dict[str, Any]] = []
+    stopped = "time budget"
+
+    def more() -> bool:
+        return not (out_of_time and out_of_time())
+
+    start = grid_index(SWEEP_START)
+    k = start
+    while more():
+        rate = grid_rate(k)
+        if rate > SWEEP_MAX_LOAD * capacity and points:
+            stopped = "max load"
+            break
+        points.append(sweep_point(rate, run_at(rate)))
+        if not points[-1]["ok"]:
+            stopped = "overloaded"
+            break
+        k += 1
+    if points and not points[0]["ok"]:
+        k = start - 1
+        while more() and grid_rate(k) >= SWEEP_MIN_RATE:
+            points.append(sweep_point(grid_rate(k), run_at(grid_rate(k))))
+            if points[-1]["ok"]:
+                break
+            k -= 1
+    return sorted(points, key=lambda p: p["offered_rate"]), stopped
+
+
 def _positive(name: str, value: Any) -> float | None:
     if value is None:
         return None
@@ -297,6 +409,21 @@ def server(
         search = {"p99_bound_s": bound, "max_rate": best, "trials": trials}
         if rate is None and best is not None:
             rate = best
+    sweep, sweep_stopped = None, None
+    if server_rate is None:  # the common sweep: the same offered rates for every backend
+        sweep_seeds = iter(range(seed + 1000, seed + 2000))
+        sweep_end = clock() + int(rule.max_time * 1e9)
+        sweep, sweep_stopped = common_sweep(
+            lambda r: run(
+                r,
+                SWEEP_POINT_MIN_QUERIES,
+                SWEEP_POINT_TIME,
+                next(sweep_seeds),
+                SWEEP_POINT_MAX_TIME,
+            ),
+            capacity,
+            out_of_time=lambda: clock() >= sweep_end,
+        )
     how = "given" if rate is not None else "half the measured capacity"
     if rate is None:
         rate = capacity / 2
@@ -329,6 +456,11 @@ def server(
     p99 = float(np.percentile(lat, 99)) if len(lat) else math.nan
     if bound is not None and not p99 <= bound:
         reasons.append(f"p99 latency {p99 * 1e3:.3f} ms exceeds the bound {bound * 1e3:.3f} ms")
+    if sweep_stopped == "time budget":
+        notes.append(
+            f"the common sweep stopped at its time budget ({rule.max_time:g} s, max_time) "
+            "before the model was overloaded"
+        )
     if do_search and search and search["max_rate"] is None:
         notes.append("no rate tried kept p99 under the bound")
     notes.append(f"rate: {how} ({rate:.1f}/s; capacity ~{capacity:.1f}/s)")
@@ -364,6 +496,14 @@ def server(
             else None,
             "capacity_estimate": capacity,
             "search": search,
+            "sweep": sweep,
+            "sweep_stopped": sweep_stopped,
+            # the highest sustained rate, when the sweep went as far as the model could
+            "max_sustained_rate": max(
+                (p["offered_rate"] for p in sweep or [] if p["ok"]), default=None
+            )
+            if sweep_stopped in ("overloaded", "max load")
+            else None,
         },
         "validity": validity(
             reasons,
