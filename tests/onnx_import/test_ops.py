@@ -390,3 +390,135 @@ def test_expand_of_an_activation_broadcasts_size_one_axes():
     }
     spec = check(model(nodes, (2, 4), inits), (2, 4))
     assert spec.output_shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("cube", ["pow", "mul"])
+@pytest.mark.parametrize("variant", ["(x*0.5)*(1+tanh)", "x*(1+tanh)*0.5"])
+def test_tanh_gelu_patterns_fuse(cube, variant):
+    """GPT-2's gelu_new: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))."""
+    if cube == "pow":
+        nodes = [node("Pow", ["x", "three"], ["c"])]
+    else:
+        nodes = [node("Mul", ["x", "x"], ["sq"]), node("Mul", ["sq", "x"], ["c"])]
+    nodes += [
+        node("Mul", ["c", "k3"], ["c3"]),
+        node("Add", ["x", "c3"], ["inner"]),
+        node("Mul", ["inner", "k"], ["scaled"]),
+        node("Tanh", ["scaled"], ["t"]),
+        node("Add", ["t", "one"], ["a"]),
+    ]
+    if variant == "(x*0.5)*(1+tanh)":
+        nodes += [node("Mul", ["x", "half"], ["h"]), node("Mul", ["h", "a"])]
+    else:
+        nodes += [node("Mul", ["x", "a"], ["m"]), node("Mul", ["m", "half"])]
+    consts = {"three": 3.0, "k3": 0.044715, "k": (2 / np.pi) ** 0.5, "one": 1.0, "half": 0.5}
+    inits = {k: np.array(v, np.float32) for k, v in consts.items()}
+    spec = check(model(nodes, (6,), inits), (6,))
+    assert [(n.op, n.attrs["approximate"]) for n in spec.nodes] == [("gelu", "tanh")]
+    assert spec.metadata["onnx_import"]["fused"] == {"gelu(tanh)": 1}
+
+
+def test_tanh_gelu_with_a_wrong_constant_is_not_fused():
+    """A coefficient that is not GELU's leaves the nodes as they are (and Tanh maps alone)."""
+    nodes = [
+        node("Mul", ["x", "x"], ["sq"]),
+        node("Mul", ["sq", "x"], ["c"]),
+        node("Mul", ["c", "k3"], ["c3"]),
+        node("Add", ["x", "c3"], ["inner"]),
+        node("Mul", ["inner", "k"], ["scaled"]),
+        node("Tanh", ["scaled"]),
+    ]
+    inits = {"k3": np.array(0.05, np.float32), "k": np.array(0.7978846, np.float32)}
+    spec = check(model(nodes, (6,), inits), (6,))
+    assert "gelu" not in [n.op for n in spec.nodes]
+
+
+def test_nan_guard_after_softmax_is_dropped():
+    """Where(IsNaN(softmax), 0, softmax), as torch's attention writes it, is the softmax."""
+    nodes = [
+        node("Softmax", ["x"], ["s"], axis=-1),
+        node("IsNaN", ["s"], ["nan"]),
+        node("Where", ["nan", "zero", "s"]),
+    ]
+    spec = check(model(nodes, (4, 5), {"zero": np.array(0.0, np.float32)}), (4, 5))
+    assert [n.op for n in spec.nodes] == ["softmax"]
+    assert spec.metadata["onnx_import"]["fused"] == {"where(isnan(softmax))": 1}
+
+
+def test_where_that_is_not_a_nan_guard_is_unsupported():
+    nodes = [
+        node("Relu", ["x"], ["s"]),
+        node("IsNaN", ["s"], ["nan"]),
+        node("Where", ["nan", "zero", "s"]),
+    ]
+    m = model(nodes, (5,), {"zero": np.array(0.0, np.float32)})
+    with pytest.raises(SpecError, match="IsNaN x1.*\n.*Where x1|Where x1.*\n.*IsNaN x1"):
+        from dlbench.spec import from_onnx
+
+        from_onnx(m)
+
+
+@pytest.mark.parametrize("where", ["before", "after", "both"])
+def test_concat_with_constants_is_pad_plus_add(where):
+    """ViT's class token: a constant expanded over the batch, concatenated to the patches."""
+    ins = {"before": ["e", "x"], "after": ["x", "e"], "both": ["e", "x", "x", "e"]}[where]
+    nodes = [
+        node("Shape", ["x"], ["s"]),
+        node("Slice", ["s", "zero", "one"], ["n"]),
+        node("Concat", ["n", "rest"], ["shape"], axis=0),
+        node("Expand", ["cls", "shape"], ["e"]),  # the class token repeated over the batch
+        node("Concat", ins, axis=1),
+    ]
+    inits = {
+        "cls": rand(1, 2, 5, seed=3),
+        "zero": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "rest": np.array([2, 5], np.int64),
+    }
+    spec = check(model(nodes, (4, 5), inits), (4, 5))
+    assert [n.op for n in spec.nodes][-2:] == ["pad", "add"]
+
+
+def test_concat_with_a_constant_between_activations_is_refused():
+    from dlbench.spec import from_onnx
+
+    nodes = [node("Concat", ["x", "c", "x"], axis=1)]
+    with pytest.raises(SpecError, match="before and after the activations"):
+        from_onnx(model(nodes, (4, 5), {"c": rand(1, 2, 5)}))
+
+
+def test_global_average_pool_of_a_sequence():
+    """(N, C, L) -> (N, C, 1): Swin's pooler (AdaptiveAvgPool1d)."""
+    spec = check(model([node("GlobalAveragePool", ["x"])], (6, 7)), (6, 7))
+    assert [n.op for n in spec.nodes] == ["reduce_mean"]
+
+
+def test_fixed_batch_graph_with_batch_sized_constant_and_merged_reshape():
+    """A graph exported at batch 2: reshapes name the batch (2) or merge it (2*4); a constant
+    that repeats one sample per batch entry is that sample; the spec runs at any batch."""
+    mask = np.repeat(rand(1, 4, 3, seed=5), 2, axis=0)
+    nodes = [
+        node("Add", ["x", "mask"], ["a"]),
+        node("Reshape", ["a", "merged"], ["r"]),  # (8, 3)
+        node("Relu", ["r"], ["rr"]),
+        node("Reshape", ["rr", "back"]),  # (2, 4, 3)
+    ]
+    inits = {
+        "mask": mask,
+        "merged": np.array([8, 3], np.int64),
+        "back": np.array([2, 4, 3], np.int64),
+    }
+    m = model(nodes, (4, 3), inits, batch=2)
+    spec = check(m, (4, 3), batch=2)
+    from onnx_import_helpers import run_spec
+
+    x = rand(5, 4, 3, seed=7)
+    np.testing.assert_allclose(run_spec(spec, x), np.maximum(x + mask[:1], 0), rtol=1e-6)
+
+
+def test_batch_sized_constant_that_varies_is_refused():
+    from dlbench.spec import from_onnx
+
+    nodes = [node("Add", ["x", "mask"])]
+    with pytest.raises(SpecError, match="varies along the batch axis"):
+        from_onnx(model(nodes, (4, 3), {"mask": rand(2, 4, 3)}, batch=2))

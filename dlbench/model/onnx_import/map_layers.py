@@ -332,7 +332,7 @@ def _binary(cv, n, label, attrs):
             return [cv.emit("add", [a, neg], hint=label, like=a)]
         raise _fail(label, op, "dividing by an activation needs a reciprocal op the op set lacks")
     x, c, swapped = (a, b, False) if isinstance(a, Act) else (b, a, True)
-    cval = const_per_sample(c.value, x, label)
+    cval = const_per_sample(c.value, x, label, cv.fixed_batch)
     cname = n.input[0] if swapped else n.input[1]
     frame = f"{x.b},{x.p},{x.f},{x.rank}"
 

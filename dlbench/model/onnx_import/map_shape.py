@@ -12,7 +12,7 @@ from dlbench.model.onnx_import.handlers import (
     _fail,
     handles,
 )
-from dlbench.model.onnx_import.values import BATCH, Act
+from dlbench.model.onnx_import.values import BATCH, Act, Const
 
 # -- shape plumbing -------------------------------------------------------------------------------
 
@@ -33,6 +33,9 @@ def _reshape_target(cv, label: str, x: Act, target: list[int]) -> tuple[list[int
         for i, d in enumerate(target)
         if d != 0 and d % BATCH == 0 and d // BATCH >= 1
     ]
+    if not marks and (fixed := _fixed_batch_axis(cv, target, before)) is not None:
+        marks = [fixed]
+        target = [BATCH * fixed[1] if i == fixed[0] else d for i, d in enumerate(target)]
     if len(marks) > 1:
         raise _fail(label, "Reshape", f"the batch size appears twice in the target shape {target}")
     rest = [d for i, d in enumerate(target) if not marks or i != marks[0][0]]
@@ -56,23 +59,6 @@ def _reshape_target(cv, label: str, x: Act, target: list[int]) -> tuple[list[int
             raise _fail(label, "Reshape", f"cannot reshape {x.shape} into {target}")
         rest = [d for i, d in enumerate(target) if i != k]
         m = numel // known
-    elif cv.fixed_batch is not None:
-        k = next(
-            (
-                i
-                for i, d in enumerate(target)
-                if d == cv.fixed_batch and math.prod(target[:i]) == before
-            ),
-            None,
-        )
-        if k is None:
-            raise _fail(
-                label,
-                "Reshape",
-                f"cannot tell the batch axis in the target shape {target} of {x.shape}",
-            )
-        rest = [d for i, d in enumerate(target) if i != k]
-        m = 1
     else:
         raise _fail(
             label,
@@ -90,6 +76,21 @@ def _reshape_target(cv, label: str, x: Act, target: list[int]) -> tuple[list[int
     big_f = m // big_p
     dims = [*rest[:k], *([big_p] if big_p > 1 else []), *([big_f] if big_f > 1 else []), *rest[k:]]
     return dims, k + (big_p > 1), int(big_p > 1), int(big_f > 1)
+
+
+def _fixed_batch_axis(cv, target: list[int], before: int) -> tuple[int, int] | None:
+    """In a graph exported with a fixed batch size ``B``: (the target axis that holds the batch,
+    how many elements of a sample are merged with it), the first axis whose size is a multiple of
+    ``B`` with as many elements before it as the input has before its batch axis."""
+    fb = cv.fixed_batch
+    if fb is None:
+        return None
+    for i, d in enumerate(target):
+        if -1 in target[:i] or math.prod(target[:i]) > before:
+            break
+        if d > 0 and d % fb == 0 and math.prod(target[:i]) == before:
+            return i, d // fb
+    return None
 
 
 @handles("Reshape")
@@ -183,6 +184,9 @@ def _unsqueeze(cv, n, label, attrs):
 
 @handles("Concat")
 def _concat(cv, n, label, attrs):
+    vals = [cv.get(i, label) for i in n.input if i]
+    if any(isinstance(v, Const) for v in vals):
+        return [_concat_constants(cv, n, label, attrs, vals)]
     xs = [cv.act(i, label) for i in n.input if i]
     if any(v.rank != xs[0].rank or v.b != xs[0].b for v in xs):
         raise _fail(
@@ -194,6 +198,59 @@ def _concat(cv, n, label, attrs):
     if len(xs) == 1:
         return [xs[0]]
     return [cv.emit("concat", xs, {"axis": axis}, hint=label, b=xs[0].b)]
+
+
+def _concat_constants(cv, n, label: str, attrs, vals: list) -> Act:
+    """Constants concatenated before and after activations (ViT's class token, expanded over the
+    batch): pad the activations with zeros there and add the constants, which is exact."""
+    kinds = "".join("a" if isinstance(v, Act) else "c" for v in vals)
+    acts = [v for v in vals if isinstance(v, Act)]
+    if "a" not in kinds or "c" in kinds.strip("c"):
+        raise _fail(
+            label,
+            "Concat",
+            "constants may only come before and after the activations, not between them",
+        )
+    x0 = acts[0]
+    if any(v.merged or v.rank != x0.rank or v.b != x0.b for v in acts):
+        raise _fail(
+            label,
+            "Concat",
+            f"expected activations of equal rank and batch axis. Received {[v.shape for v in acts]}",
+        )
+    axis = x0.spec_axis(int(attrs["axis"]), label)
+    y = acts[0] if len(acts) == 1 else cv.emit("concat", acts, {"axis": axis}, hint=label, b=x0.b)
+    first, last = kinds.index("a"), kinds.rindex("a")
+    blocks = []
+    for i, v in enumerate(vals):
+        if first < i <= last:
+            continue
+        if i == first:
+            blocks.append(np.zeros(y.s, np.float32))
+            continue
+        c = np.asarray(v.value, np.float32)
+        if c.ndim != x0.rank or c.shape[x0.b] != 1:
+            raise _fail(
+                label,
+                "Concat",
+                f"expected a constant of rank {x0.rank} with size 1 along the batch axis. "
+                f"Received shape {c.shape}",
+            )
+        c = np.moveaxis(c, x0.b, 0)[0]
+        want = list(y.s)
+        want[axis - 1] = c.shape[axis - 1]
+        try:
+            blocks.append(np.broadcast_to(c, want))
+        except ValueError:
+            raise _fail(label, "Concat", f"constant {c.shape} does not match {y.s}") from None
+    lead = sum(b.shape[axis - 1] for b in blocks[:first])
+    trail = sum(b.shape[axis - 1] for b in blocks[first + 1 :])
+    pads = [0] * (2 * len(y.s))
+    pads[2 * (axis - 1)], pads[2 * (axis - 1) + 1] = lead, trail
+    padded = cv.emit("pad", [y], {"pads": pads, "value": 0.0}, hint=f"{label}.pad", b=y.b)
+    other = np.concatenate([blocks[0]] if len(blocks) == 1 else blocks, axis=axis - 1)
+    cv.fused["concat(constant) as pad + add"] += 1
+    return cv.emit("add", [padded], {}, {"other": other}, hint=label, b=y.b)
 
 
 def _slice_axis(

@@ -48,6 +48,10 @@ def _pool(cv, n, label, attrs):
 
 @handles("GlobalAveragePool")
 def _gap(cv, n, label, attrs):
+    x = cv.act(n.input[0], label)
+    if x.b == 0 and x.rank in (3, 5):  # 1-D (Swin's pooler) or 3-D: a mean over the spatial axes
+        axes = list(range(2, x.rank))
+        return [cv.emit("reduce_mean", [x], {"axes": axes, "keepdims": True}, hint=label)]
     x = _nchw(cv, n, label)
     y = cv.emit("global_avg_pool", [x], hint=label)
     return [cv.reshape(y, (x.s[0], 1, 1), 0, f"{label}.keepdims")]

@@ -1,8 +1,14 @@
-"""Subgraph patterns fused into one op before mapping: the erf GELU and x * HardSigmoid(x).
+"""Subgraph patterns fused into one op before mapping: the erf and tanh GELUs, x * HardSigmoid(x)
+and the NaN guard after a softmax.
 
 Exporters write ``GELU(x) = x * 0.5 * (1 + erf(x / sqrt(2)))`` as Div (or Mul), Erf, Add and two
 Muls in any order; the op set has ``gelu`` but no ``erf``, so the five nodes become one ``Gelu``.
-``x * HardSigmoid(x)`` with alpha 1/6 and beta 0.5 is ``HardSwish``.
+The tanh approximation ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` (GPT-2's
+``gelu_new``; ``x**3`` as Pow or as two Muls) becomes ``Gelu(approximate="tanh")``.
+``x * HardSigmoid(x)`` with alpha 1/6 and beta 0.5 is ``HardSwish``. ``Where(IsNaN(s), 0, s)``
+on a Softmax output ``s`` (PyTorch's scaled-dot-product attention guards fully masked rows so)
+is ``s`` itself: a softmax is NaN only where a whole row of scores is -inf or NaN, which an
+attention mask that keeps at least one position per row never makes.
 """
 
 from __future__ import annotations
@@ -126,6 +132,38 @@ def _fuse(nodes, consts, producer, users, outputs, counter, helper):
                 "Gelu", [x], [nodes[last].output[0]], name=nodes[last].name or f"gelu_{i}"
             )
             counter["gelu(erf)"] += 1
+        elif n.op_type == "Tanh" and i not in skip:
+            match = _tanh_gelu(nodes, i, consts, producer, only_user, other, is_scalar)
+            if match is None:
+                continue
+            x, chain, last = match
+            skip.update(c for c in chain if c != last)
+            replace[last] = helper.make_node(
+                "Gelu",
+                [x],
+                [nodes[last].output[0]],
+                name=nodes[last].name or f"gelu_tanh_{i}",
+                approximate="tanh",
+            )
+            counter["gelu(tanh)"] += 1
+        elif n.op_type == "IsNaN" and i not in skip:
+            s_i = producer.get(n.input[0])
+            w_i = only_user(n.output[0])
+            if s_i is None or w_i is None or nodes[s_i].op_type != "Softmax":
+                continue
+            w = nodes[w_i]
+            if (
+                w.op_type != "Where"
+                or list(w.input[:1]) != [n.output[0]]
+                or w.input[2] != n.input[0]
+                or not is_scalar(w.input[1], 0.0)
+            ):
+                continue
+            skip.add(i)
+            replace[w_i] = helper.make_node(
+                "Identity", [n.input[0]], [w.output[0]], name=w.name or f"nan_guard_{i}"
+            )
+            counter["where(isnan(softmax))"] += 1
         elif n.op_type == "HardSigmoid" and i not in skip:
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
             if not (_near(attrs.get("alpha", 0.2), 1 / 6) and _near(attrs.get("beta", 0.5), 0.5)):
@@ -140,3 +178,90 @@ def _fuse(nodes, consts, producer, users, outputs, counter, helper):
             )
             counter["hard_swish(x*hard_sigmoid)"] += 1
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in skip]
+
+
+def _tanh_gelu(nodes, t_i, consts, producer, only_user, other, is_scalar):
+    """Match ``0.5 * x * (1 + tanh(k * (x + c * x**3)))`` around the Tanh at ``t_i``.
+
+    Returns ``(x, chain of node indices, index of the last node)`` or None.
+    """
+    t = nodes[t_i]
+    k_i = producer.get(t.input[0])
+    if k_i is None or nodes[k_i].op_type != "Mul" or only_user(t.input[0]) != t_i:
+        return None
+    k = nodes[k_i]
+    if is_scalar(k.input[1], (2 / np.pi) ** 0.5):
+        inner = k.input[0]
+    elif is_scalar(k.input[0], (2 / np.pi) ** 0.5):
+        inner = k.input[1]
+    else:
+        return None
+    a_i = producer.get(inner)
+    if a_i is None or nodes[a_i].op_type != "Add" or only_user(inner) != k_i:
+        return None
+    a = nodes[a_i]
+    chain = [a_i, k_i, t_i]
+    x = None
+    for cand, cube_term in ((a.input[0], a.input[1]), (a.input[1], a.input[0])):
+        c_i = producer.get(cube_term)
+        if c_i is None or nodes[c_i].op_type != "Mul" or only_user(cube_term) != a_i:
+            continue
+        c = nodes[c_i]
+        cube = c.input[0] if is_scalar(c.input[1], 0.044715) else None
+        if cube is None and is_scalar(c.input[0], 0.044715):
+            cube = c.input[1]
+        if cube is None:
+            continue
+        p_i = producer.get(cube)
+        if p_i is None or only_user(cube) != c_i:
+            continue
+        p = nodes[p_i]
+        if p.op_type == "Pow" and p.input[0] == cand and is_scalar(p.input[1], 3.0):
+            x, extra = cand, [c_i, p_i]
+        elif p.op_type == "Mul" and cand in p.input:
+            sq = other(p, cand)
+            q_i = producer.get(sq)
+            if (
+                q_i is None
+                or only_user(sq) != p_i
+                or nodes[q_i].op_type != "Mul"
+                or list(nodes[q_i].input) != [cand, cand]
+            ):
+                continue
+            x, extra = cand, [c_i, p_i, q_i]
+        else:
+            continue
+        chain += extra
+        break
+    if x is None:
+        return None
+    o_i = only_user(t.output[0])
+    if o_i is None or nodes[o_i].op_type != "Add" or not is_scalar(other(nodes[o_i], t.output[0]), 1.0):
+        return None
+    chain.append(o_i)
+    m_i = only_user(nodes[o_i].output[0])
+    if m_i is None or nodes[m_i].op_type != "Mul":
+        return None
+    m = nodes[m_i]
+    f = other(m, nodes[o_i].output[0])
+    chain.append(m_i)
+    if f == x:  # x * (1 + tanh) then * 0.5
+        m2_i = only_user(m.output[0])
+        if m2_i is None or nodes[m2_i].op_type != "Mul" or not is_scalar(other(nodes[m2_i], m.output[0]), 0.5):
+            return None
+        chain.append(m2_i)
+        return x, chain, m2_i
+    if is_scalar(f, 0.5):  # 0.5 * (1 + tanh) then * x
+        m2_i = only_user(m.output[0])
+        if m2_i is None or nodes[m2_i].op_type != "Mul" or other(nodes[m2_i], m.output[0]) != x:
+            return None
+        chain.append(m2_i)
+        return x, chain, m2_i
+    h_i = producer.get(f)  # (0.5 * x) * (1 + tanh)
+    if h_i is None or only_user(f) != m_i or nodes[h_i].op_type != "Mul":
+        return None
+    h = nodes[h_i]
+    if not (x in h.input and is_scalar(other(h, x), 0.5)):
+        return None
+    chain.append(h_i)
+    return x, chain, m_i

@@ -89,8 +89,14 @@ class Act:
         return a + 1 if a < self.b else a
 
 
-def const_per_sample(c: np.ndarray, act: Act, node: str) -> np.ndarray:
-    """A constant operand broadcast against ``act``, in the activation's spec frame (no batch)."""
+def const_per_sample(
+    c: np.ndarray, act: Act, node: str, fixed_batch: int | None = None
+) -> np.ndarray:
+    """A constant operand broadcast against ``act``, in the activation's spec frame (no batch).
+
+    In a graph exported with a fixed batch size, a constant that repeats one sample along the
+    batch axis (an attention mask built per sample) is that one sample.
+    """
     r = act.rank
     c = np.asarray(c, dtype=np.float32)
     if c.ndim > r:
@@ -99,6 +105,13 @@ def const_per_sample(c: np.ndarray, act: Act, node: str) -> np.ndarray:
         )
     c = c.reshape((1,) * (r - c.ndim) + c.shape)
     g = act.group
+    if (
+        fixed_batch is not None
+        and not act.merged
+        and c.shape[g] == fixed_batch > 1
+        and (np.take(c, [0], axis=g) == c).all()
+    ):
+        c = np.take(c, [0], axis=g)
     if c.shape[g] != 1:
         raise SpecError(
             f"Node {node!r}: constant of shape {c.shape} varies along the batch axis {g}"

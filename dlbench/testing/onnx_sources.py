@@ -1,0 +1,389 @@
+"""Networks from other libraries, exported to ONNX, for the import coverage tests and table.
+
+Each :class:`Source` builds one network with random weights in its own framework
+(``keras.applications``, Hugging Face ``transformers`` in PyTorch, Flax), exports it to ONNX
+with that framework's exporter (tf2onnx, ``torch.onnx``, jax2onnx) and returns the ONNX model,
+a fixed input batch and the source framework's own output on it. Nothing is downloaded; the
+frameworks are imported lazily (only the chosen source's), so ``import dlbench`` never needs them.
+``small`` builds a tiny configuration (tiny widths, 32x32 or 64x64 inputs) for the default test
+selection; ``small=False`` the real architecture at its real input size (slow).
+
+Example:
+    >>> from dlbench.testing.onnx_sources import SOURCES
+    >>> src = SOURCES["hf_vit"].build(small=True)  # doctest: +SKIP
+    >>> src.model.graph.input[0].name  # doctest: +SKIP
+    'pixel_values'
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: batch exported and compared (small enough for the float64 reference on the big models)
+BATCH = 2
+
+
+@dataclass
+class Built:
+    """An exported network: the ONNX model, an input batch and the source framework's output."""
+
+    model: Any
+    x: np.ndarray
+    want: np.ndarray
+
+
+@dataclass(frozen=True)
+class Source:
+    """One network of the coverage table: its framework, exporter and builder."""
+
+    name: str
+    framework: str  # keras | transformers | flax
+    exporter: str  # tf2onnx | torch.onnx | jax2onnx
+    needs: tuple[str, ...]
+    make: Callable[[bool], Built]
+
+    def build(self, small: bool = True) -> Built:
+        return self.make(small)
+
+
+def _batch(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((BATCH, *shape)).astype(np.float32)
+
+
+# -- keras.applications via tf2onnx ------------------------------------------------------------
+
+#: application -> (full input size, small input size); Xception needs at least 71x71.
+#: RegNetX002 is only in Keras 2 (``tf_keras``); Keras 3 dropped the RegNets.
+_KERAS = {
+    "ResNet50": (224, 32),
+    "MobileNetV2": (224, 32),
+    "MobileNetV3Small": (224, 32),
+    "EfficientNetB0": (224, 32),
+    "DenseNet121": (224, 32),
+    "ConvNeXtTiny": (224, 32),
+    "RegNetX002": (224, 32),
+    "Xception": (299, 71),
+}
+
+
+def _keras(app: str) -> Callable[[bool], Built]:
+    def make(small: bool) -> Built:
+        import tensorflow as tf
+        import tf2onnx
+
+        if app in _KERAS2_ONLY:
+            import tf_keras as keras
+        else:
+            import keras
+
+        size = _KERAS[app][1 if small else 0]
+        keras.utils.set_random_seed(0)
+        kwargs: dict[str, Any] = {
+            "weights": None,
+            "input_shape": (size, size, 3),
+            "classes": 10 if small else 1000,
+            "classifier_activation": None,
+        }
+        if app.startswith("MobileNetV3"):
+            kwargs["include_preprocessing"] = True
+        model = getattr(keras.applications, app)(**kwargs)
+        _randomize_batch_norm(model, keras)
+        sig = (tf.TensorSpec((None, size, size, 3), tf.float32, name="input"),)
+        if app in _AS_FUNCTION:
+            fn = tf.function(lambda x: model(x, training=False))
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=17)
+        else:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
+        x = _batch((size, size, 3))
+        return Built(proto, x, np.asarray(model(x, training=False)))
+
+    return make
+
+
+#: tf2onnx's from_keras leaves Keras 3's ConvNeXt blocks as uninlined calls; a tf.function
+#: traced around the model converts
+_AS_FUNCTION = {"ConvNeXtTiny"}
+_KERAS2_ONLY = {"RegNetX002"}
+
+
+def _randomize_batch_norm(model: Any, keras: Any) -> None:
+    """Non-trivial batch-norm statistics (fresh layers have mean 0, variance 1)."""
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mean, var = layer.moving_mean, layer.moving_variance
+            mean.assign(rng.uniform(-0.1, 0.1, mean.shape).astype(np.float32))
+            var.assign(rng.uniform(0.5, 1.5, var.shape).astype(np.float32))
+
+
+# -- transformers (PyTorch) via torch.onnx -----------------------------------------------------
+
+
+def _torch_export(module: Any, x: np.ndarray, input_name: str, dynamo: bool = False) -> Any:
+    import onnx
+    import torch
+
+    module.eval()
+    xt = torch.from_numpy(x)
+    buf = io.BytesIO()
+    with torch.no_grad():
+        if dynamo:
+            # the torch.export-based exporter (torch.onnx.export's default) with a fixed batch:
+            # GPT-2's causal mask is built from arange(batch), which a free batch cannot fold
+            program = torch.onnx.export(
+                module,
+                (xt,),
+                input_names=[input_name],
+                output_names=["logits"],
+                opset_version=18,
+                dynamo=True,
+            )
+            return program.model_proto
+        torch.onnx.export(
+            module,
+            (xt,),
+            buf,
+            input_names=[input_name],
+            output_names=["logits"],
+            dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buf.getvalue())
+
+
+class _Logits:
+    """Wrap a transformers model so it returns a plain logits tensor."""
+
+    @staticmethod
+    def wrap(model: Any, key: str = "logits", embeds: bool = False) -> Any:
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, x):
+                out = self.model(inputs_embeds=x) if embeds else self.model(x)
+                return getattr(out, key)
+
+        return Wrapped()
+
+
+def _hf_vision(kind: str) -> Callable[[bool], Built]:
+    def make(small: bool) -> Built:
+        import torch
+        import transformers as tr
+
+        torch.manual_seed(0)
+        size = 224
+        if kind == "vit":
+            cfg = (
+                tr.ViTConfig(
+                    image_size=32,
+                    patch_size=8,
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=64,
+                    num_labels=10,
+                )
+                if small
+                else tr.ViTConfig(num_labels=1000)
+            )
+            size, model = cfg.image_size, tr.ViTForImageClassification(cfg)
+        elif kind == "convnext":
+            cfg = (
+                tr.ConvNextConfig(
+                    hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_labels=10
+                )
+                if small
+                else tr.ConvNextConfig(num_labels=1000)
+            )
+            size, model = (32 if small else 224), tr.ConvNextForImageClassification(cfg)
+        elif kind == "swin":
+            cfg = (
+                tr.SwinConfig(
+                    image_size=32,
+                    patch_size=2,
+                    embed_dim=16,
+                    depths=[1, 1],
+                    num_heads=[2, 2],
+                    window_size=4,
+                    num_labels=10,
+                )
+                if small
+                else tr.SwinConfig(num_labels=1000)
+            )
+            size, model = cfg.image_size, tr.SwinForImageClassification(cfg)
+        elif kind == "resnet":
+            cfg = (
+                tr.ResNetConfig(
+                    embedding_size=8,
+                    hidden_sizes=[8, 16, 24, 32],
+                    depths=[1, 1, 1, 1],
+                    layer_type="basic",
+                    num_labels=10,
+                )
+                if small
+                else tr.ResNetConfig(num_labels=1000)
+            )
+            size, model = (32 if small else 224), tr.ResNetForImageClassification(cfg)
+        elif kind == "mobilevit":
+            cfg = (
+                tr.MobileViTConfig(
+                    image_size=64,
+                    hidden_sizes=[16, 24, 32],
+                    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                    num_attention_heads=2,
+                    num_labels=10,
+                )
+                if small
+                else tr.MobileViTConfig(num_labels=1000)
+            )
+            size, model = cfg.image_size, tr.MobileViTForImageClassification(cfg)
+        else:  # pragma: no cover
+            raise ValueError(kind)
+        _randomize_torch_norms(model)
+        model.eval()
+        x = _batch((3, size, size))
+        wrapped = _Logits.wrap(model)
+        with torch.no_grad():
+            want = wrapped(torch.from_numpy(x)).numpy()
+        return Built(_torch_export(wrapped, x, "pixel_values"), x, want)
+
+    return make
+
+
+def _randomize_torch_norms(model: Any) -> None:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+
+
+def _hf_text(kind: str) -> Callable[[bool], Built]:
+    """A BERT-style encoder or a GPT-2-style decoder on token embeddings (fixed length)."""
+
+    def make(small: bool) -> Built:
+        import torch
+        import transformers as tr
+
+        torch.manual_seed(0)
+        if kind == "bert":
+            cfg = (
+                tr.BertConfig(
+                    vocab_size=64,
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=64,
+                    max_position_embeddings=32,
+                    num_labels=5,
+                )
+                if small
+                else tr.BertConfig(num_labels=2)
+            )
+            model = tr.BertForSequenceClassification(cfg)
+            seq, dim = (16 if small else 128), cfg.hidden_size
+        elif kind == "gpt2":
+            cfg = (
+                tr.GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=2, n_head=2)
+                if small
+                else tr.GPT2Config()
+            )
+            model = tr.GPT2LMHeadModel(cfg)
+            seq, dim = (16 if small else 128), cfg.n_embd
+        else:  # pragma: no cover
+            raise ValueError(kind)
+        model.config.use_cache = False
+        model.eval()
+        x = _batch((seq, dim))
+        wrapped = _Logits.wrap(model, embeds=True)
+        with torch.no_grad():
+            want = wrapped(torch.from_numpy(x)).numpy()
+        return Built(_torch_export(wrapped, x, "inputs_embeds", dynamo=kind == "gpt2"), x, want)
+
+    return make
+
+
+# -- Flax via jax2onnx -------------------------------------------------------------------------
+
+
+def _flax_cnn(small: bool) -> Built:
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+    from jax2onnx import to_onnx
+
+    size = 32 if small else 224
+    width = 16 if small else 64
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.conv1 = nnx.Conv(3, width, (3, 3), rngs=rngs)
+            self.norm = nnx.LayerNorm(width, rngs=rngs)
+            self.conv2 = nnx.Conv(width, 2 * width, (3, 3), strides=(2, 2), rngs=rngs)
+            self.head = nnx.Linear(2 * width, 10, rngs=rngs)
+
+        def __call__(self, x):
+            x = nnx.gelu(self.norm(self.conv1(x)))
+            x = nnx.relu(self.conv2(x))
+            x = nnx.max_pool(x, (2, 2), (2, 2))
+            return self.head(jnp.mean(x, axis=(1, 2)))
+
+    model = CNN(nnx.Rngs(0))
+    x = _batch((size, size, 3))
+    proto = to_onnx(model, [("B", size, size, 3)], opset=17)
+    want = np.asarray(jax.device_get(model(jnp.asarray(x))))
+    return Built(proto, x, want)
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def _register(src: Source) -> None:
+    SOURCES[src.name] = src
+
+
+for _app in _KERAS:
+    _register(
+        Source(
+            f"keras_{_app.lower()}",
+            "keras",
+            "tf2onnx",
+            ("tensorflow", "tf_keras" if _app in _KERAS2_ONLY else "keras", "tf2onnx"),
+            _keras(_app),
+        )
+    )
+for _kind in ("vit", "convnext", "swin", "resnet", "mobilevit"):
+    _register(
+        Source(
+            f"hf_{_kind}",
+            "transformers",
+            "torch.onnx",
+            ("torch", "transformers", "onnxscript"),
+            _hf_vision(_kind),
+        )
+    )
+for _kind in ("bert", "gpt2"):
+    _register(
+        Source(
+            f"hf_{_kind}",
+            "transformers",
+            "torch.onnx",
+            ("torch", "transformers", "onnxscript"),
+            _hf_text(_kind),
+        )
+    )
+_register(Source("flax_cnn", "flax", "jax2onnx", ("jax", "flax", "jax2onnx"), _flax_cnn))
