@@ -323,3 +323,35 @@ def test_lstm_matches_torch_when_installed() -> None:
             getattr(layer, f"{k}_l0").copy_(torch.from_numpy(np.asarray(rn.params[k], np.float64)))
         want = layer(torch.from_numpy(x.astype(np.float64)))[0].numpy()
     np.testing.assert_allclose(reference(spec, x), want, rtol=1e-10, atol=1e-12)
+
+
+def test_conformance_op_cases_tell_exact_gelu_from_tanh() -> None:
+    """A backend computing exact GELU with the tanh approximation must fail the shipped
+    conformance check on some gelu op case (the suite's bound is 1e-4 of the output scale)."""
+    from dlbench.analysis.parity import make_batch
+    from dlbench.testing import BackendConformance
+
+    class TanhGelu:  # every gelu node through the tanh formula, the rest as the reference
+        def build(self, spec, device="cpu"):
+            def predict(x):
+                env = {spec.inputs[0].name: np.asarray(x, np.float64)}
+                for rn in spec.resolved():
+                    params = {k: np.asarray(v, np.float64) for k, v in rn.params.items()}
+                    xs = [env[i] for i in rn.inputs]
+                    env[rn.name] = (
+                        gelu(xs[0], "tanh") if rn.op == "gelu" else run_node(rn, xs, params)
+                    )
+                return env[spec.outputs[0]].astype(np.float32)
+
+            return type("M", (), {"predict": staticmethod(predict)})()
+
+    suite = BackendConformance()
+    caught = []
+    for case in (c for c in OP_CASES if c.op == "gelu" and c.id != "gelu_tanh"):
+        spec = case.spec()
+        batch = make_batch(spec.input_shape, suite.op_batch_size, seed=1) * case.input_scale
+        try:
+            suite._check(TanhGelu(), spec, batch, f"test:{case.id}")
+        except AssertionError:
+            caught.append(case.id)
+    assert caught, "no gelu op case can tell exact GELU from its tanh approximation"
