@@ -25,34 +25,13 @@ def _fmt(stat: dict[str, Any], scale: float = 1.0, fmt: str = "{:.2f}", pct: boo
     return text
 
 
-def print_training(doc: dict[str, Any], console: Console) -> None:
-    """A table per run (rows: backends) plus the cross-framework agreement and warnings."""
-    cfg = doc["config"]["train"]
-    folds = doc["plan"]["folds"]
-    title = (
-        f"Training {doc['model']['name']} on {doc['config']['dataset']}: {cfg['optimizer']} "
-        f"lr {cfg['lr']:g} ({cfg['schedule']}), {cfg['epochs']} epochs, batch {cfg['batch_size']}"
-        + (f", {folds}-fold CV (mean ± std)" if folds > 1 else "")
-    )
-    target = cfg.get("target_accuracy")
-    table = Table(title=title, title_justify="left")
-    for col in (
-        "backend",
-        "step ms (median)",
-        "step ms (p99)",
-        "samples/s",
-        "s/epoch",
-        f"time to {100 * target:.0f}% (s)" if target else "time to target",
-        "train loss / acc",
-        "val loss / acc",
-        "test acc",
-        "peak RSS MiB",
-        "diagnosis",
-    ):
-        table.add_column(col, overflow="fold")
+def _training_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict of formatted figures per backend (``failed`` holds why a backend has none)."""
+    target = doc["config"]["train"].get("target_accuracy")
+    out = []
     for b, info in doc["backends"].items():
         if info.get("status") != "ok" or not info.get("runs"):
-            table.add_row(b, f"[red]failed[/]: {info.get('error') or 'no result'}")
+            out.append({"backend": b, "failed": info.get("error") or "no result"})
             continue
         s = info.get("summary") or summarize_folds(info["runs"])
         tta = _fmt(s["time_to_accuracy_s"])
@@ -67,20 +46,89 @@ def print_training(doc: dict[str, Any], console: Console) -> None:
             if len(info["runs"]) == 1
             else [f"fold {r['fold'] + 1}: {r['diagnosis']['label']}" for r in info["runs"]]
         )
-        table.add_row(
-            b,
-            _fmt(s["step_time_median_s"], 1e3),
-            _fmt(s["step_time_p99_s"], 1e3),
-            _fmt(s["samples_per_s"], fmt="{:.0f}"),
-            _fmt(s["epoch_time_s"]),
-            tta,
-            f"{_fmt(s['train_loss'], fmt='{:.3f}')} / {_fmt(s['train_accuracy'], pct=True, fmt='{:.1f}')}",
-            f"{_fmt(s['val_loss'], fmt='{:.3f}')} / {_fmt(s['val_accuracy'], pct=True, fmt='{:.1f}')}",
-            _fmt(s["test_accuracy"], pct=True, fmt="{:.1f}"),
-            _fmt(s["peak_rss_bytes"], 1 / 2**20, fmt="{:.0f}"),
-            diag,
+        out.append(
+            {
+                "backend": b,
+                "step_median": _fmt(s["step_time_median_s"], 1e3),
+                "step_p99": _fmt(s["step_time_p99_s"], 1e3),
+                "samples_s": _fmt(s["samples_per_s"], fmt="{:.0f}"),
+                "epoch_s": _fmt(s["epoch_time_s"]),
+                "tta": tta,
+                "train": f"{_fmt(s['train_loss'], fmt='{:.3f}')} / "
+                f"{_fmt(s['train_accuracy'], pct=True, fmt='{:.1f}')}",
+                "val": f"{_fmt(s['val_loss'], fmt='{:.3f}')} / "
+                f"{_fmt(s['val_accuracy'], pct=True, fmt='{:.1f}')}",
+                "test": _fmt(s["test_accuracy"], pct=True, fmt="{:.1f}"),
+                "rss": _fmt(s["peak_rss_bytes"], 1 / 2**20, fmt="{:.0f}"),
+                "diagnosis": diag,
+            }
         )
-    console.print(table)
+    return out
+
+
+def print_training(doc: dict[str, Any], console: Console) -> None:
+    """A table per run (rows: backends) plus the cross-framework agreement and warnings.
+
+    When the table does not fit the terminal (80 columns, CI logs), one block per backend
+    instead: whole words, nothing cut or wrapped letter by letter."""
+
+    cfg = doc["config"]["train"]
+    folds = doc["plan"]["folds"]
+    title = (
+        f"Training {doc['model']['name']} on {doc['config']['dataset']}: {cfg['optimizer']} "
+        f"lr {cfg['lr']:g} ({cfg['schedule']}), {cfg['epochs']} epochs, batch {cfg['batch_size']}"
+        + (f", {folds}-fold CV (mean ± std)" if folds > 1 else "")
+    )
+    target = cfg.get("target_accuracy")
+    tta_head = f"time to {100 * target:.0f}% (s)" if target else "time to target"
+    columns = (
+        ("backend", "backend"),
+        ("step_median", "step ms (median)"),
+        ("step_p99", "step ms (p99)"),
+        ("samples_s", "samples/s"),
+        ("epoch_s", "s/epoch"),
+        ("tta", tta_head),
+        ("train", "train loss / acc"),
+        ("val", "val loss / acc"),
+        ("test", "test acc"),
+        ("rss", "peak RSS MiB"),
+    )
+    rows = _training_rows(doc)
+
+    def build(with_diagnosis: bool) -> Table:
+        table = Table(title=title, title_justify="left")
+        for key, head in columns:
+            table.add_column(head, no_wrap=True, justify="left" if key == "backend" else "right")
+        if with_diagnosis:
+            table.add_column("diagnosis", min_width=24)
+        for r in rows:
+            if "failed" in r:
+                table.add_row(r["backend"], f"[red]failed[/]: {r['failed']}")
+                continue
+            cells = [r[k] for k, _ in columns]
+            table.add_row(*cells, *([r["diagnosis"]] if with_diagnosis else []))
+        return table
+
+    table = build(True)
+    if _fits_table(console, build(False), reserve=24 + 3):
+        console.print(table)
+    else:
+        console.print(f"[bold]{title}[/]", highlight=False)
+        for r in rows:
+            if "failed" in r:
+                console.print(f"[bold]{r['backend']}[/]: [red]failed[/]: {r['failed']}")
+                continue
+            console.print(
+                f"[bold]{r['backend']}[/]: step {r['step_median']} ms (p99 {r['step_p99']}), "
+                f"{r['samples_s']} samples/s, {r['epoch_s']} s/epoch, {tta_head}: {r['tta']}",
+                highlight=False,
+            )
+            console.print(
+                f"  train loss/acc {r['train']}; val {r['val']}; test acc {r['test']}; "
+                f"peak RSS {r['rss']} MiB",
+                highlight=False,
+            )
+            console.print(f"  diagnosis: {r['diagnosis']}", highlight=False)
     agree = doc.get("agreement") or {}
     for b, a in (agree.get("backends") or {}).items():
         d, acc = a.get("max_abs_loss_diff_first_steps"), a.get("test_accuracy_diff_pp")
@@ -94,6 +142,14 @@ def print_training(doc: dict[str, Any], console: Console) -> None:
         )
     for w in doc.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def _fits_table(console: Console, table: Table, reserve: int = 0) -> bool:
+    """Whether ``table`` fits whole (headers included) with ``reserve`` columns to spare."""
+    from rich.measure import Measurement
+
+    unbounded = console.options.update(width=100_000, max_width=100_000)
+    return Measurement.get(console, unbounded, table).maximum + reserve <= console.width
 
 
 __all__ = ["fold_metrics", "print_training"]
@@ -177,18 +233,21 @@ def command(args: argparse.Namespace) -> int:
         f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
         f"{config.intra_op_threads} intra-op threads"
     )
-    doc = train(
-        config,
-        model=args.model,
-        dataset=args.dataset,
-        backends=args.backends,
-        device=args.device,
-        dataset_root=args.dataset_root,
-        out=out,
-        save_weights=args.save_weights,
-        timeout=args.timeout,
-        on_event=on_event,
-    )
+    from dlbench.execution.results import locked
+
+    with locked(out):  # one writer per result file: a second run is refused (exit 2)
+        doc = train(
+            config,
+            model=args.model,
+            dataset=args.dataset,
+            backends=args.backends,
+            device=args.device,
+            dataset_root=args.dataset_root,
+            out=out,
+            save_weights=args.save_weights,
+            timeout=args.timeout,
+            on_event=on_event,
+        )
     print_training(doc, console)
     console.print(f"Results: {out}")
     if args.save_weights:
