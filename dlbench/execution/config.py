@@ -30,6 +30,7 @@ from typing import Any
 
 from dlbench.errors import ConfigError
 from dlbench.execution import scenarios as scenario_registry
+from dlbench.execution.allocator import check as check_allocator
 from dlbench.execution.measure import MODES, StopRule
 from dlbench.export.requirements import SOURCES as _EXPORT_SOURCES
 from dlbench.model.backend import parse_device
@@ -133,6 +134,10 @@ class BenchmarkConfig:
         price_per_hour: Machine price (USD per hour): cost per million samples from throughput.
         carbon_intensity: Grid carbon intensity (gCO2 per kWh): CO2 per million samples from
             the measured energy.
+        allocator: Memory allocator settings of every worker, the same for each backend:
+            ``"tuned"`` (glibc keeps freed activation memory instead of giving it back to the
+            kernel and faulting it in again on the next call) or ``"system"`` (the C library's
+            defaults). See :mod:`dlbench.execution.allocator`.
         reshape_model: Rebuild a zoo model that has trained weights for a dataset of another
             input shape or class count (a different, untrained network); refused otherwise.
         with_reference: With ``backends`` unset, also time the float64 NumPy reference
@@ -169,6 +174,7 @@ class BenchmarkConfig:
     price_per_hour: float | None = None
     carbon_intensity: float | None = None
     reshape_model: bool = False
+    allocator: str = "tuned"
     with_reference: bool = False
 
     def __post_init__(self) -> None:
@@ -254,6 +260,7 @@ class BenchmarkConfig:
                     f"Expected `{name}` to be true or false. Received: "
                     f"{name}={getattr(self, name)!r}"
                 )
+        check_allocator(self.allocator)
         if not isinstance(self.via_onnx, bool):
             raise ConfigError(
                 f"Expected `via_onnx` to be true or false. Received: via_onnx={self.via_onnx!r}"

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.analysis.stats import relative_ci_width, summarize
+from dlbench.execution.allocator import FaultCounter, faults_dict
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.options import strict_from_dict
 
@@ -171,6 +172,8 @@ class Timing:
             floor under every sample; reported, never subtracted).
         meter_reading: What ``meter.stop()`` returned when :func:`time_model` was given a
             ``meter`` (an :class:`dlbench.execution.energy.EnergyReading`); not serialised.
+        page_faults: Minor/major page faults of the process over the measured loop, totals and
+            per call (:func:`dlbench.execution.allocator.faults_dict`); ``None`` when not read.
     """
 
     samples: np.ndarray
@@ -186,6 +189,7 @@ class Timing:
     target_ci_met: bool | None = None
     clock_overhead: float = 0.0
     meter_reading: Any = None
+    page_faults: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.samples = np.asarray(self.samples, dtype=np.float64)
@@ -225,6 +229,8 @@ class Timing:
             "clock_overhead_s": self.clock_overhead,
             "stats": dict(self.stats),
         }
+        if self.page_faults is not None:
+            out["page_faults"] = dict(self.page_faults)
         if keep_samples:
             out["samples_s"] = [float(s) for s in self.samples]
             out["warmup_samples_s"] = [float(s) for s in self.warmup_samples]
@@ -427,6 +433,8 @@ def time_model(
     target_met: bool | None = None if target is None else False
     if meter is not None:
         meter.start()
+    faults = FaultCounter()  # issue 23: page faults per call (read outside the timed regions)
+    faults.start()
     start = clock()
     while True:
         t0, t1 = next(calls)
@@ -451,6 +459,7 @@ def time_model(
         if t1 - start >= max_ns:
             reason = "max_time"
             break
+    minor_faults, major_faults = faults.stop()
     reading = meter.stop() if meter is not None else None
     calls.close()
     return Timing(
@@ -466,6 +475,7 @@ def time_model(
         target_ci_met=target_met,
         clock_overhead=overhead * 1e-9,
         meter_reading=reading,
+        page_faults=faults_dict(minor_faults, major_faults, len(samples)),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import ConfigError
-from dlbench.execution import environment
+from dlbench.execution import allocator, environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
 from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, supervise
@@ -85,6 +85,7 @@ COMMON_SETTINGS = (
     "precision",
     "deterministic",
     "tf32",
+    "allocator",  # issue 23: recorded by each worker (dlbench.execution.allocator.in_force)
 )
 GPU_ONLY_SETTINGS = frozenset({"tf32"})
 
@@ -272,6 +273,7 @@ def run(
         groups.setdefault((c.backend, c.device), []).append(c)
 
     env = {**os.environ, **thread_env(config.intra_op_threads, config.inter_op_threads)}
+    env = allocator.worker_env(env, config.allocator)  # issue 23: the same for every backend
     if plugins:
         env["DLBENCH_WORKER_PLUGINS"] = ",".join(plugins)
 
@@ -314,7 +316,7 @@ def run(
                 _run_group(state, job, group_cells, reference, workdir, env)
         except KeyboardInterrupt:
             interrupted = True
-    for message in _settings_warnings(doc):
+    for message in [*_settings_warnings(doc), *allocator.fault_warnings(doc["cells"])]:
         state.warn(message)
     doc["status"] = "interrupted" if interrupted else "complete"
     state.save()

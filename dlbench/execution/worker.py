@@ -100,7 +100,7 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
     """A ``cells`` job: build (or, for a composite backend, wrap the exported file), check
     parity on the parity batch, then run each cell's scenario."""
     from dlbench import datasets
-    from dlbench.execution import memory
+    from dlbench.execution import allocator, memory
     from dlbench.execution.config import BenchmarkConfig
     from dlbench.execution.scenarios import run_scenario
     from dlbench.model.backend import get_backend
@@ -127,6 +127,7 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             model = backend.build(spec, device)
         build_time = time.perf_counter() - t0
         settings = model.settings()
+        settings["allocator"] = allocator.in_force()  # issue 23: what this worker started with
         versions = backend.versions()
         if export:
             settings["via_onnx"] = {
