@@ -438,6 +438,7 @@ def time_model(
     start = clock()
     while True:
         t0, t1 = next(calls)
+        before_t1 = paused  # a pause of this iteration comes after t1: not in the wall time
         append(t1 - t0)
         n = len(samples)
         if n >= min_iters and t1 - start - paused >= min_ns:
@@ -466,7 +467,7 @@ def time_model(
         samples=np.asarray(samples, dtype=np.float64) * 1e-9,
         batch_size=int(batch.shape[0]) if batch.ndim else 1,
         mode=mode,
-        wall_time=(t1 - start - paused) * 1e-9,
+        wall_time=(t1 - start - before_t1) * 1e-9,
         warmup_samples=np.asarray(warm, dtype=np.float64) * 1e-9,
         first_call=warm[0] * 1e-9,
         stop_reason=reason,

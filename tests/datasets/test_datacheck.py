@@ -60,6 +60,9 @@ def test_duplicates_leakage_and_label_range(tmp_path: Path, formats) -> None:
     errors = _checks(report, "error")
     assert ("test", "leakage") in errors and ("test", "label range") in errors
     assert ("train", "duplicates") in _checks(report, "warning")
+    dup = next(i for i in report.issues if i.check == "duplicates" and i.split == "train")
+    assert dup.count == 1 and dup.examples == [[5, 17]]  # one extra copy, in one group
+    assert "1 exact duplicate sample(s) in 1 group(s)" in dup.message
     leak = next(i for i in report.issues if i.check == "leakage")
     assert leak.count == 2 and sorted(leak.examples) == [3, 8]
     rng = next(i for i in report.issues if i.check == "label range")

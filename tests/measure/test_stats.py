@@ -115,3 +115,22 @@ def test_summarize_invariants(xs):
     assert s["min"] <= s["q1"] <= s["median"] <= s["q3"] <= s["p90"] <= s["p95"] <= s["p99"]
     assert s["p99"] <= s["max"]
     assert s["min"] <= s["ci95_low"] <= s["ci95_high"] <= s["max"]
+
+
+def test_noisy_flag_is_at_ten_percent_of_the_median():
+    assert NOISY_IQR_RATIO == 0.10
+    s = summarize(np.linspace(0.85, 1.15, 101))  # IQR 0.15, median 1
+    assert s["iqr_ratio"] == pytest.approx(0.15) and s["noisy"] is True
+    s = summarize(np.linspace(0.95, 1.05, 101))  # IQR 0.05
+    assert s["iqr_ratio"] == pytest.approx(0.05) and s["noisy"] is False
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.80])
+def test_ci_leaves_half_of_the_rest_in_each_tail(confidence):
+    """The percentile interval cuts (1 - confidence) / 2 of the bootstrap medians off each end."""
+    x = np.sort(np.random.default_rng(7).lognormal(0, 0.5, 20_001))
+    lo, hi = bootstrap_median_ci(x, confidence=confidence, resamples=4000, seed=3, presorted=True)
+    medians = bootstrap_medians(x, resamples=4000, seed=3)
+    tail = (1 - confidence) / 2
+    assert abs(np.mean(medians < lo) - tail) < 0.01
+    assert abs(np.mean(medians > hi) - tail) < 0.01
