@@ -45,17 +45,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="download the dataset if its files are missing (same as -D download=true)",
     )
     run.add_argument(
-        "--backends", type=csv, help="comma-separated backends (default: all installed)"
+        "--backends",
+        type=csv,
+        help="comma-separated backends (default: every installed one but the numpy reference)",
     )
     run.add_argument(
-        "--device", dest="devices", type=csv, help="cpu, cuda or cuda:N (comma-separated)"
+        "--device",
+        dest="devices",
+        type=csv,
+        help="cpu, cuda or cuda:N, comma-separated (default cpu); a CUDA device is checked "
+        "before any worker starts",
     )
     run.add_argument(
-        "--scenario", dest="scenarios", type=csv, help="latency,throughput,server,accuracy"
+        "--scenario",
+        dest="scenarios",
+        type=csv,
+        help="some of latency,throughput,server,accuracy (default latency,throughput,accuracy)",
     )
-    run.add_argument("--batch-sizes", type=csv_ints, help="throughput batch sizes, e.g. 1,32,128")
     run.add_argument(
-        "--threads", dest="intra_op_threads", type=int, help="intra-op threads for every backend"
+        "--batch-sizes", type=csv_ints, help="throughput batch sizes, e.g. 1,32,128 (default 32)"
+    )
+    run.add_argument(
+        "--threads",
+        dest="intra_op_threads",
+        type=int,
+        help="intra-op threads for every backend (default: the usable cores; more warns)",
     )
     run.add_argument(
         "--inter-op-threads", type=int, help="inter-op threads for every backend (default 1)"
@@ -66,15 +80,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="compute: inputs already on the device, ends with a sync (default); end_to_end: "
         "host NumPy in to host NumPy out",
     )
-    run.add_argument("--min-iters", type=int, help="measure at least this many calls")
-    run.add_argument("--min-time", type=float, help="measure at least this many seconds")
-    run.add_argument("--max-time", type=float, help="measure at most this many seconds")
+    run.add_argument(
+        "--min-iters", type=int, help="measure at least this many calls per cell (default 20)"
+    )
+    run.add_argument(
+        "--min-time", type=float, help="measure at least this many seconds per cell (default 0.5)"
+    )
+    run.add_argument(
+        "--max-time",
+        type=float,
+        help="measure at most this many seconds per cell (default 30; also the server sweep's "
+        "budget)",
+    )
     run.add_argument(
         "--target-ci",
         type=float,
         help="measure until the 95%% CI of the median is this narrow (relative)",
     )
-    run.add_argument("--server-rate", type=float, help="server scenario: target queries per second")
+    run.add_argument(
+        "--server-rate",
+        type=float,
+        help="server scenario: one offered rate in queries/s (default: a sweep of common rates "
+        "for every backend, then a run at half the measured capacity)",
+    )
     run.add_argument(
         "--server-p99-bound",
         type=float,
@@ -82,7 +110,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
     run.add_argument(
-        "--cell-timeout", type=float, help="seconds a cell may take before its worker is killed"
+        "--cell-timeout",
+        type=float,
+        help="seconds a cell may take before its worker is killed (default 600)",
     )
     run.add_argument("--seed", type=int, help="seed of sampled inputs (default 0)")
     run.add_argument(
@@ -243,6 +273,8 @@ def command(args: argparse.Namespace) -> int:
         else Path("dlbench-results") / f"run-{datetime.now():%Y%m%d-%H%M%S}.json"
     )
     check_output_path(out, resume=args.resume, force=args.force)
+    if args.resume and out.exists():
+        check_same_stop_rule(out, config.stop_rule)
     if args.strict:  # the workers inherit it: a setting not in force is an error there
         import os
 
@@ -300,6 +332,30 @@ def command(args: argparse.Namespace) -> int:
             + ", ".join(c["id"] for c in invalid)
         )
     return EXIT_FAILED if failed or parity_bad or invalid else EXIT_OK
+
+
+def check_same_stop_rule(out: Path, stop_rule: dict) -> None:
+    """Refuse to resume ``out`` under another stop rule than the one its finished cells used.
+
+    Raises:
+        ConfigError: the file has finished cells and the stop rule (with defaults filled in)
+            differs: those cells and the new ones would not be measured alike.
+    """
+    from dlbench.execution import results
+    from dlbench.execution.measure import StopRule
+
+    doc = results.load(out)
+    if not results.done_cell_ids(doc):
+        return
+    old = StopRule.from_dict((doc.get("config") or {}).get("stop_rule") or {}).to_dict()
+    new = StopRule.from_dict(stop_rule or {}).to_dict()
+    diff = [f"{k}: file has {old[k]!r}, now {new[k]!r}" for k in old if old[k] != new[k]]
+    if diff:
+        raise ConfigError(
+            f"Expected the stop rule the cells in {out} were measured with. Received: a "
+            f"different one ({'; '.join(diff)}). Resume without those flags, or start a new "
+            "--out."
+        )
 
 
 def check_output_path(out: Path, *, resume: bool, force: bool) -> None:

@@ -11,6 +11,7 @@ from dlbench.report.table import (
     best_worst,
     cell_fields,
     cell_rows,
+    fairness_statement,
     figure_text,
     invalid_notes,
     parity_text,
@@ -144,4 +145,5 @@ def summary_markdown(doc: dict[str, Any]) -> str:
     if untrained(doc):
         notes.insert(0, f"Weights: {UNTRAINED}: accuracy is a timing-only figure.")
     notes += invalid_notes(rows)
+    notes += fairness_statement(doc)
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {_md_escape(n)}" for n in notes) + "\n"

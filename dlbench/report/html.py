@@ -14,6 +14,7 @@ from dlbench.report.table import (
     best_worst,
     cell_rows,
     energy_notes,
+    fairness_statement,
     figure_text,
     fmt_bytes,
     fmt_co2,
@@ -338,13 +339,13 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
     )
     if untrained(doc):
         title += f": {UNTRAINED}"
-        meta += (
-            f"<br><b>Weights: {UNTRAINED}</b>: accuracy is a timing-only figure, not a result"
-        )
+        meta += f"<br><b>Weights: {UNTRAINED}</b>: accuracy is a timing-only figure, not a result"
     body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{meta}</p>']
     if sentences:
         items = "".join(f"<li>{_e(s)}</li>" for s in sentences)
         body.append(f'<div class="summary"><b>In short</b><ul>{items}</ul></div>')
+    items = "".join(f"<li>{_e(f)}</li>" for f in fairness_statement(doc))
+    body.append(f'<div class="summary"><b>Fairness</b><ul>{items}</ul></div>')
     invalid = invalid_notes(rows)
     if invalid:
         items = "".join(f"<li>{_e(n)}</li>" for n in invalid)

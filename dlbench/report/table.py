@@ -147,10 +147,44 @@ ENERGY_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def fmt_ap(x: float | None) -> str:
+    """A COCO AP/AR in [0, 1] to four places (``-1``: undefined, as pycocotools says)."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return "undefined" if x < 0 else f"{x:.4f}"
+
+
+#: A detector's columns (issue 12): COCO AP and AP50 of its accuracy cell, the median time per
+#: image of each stage (decode + letterbox, model, post-processing, end to end) and the
+#: end-to-end images per second; shown only when some row has them.
+DETECTION_COLUMNS: tuple[Column, ...] = (
+    Column("AP", "AP", "COCO AP@[.5:.95]", "higher", fmt_ap, "AP", "AP"),
+    Column("AP50", "AP50", "COCO AP@.5", "higher", fmt_ap, "AP50", "AP50"),
+    Column("pre_median", "pre-process p50", "time/image", "lower", fmt_time, "pre-process", "pre"),
+    Column("model_median", "model p50", "time/image", "lower", fmt_time, "model time", "model"),
+    Column(
+        "post_median", "post-process p50", "time/image", "lower", fmt_time, "post-process", "post"
+    ),
+    Column("e2e_median", "end to end p50", "time/image", "lower", fmt_time, "end to end", "e2e"),
+    Column(
+        "pipeline_throughput",
+        "pipeline",
+        "images/s",
+        "higher",
+        fmt_rate,
+        "end-to-end throughput",
+        "img/s",
+    ),
+)
+
+
 def visible_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
-    """:data:`COLUMNS`, plus each server and energy column that has a value in some row."""
+    """:data:`COLUMNS`, plus each server, energy and detection column that has a value in some
+    row."""
     extra = tuple(
-        c for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS) if any(r.get(c.key) is not None for r in rows)
+        c
+        for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS, *DETECTION_COLUMNS)
+        if any(r.get(c.key) is not None for r in rows)
     )
     return COLUMNS + extra
 
@@ -282,6 +316,10 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 row["throughput_ci"] = throughput_ci(timing)
                 row["throughput_noisy"] = bool(stats.get("noisy"))
                 row["throughput_invalid"] = why
+        elif cell["scenario"] == "accuracy" and "AP" in (cell.get("metrics") or {}):
+            from dlbench.report.detection import update_row
+
+            update_row(row, cell, why)
         elif cell["scenario"] == "accuracy":
             acc = (cell.get("metrics") or {}).get("accuracy")
             if acc is not None:
@@ -468,6 +506,52 @@ def figure_text(row: dict[str, Any], column: Column, *, interval: bool = True) -
     return text
 
 
+def fairness_statement(doc: dict[str, Any]) -> list[str]:
+    """What every backend was held to, and what was checked: shown even without warnings."""
+    cfg = doc.get("config") or {}
+    model = doc.get("model") or {}
+    backends = doc.get("backends") or {}
+    infos = [i for per in backends.values() for i in per.values()]
+    with_parity = [i for i in infos if i.get("parity") is not None]
+    parity_ok = sum(1 for i in with_parity if (i.get("parity") or {}).get("ok"))
+    in_force = [i for i in infos if (i.get("settings") or {}).get("intra_op_threads_in_force")]
+    not_in_force = [i for i in infos if (i.get("settings") or {}).get("not_in_force")]
+    rule = cfg.get("stop_rule") or {}
+    rule_text = ", ".join(f"{k}={v}" for k, v in sorted(rule.items())) or "the defaults"
+    held = (
+        f"Held equal for every backend: the same model (fingerprint {model.get('fingerprint')}), "
+        f"the same input batches, {cfg.get('intra_op_threads')} intra-op / "
+        f"{cfg.get('inter_op_threads')} inter-op threads, precision {cfg.get('precision')}, "
+        f"timing mode {cfg.get('timing_mode')}, the stop rule ({rule_text}), one fresh worker "
+        "process per backend and device."
+    )
+    checked = (
+        f"Checked: outputs against the float64 NumPy reference before timing ({parity_ok} of "
+        f"{len(with_parity)} backend(s) agree); threads in force reported by "
+        f"{len(in_force)} of {len(infos)} backend(s)"
+        + (f", {len(not_in_force)} with a setting NOT in force" if not_in_force else "")
+        + "; every timed figure carries its own 95% interval and noise mark, and a winner is "
+        "named only when the intervals separate."
+    )
+    out = [held, checked]
+    machine = [
+        c.get("machine") for c in doc.get("cells") or [] if isinstance(c.get("machine"), dict)
+    ]
+    if machine:
+        loads = [
+            m[w]["loadavg"][0]
+            for m in machine
+            for w in ("before", "after")
+            if (m.get(w) or {}).get("loadavg")
+        ]
+        if loads:
+            out.append(
+                f"Machine load (1-minute average) around the cells: {min(loads):.2f} to "
+                f"{max(loads):.2f} on {machine[0]['before'].get('usable_cores')} usable core(s)."
+            )
+    return out
+
+
 def invalid_cells(doc: dict[str, Any]) -> list[str]:
     """One line per INVALID cell of the document, with its reason."""
     return [
@@ -520,8 +604,12 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     take no part (a sentence says which were left out); an accuracy of untrained weights is a
     timing-only figure, never a result.
     """
-    out = []
+    from dlbench.report.detection import ap_sentences
+
+    out = ap_sentences(rows)
     for col in visible_columns(rows):
+        if col.key in ("AP", "AP50", "pre_median"):  # one sentence on AP below; same decode
+            continue
         if col.key in ("build_time_s", "power_watts", "server_offered", "server_rate"):
             continue
         if col.key == "accuracy" and any(r.get("accuracy_untrained") for r in rows):
