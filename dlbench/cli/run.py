@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--config", help="TOML config file; flags given here override it")
     run.add_argument(
-        "--model", help="zoo model name or a saved ModelSpec .json (default digits_cnn)"
+        "--model",
+        help="zoo model name, an ONNX file (imported, run natively by every backend and checked "
+        "against ONNX Runtime running the file) or a saved ModelSpec .json (default digits_cnn)",
     )
     run.add_argument("--dataset", help="dataset name (default digits)")
     run.add_argument(
@@ -314,6 +316,7 @@ def command(args: argparse.Namespace) -> int:
                 console.print("[yellow]Interrupted[/] before any result was written.")
             return 130
     print_summary(doc, console)
+    _print_model_checks(doc, console)
     console.print(f"Results: {out}")
     tracking.log_all(
         doc, out, mlflow_uri=args.mlflow, tensorboard_dir=args.tensorboard, console=console
@@ -325,6 +328,8 @@ def command(args: argparse.Namespace) -> int:
         for d, i in per.items()
         if parity_failed(i.get("parity"))
     ]
+    if parity_failed((doc["model"].get("onnx_original") or {}).get("parity")):
+        parity_bad.append("import")  # the imported spec is not the ONNX file
     invalid = [c for c in doc["cells"] if c["status"] == "invalid"] if args.strict else []
     if invalid:
         console.print(
@@ -389,3 +394,39 @@ def check_output_path(out: Path, *, resume: bool, force: bool) -> None:
         raise ConfigError(
             f"Expected a writable folder for --out. Received: {folder} ({exc.strerror or exc})"
         ) from None
+
+
+def _print_model_checks(doc: dict, console) -> None:
+    """The input the model expects against the dataset's transform, and for an imported ONNX
+    file the check of the import against ONNX Runtime running the original file."""
+    model = doc.get("model") or {}
+    if (model.get("input") or {}).get("message"):
+        colour = "dim" if model["input"]["match"] else "yellow"
+        console.print(f"[{colour}]{model['input']['message']}[/]", highlight=False)
+    original = model.get("onnx_original")
+    if not original:
+        return
+
+    def verdict(p: dict | None) -> str:
+        if p is None:
+            return "not checked"
+        if p.get("ok"):
+            return f"ok (max abs diff {p['max_abs_diff']:.2e}, argmax {p['argmax_agreement']:.0%})"
+        if not parity_failed(p):
+            return "not informative"
+        return f"MISMATCH ({p.get('reason') or ''}max abs diff {p.get('max_abs_diff')})"
+
+    name = Path(original["path"]).name
+    console.print(
+        f"Import check, {name} in ONNX Runtime vs the imported model (float64 reference): "
+        + (verdict(original.get("parity")) if "parity" in original else original.get("error", "-")),
+        highlight=False,
+    )
+    for backend, per in doc.get("backends", {}).items():
+        for device, info in per.items():
+            if "parity_onnx_original" in info:
+                console.print(
+                    f"  {backend}/{device} vs {name} in ONNX Runtime: "
+                    + verdict(info["parity_onnx_original"]),
+                    highlight=False,
+                )

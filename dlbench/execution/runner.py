@@ -24,6 +24,7 @@ from dlbench.errors import ConfigError
 from dlbench.execution import allocator, environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
+from dlbench.execution.onnx_source import file_summary, is_onnx_path
 from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, supervise
 from dlbench.execution.worker import backend_options
 
@@ -61,9 +62,13 @@ def thread_env(intra: int, inter: int, backends: list[str] | None = None) -> dic
 
 
 def load_model_spec(config: BenchmarkConfig, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The ModelSpec named by ``config.model``: a saved spec file or a zoo entry."""
+    """The ModelSpec named by ``config.model``: an ONNX file (imported, its symbolic axes set
+    from the dataset's sample shape), a saved spec file or a zoo entry."""
     from dlbench import zoo
     from dlbench.model.spec import ModelSpec
+
+    if is_onnx_path(config.model):
+        return zoo.load(config.model, input_shape=tuple(input_shape))
 
     if config.model.endswith(".json") or os.sep in config.model:
         path = Path(config.model)
@@ -133,6 +138,9 @@ class _Run:
         self.doc = doc
         self.out_path = out_path
         self.emit = emit
+        #: outputs of the original ONNX file in ONNX Runtime on the parity batch (``--model
+        #: x.onnx``), each backend's outputs are also compared with them
+        self.original: np.ndarray | None = None
 
     def save(self) -> None:
         self.doc["updated"] = res.now()
@@ -231,7 +239,9 @@ def run(
         )
     from dlbench.analysis import weights as model_weights
 
-    from_zoo = not (config.model.endswith(".json") or os.sep in config.model)
+    from_zoo = not (
+        config.model.endswith(".json") or os.sep in config.model or is_onnx_path(config.model)
+    )
     if from_zoo:  # issue 22: a re-shaped zoo model is said, and refused when it has trained weights
         reshaped = model_weights.reshape_plan(
             config.model,
@@ -245,6 +255,14 @@ def run(
     spec = load_model_spec(config, info.input_shape, info.num_classes)
     doc["dataset"] = info.to_dict()
     doc["model"] = {"name": spec.name, "fingerprint": spec.fingerprint(), "stats": spec.stats()}
+    if is_onnx_path(config.model):
+        doc["model"]["onnx_original"] = file_summary(config.model)
+        doc["model"]["onnx_import"] = spec.metadata.get("onnx_import")
+    expected_input = _input_check(spec, info)
+    if expected_input is not None:
+        doc["model"]["input"] = expected_input
+        if not expected_input["match"]:
+            state.warn(expected_input["message"])
     doc["model"]["weights"] = model_weights.weights_info(spec, from_zoo=from_zoo)
     if doc["model"]["weights"]["trained"] is False and "accuracy" in config.scenarios:
         state.warn(
@@ -253,11 +271,8 @@ def run(
         )
 
     parity_indices = list(range(min(config.parity_samples, len(dataset))))
-    reference = (
-        get_backend("numpy")
-        .build(spec)
-        .predict(dataset.get_batch(np.asarray(parity_indices)).inputs)
-    )
+    parity_inputs = dataset.get_batch(np.asarray(parity_indices)).inputs
+    reference = get_backend("numpy").build(spec).predict(parity_inputs)
 
     cells = config.cells()
     done = res.done_cell_ids(doc) if resume else set()
@@ -288,6 +303,8 @@ def run(
             "parity_indices": parity_indices,
         }
         exports: dict[str, dict[str, Any]] = {}
+        if is_onnx_path(config.model):
+            _check_original(state, parity_inputs, reference, workdir, env)
         try:
             for (backend, device), group_cells in groups.items():
                 if backend in missing_framework:
@@ -435,6 +452,10 @@ def _run_group(
                 out = np.load(ev["path"], allow_pickle=False)
                 parity = _parity(compare, reference, out, config.parity_tolerance)
                 binfo["parity"] = parity
+                if state.original is not None:  # --model x.onnx: also against the file itself
+                    binfo["parity_onnx_original"] = _parity(
+                        compare, state.original, out, config.parity_tolerance
+                    )
                 binfo["first_call_s"] = ev.get("first_call_s")
                 if parity.get("informative") is False and not parity["ok"]:
                     state.warn(
@@ -506,6 +527,77 @@ def _record_machine(rec: dict[str, Any], before: dict[str, Any] | None) -> None:
     notes = environment.cell_load_notes(before, after)
     if notes and isinstance(rec.get("validity"), dict):
         rec["validity"].setdefault("notes", []).extend(notes)
+
+
+def _input_check(spec: Any, info: Any) -> dict[str, Any] | None:
+    """What input a model with ``metadata["preprocessing"]`` (the ImageNet-size zoo) expects,
+    against the dataset's transform: ``{"expected", "dataset", "match", "message"}``; None for
+    a model that says nothing."""
+    want = (spec.metadata or {}).get("preprocessing")
+    if not isinstance(want, dict):
+        return None
+    got = dict(getattr(info, "transform", None) or {})
+    c, h, w = (list(spec.input_shape) + [None, None, None])[:3]
+    expects = (
+        f"{spec.name} expects {c}x{h}x{w} RGB images normalised with mean "
+        f"{tuple(want.get('mean', ()))} and std {tuple(want.get('std', ()))} (torchvision's "
+        f"evaluation transform: resize {want.get('resize')}, centre crop {want.get('crop')})"
+    )
+    same_norm = not got or all(  # a transform not described (synthetic data) is no mismatch
+        k in got and np.allclose(got[k], want[k], atol=1e-6) for k in ("mean", "std") if k in want
+    )
+    same_size = tuple(info.input_shape) == tuple(spec.input_shape)
+    match = same_norm and same_size
+    if got:
+        gives = (
+            f"dataset {info.name!r} gives {'x'.join(map(str, info.input_shape))}"
+            + (f" (resize {got['resize']}, centre crop {got['crop']})" if "crop" in got else "")
+            + (f", mean {tuple(got['mean'])}, std {tuple(got['std'])}" if "mean" in got else "")
+        )
+    else:
+        gives = f"dataset {info.name!r} does not describe its transform"
+    if match:
+        message = f"Input: {expects}; {gives}" + (": they match." if got else ".")
+    else:
+        message = (
+            f"Input mismatch: {expects}; {gives}. Accuracy of trained weights would be "
+            "meaningless (timings are unaffected); for an image folder the default transform "
+            "(resize 256, crop 224, ImageNet mean/std) is the expected one."
+        )
+    return {"expected": want, "dataset": got, "match": match, "message": message}
+
+
+def _check_original(
+    state: _Run, inputs: np.ndarray, reference: np.ndarray, workdir: Path, env: dict[str, str]
+) -> None:
+    """``--model x.onnx``: the original file in ONNX Runtime (a worker job) on the parity batch,
+    compared with the imported spec's float64 reference (``doc["model"]["onnx_original"]
+    ["parity"]``); its outputs are kept for each backend's second parity entry."""
+    from dlbench.analysis.parity import compare
+    from dlbench.analysis.parity import failed as parity_failed
+    from dlbench.execution.onnx_source import original_outputs
+
+    config = state.config
+    entry = state.doc["model"]["onnx_original"]
+    out, info = original_outputs(
+        config.model, inputs, workdir, env, config.cell_timeout, config.intra_op_threads
+    )
+    entry.update(info)
+    if out is None:
+        state.warn(f"The import was not checked against the original ONNX file: {info['error']}")
+        state.save()
+        return
+    parity = _parity(compare, out, reference, config.parity_tolerance)
+    entry["parity"] = parity
+    state.original = out
+    if parity_failed(parity):
+        state.warn(
+            f"IMPORT MISMATCH: the imported model differs from {Path(config.model).name} run in "
+            f"ONNX Runtime: {parity.get('reason') or ''}max abs diff "
+            f"{parity.get('max_abs_diff')}, argmax agreement {parity.get('argmax_agreement')}. "
+            "Every backend runs the imported model, so its timings compare another computation."
+        )
+    state.save()
 
 
 def _parity(

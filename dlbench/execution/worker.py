@@ -239,6 +239,8 @@ JOB_KINDS = {
     "cells": "dlbench.execution.worker:run_cells",
     "train": "dlbench.train.local:run_training_job",
     "export": "dlbench.execution.worker:run_export",
+    # an imported ONNX model's original file in ONNX Runtime (the check of the import)
+    "onnx_original": "dlbench.execution.onnx_source:run_original_job",
 }
 
 

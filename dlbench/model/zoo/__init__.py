@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -79,10 +80,26 @@ def get(
         seed: Seed of the NumPy initialisation (same seed, same weights, everywhere).
         **kw: Model-specific options (e.g. ``softmax=True`` to output probabilities).
 
+    An ``.onnx`` file path instead of a name is imported (:func:`load`); its input shape and
+    classes are its own (``input_shape`` only fills symbolic axes; ``num_classes``, when given,
+    must match).
+
     Example:
         >>> get("resnet20").input_shape
         (3, 32, 32)
     """
+    if str(name).lower().endswith(".onnx"):
+        if kw:
+            raise ConfigError(
+                f"Expected no model options for an ONNX file. Received: {sorted(kw)} for {name}"
+            )
+        spec = load(name, input_shape=input_shape)
+        if num_classes is not None and spec.num_classes != num_classes:
+            raise ConfigError(
+                f"Expected {name} to output {num_classes} classes. Received: a model with "
+                f"output shape {spec.output_shape}"
+            )
+        return spec
     if num_classes is None:
         num_classes = DEFAULT_CLASSES.get(name, 10)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
@@ -105,6 +122,37 @@ def get(
             f"Model {name!r} cannot be built with input_shape={input_shape}: {exc}"
         ) from None
     return spec.validate()
+
+
+def load(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None):
+    """A model from a file: an ONNX file imported (:func:`dlbench.spec.from_onnx`; needs the
+    ``onnx`` package) or a saved ModelSpec (``.json`` with its ``.npz`` weights).
+
+    Args:
+        path: The file.
+        input_shape: Per-sample input shape for an ONNX model whose non-batch axes are
+            symbolic (it must agree with the fixed ones).
+
+    Example:
+        >>> spec = load("resnet50.onnx", input_shape=(3, 224, 224))  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Expected a model file (.onnx or .json). Received: {p} (not found)")
+    if p.suffix.lower() == ".onnx":
+        from dlbench.model.onnx_import import from_onnx
+
+        shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        return from_onnx(p, input_shape=shape)
+    if p.suffix.lower() == ".json":
+        from dlbench.model.spec import ModelSpec
+
+        return ModelSpec.load(p)
+    raise ConfigError(
+        f"Expected a model file ending in .onnx or .json (a saved ModelSpec). Received: {p}"
+    )
 
 
 def _lazy_options(name: str) -> dict[str, Any]:

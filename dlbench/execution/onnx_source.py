@@ -1,0 +1,111 @@
+"""An imported ONNX model checked against its source: the ORIGINAL file run in ONNX Runtime.
+
+When ``dlbench run --model model.onnx`` imports a file (:func:`dlbench.spec.from_onnx`), every
+backend runs the imported ModelSpec, so the usual parity check (each backend against the float64
+NumPy reference of that spec) says the backends agree with the spec, not that the spec is the
+file. This module closes the loop: an ``onnx_original`` worker job (ONNX Runtime is a framework,
+so it never runs in the parent) runs the original file on the parity batch; the runner compares
+the reference with it (``doc["model"]["onnx_original"]["parity"]``: the import itself) and every
+backend's outputs with it (``backends[b][d]["parity_onnx_original"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["is_onnx_path", "file_summary", "run_original_job", "original_outputs"]
+
+
+def is_onnx_path(model: Any) -> bool:
+    """Whether ``model`` (a ``--model`` value) names an ONNX file."""
+    return isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx")
+
+
+def file_summary(path: str | Path) -> dict[str, Any]:
+    """Path, size and SHA-256 of the original file (what was imported, for the record)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": h.hexdigest()}
+
+
+def run_original_job(job: dict[str, Any], events: Any) -> int:
+    """Worker side (job kind ``onnx_original``): ``job["onnx_path"]`` in ONNX Runtime (CPU) on
+    the inputs in ``job["inputs_path"]``; the first output is saved to ``job["out"]``. Events:
+    ``original`` (versions, providers, seconds), ``fatal``, ``done``."""
+    from dlbench.execution.memory import peak_rss_bytes
+    from dlbench.execution.worker import _fatal
+
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        threads = int(job.get("intra_op_threads") or 0)
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+        t0 = time.perf_counter()
+        sess = ort.InferenceSession(
+            job["onnx_path"], sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        x = np.load(job["inputs_path"], allow_pickle=False)
+        feed = {sess.get_inputs()[0].name: x.astype(np.float32, copy=False)}
+        out = np.asarray(sess.run(None, feed)[0])
+        np.save(job["out"], out)
+        events.emit(
+            {
+                "type": "original",
+                "path": job["out"],
+                "versions": {"onnxruntime": ort.__version__},
+                "providers": sess.get_providers(),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    except BaseException as exc:  # report, whatever it was
+        return _fatal(events, exc)
+    events.emit({"type": "done", "peak_rss_bytes": peak_rss_bytes()})
+    return 0
+
+
+def original_outputs(
+    onnx_path: str | Path,
+    inputs: np.ndarray,
+    workdir: Path,
+    env: dict[str, str],
+    timeout: float,
+    intra_op_threads: int = 0,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Parent side: run the ``onnx_original`` job; returns (outputs or None, info) where info
+    holds ``versions`` and ``providers``, or ``error`` when the file could not be run."""
+    from dlbench.execution.supervisor import STDERR_TAIL, supervise
+
+    inputs_path = workdir / "onnx_original.inputs.npy"
+    np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))
+    job = {
+        "kind": "onnx_original",
+        "onnx_path": str(onnx_path),
+        "inputs_path": str(inputs_path),
+        "out": str(workdir / "onnx_original.out.npy"),
+        "intra_op_threads": intra_op_threads,
+    }
+    got: dict[str, Any] = {}
+
+    def on_event(ev: dict[str, Any]) -> bool:
+        if ev["type"] in ("original", "fatal"):
+            got.update(ev)
+        return ev["type"] == "fatal"
+
+    outcome = supervise(job, env, workdir, "onnx-original", on_event, timeout)
+    if outcome.timed_out:
+        return None, {"error": f"ONNX Runtime on the original file timed out after {timeout:g} s"}
+    if got.get("type") != "original":
+        why = got.get("error") or outcome.stderr_tail[-STDERR_TAIL:] or outcome.exit_reason
+        return None, {"error": f"ONNX Runtime could not run the original file: {why}"}
+    out = np.load(got["path"], allow_pickle=False)
+    return out, {"versions": got.get("versions"), "providers": got.get("providers")}
