@@ -26,16 +26,18 @@ broken file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, DlbenchError
 from dlbench.serialize import to_json_safe
 
 SCHEMA_NAME = "dlbench.result"
@@ -254,3 +256,117 @@ def check_resumable(doc: dict[str, Any], config: dict[str, Any]) -> None:
     if diffs:
         detail = "; ".join(f"{k}: file has {old.get(k)!r}, now {config.get(k)!r}" for k in diffs)
         raise ConfigError(f"Cannot resume: the earlier run used different settings ({detail}).")
+
+
+# -- one writer per result file --------------------------------------------------------------------
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of a result file: ``.NAME.lock`` next to it."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the result file ``path`` for one writer (a run) until the block ends.
+
+    An advisory ``flock`` on :func:`lock_path`, which holds the owner's pid: the kernel
+    releases it when its process ends however it ends (a SIGKILLed run never leaves a lock
+    that blocks the next one); the lock file is removed on the way out.
+
+    Raises:
+        ConfigError: Another process holds it (exit 2, before any worker starts).
+    """
+    lp = lock_path(path)
+    fd = _acquire(lp, Path(path))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lp)  # still held: whoever opened this inode meanwhile sees it is gone
+        os.close(fd)
+
+
+def _acquire(lp: Path, path: Path) -> int:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one writer is not enforced there
+        return os.open(os.devnull, os.O_RDONLY)
+    while True:
+        try:
+            lp.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"Expected a writable folder for the result file {path}. Received: "
+                f"{exc.strerror or exc} creating {lp}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise ConfigError(
+                f"Expected no other dlbench run writing {path}. Received: it is being written by "
+                f"{who} (lock {lp}); wait for that run to end or choose another --out"
+            ) from None
+        try:  # the holder may have released and removed it between our open and flock
+            current = os.stat(lp)
+            mine = os.fstat(fd)
+            if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid of the run writing ``path`` now, or None (no run: free, or a stale lock file)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else -1
+    else:
+        return None
+    finally:
+        os.close(fd)
+
+
+# -- when the result file cannot be written ---------------------------------------------------------
+
+
+class ResultWriteError(DlbenchError):
+    """The result could not be written anywhere; ``document`` holds everything measured."""
+
+    def __init__(self, message: str, document: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+def rescue_paths(path: str | os.PathLike[str], run_id: str) -> list[Path]:
+    """Where a run's results go when ``path`` cannot be written (full disk, read-only, I/O
+    error): a file named after it and the run in the temp folder, ``/dev/shm`` (memory, Linux)
+    and the current folder, in that order."""
+    p = Path(path)
+    name = f"{p.stem}.rescue-{run_id[:8]}{p.suffix or '.json'}"
+    folders = [Path(tempfile.gettempdir()), Path("/dev/shm"), Path.cwd()]
+    out: list[Path] = []
+    for folder in folders:
+        candidate = folder / name
+        if folder.is_dir() and candidate not in out and candidate != p:
+            out.append(candidate)
+    return out

@@ -16,13 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,13 @@ STDERR_TAIL = 2000
 
 #: Called with each event; return True to stop the worker (e.g. after a fatal event).
 EventHandler = Callable[[dict[str, Any]], "bool | None"]
+
+#: A run's temporary folder is named ``dlbench-run-<pid>-XXXX`` after the process that owns it.
+WORKDIR_PREFIX = "dlbench-run-"
+#: Exit code of a worker that found its supervisor gone.
+EXIT_ORPHANED = 3
+#: Seconds between two looks at the parent, where the kernel cannot watch it (not Linux).
+WATCHDOG_S = 0.5
 
 
 class WorkerProcess:
@@ -53,7 +64,7 @@ class WorkerProcess:
     ) -> None:
         self.events_path = workdir / f"{tag}.events.jsonl"
         self.stderr_path = workdir / f"{tag}.stderr.log"
-        job = {**job, "events": str(self.events_path)}
+        job = {**job, "events": str(self.events_path), "parent_pid": os.getpid()}
         job_path = workdir / f"{tag}.job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         self._offset = 0
@@ -190,3 +201,103 @@ def supervise(
         out.stderr_tail = worker.stderr_tail()
     worker.finish()
     return out
+
+
+# -- workers die with their parent ---------------------------------------------------------------
+
+
+def die_with_parent(parent_pid: int | None) -> str:
+    """In a worker: end this process as soon as its supervisor ``parent_pid`` is gone.
+
+    The workers run in a session of their own (``start_new_session``), so a signal to the
+    parent's process group never reaches them; without this, a supervisor killed by SIGKILL
+    would leave its worker computing as an orphan and skew the next benchmark on the machine.
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``), even in the
+    middle of a framework's C code; elsewhere (POSIX) a daemon thread looks every
+    :data:`WATCHDOG_S` seconds and exits when the parent is gone. A parent that died before
+    this ran is caught by the check that follows. Returns how the worker watches:
+    ``"pdeathsig"``, ``"watchdog"`` or ``"none"`` (no parent given, or Windows).
+    """
+    if not parent_pid or sys.platform == "win32":
+        return "none"
+    how = "pdeathsig" if _set_pdeathsig() else "watchdog"
+    if how == "watchdog":
+        threading.Thread(
+            target=watch_parent, args=(parent_pid,), daemon=True, name="dlbench-parent-watchdog"
+        ).start()
+    if not pid_alive(parent_pid) or (os.getppid() == 1 and parent_pid != 1):
+        os._exit(EXIT_ORPHANED)  # the parent died before the watch was in place
+    return how
+
+
+def _set_pdeathsig() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is impossible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        return libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(parent_pid: int, interval: float = WATCHDOG_S) -> None:
+    """Loop until the parent is gone (re-parented, or no such process), then ``os._exit``."""
+    first_ppid = os.getppid()
+    while os.getppid() == first_ppid and pid_alive(parent_pid):
+        time.sleep(interval)
+    os._exit(EXIT_ORPHANED)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (POSIX; a zombie counts as alive until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
+
+
+# -- the run's temporary folder --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def run_workdir() -> Iterator[Path]:
+    """A temporary folder for one run's jobs (spec, events, parity outputs, exported models),
+    removed when the run ends, and first the folders of earlier runs that could not remove
+    their own (killed by SIGKILL: nothing runs after it) -- see :func:`sweep_stale_workdirs`."""
+    sweep_stale_workdirs()
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as tmp:
+        yield Path(tmp)
+
+
+def sweep_stale_workdirs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the ``dlbench-run-<pid>-*`` folders in ``root`` (default: the temp folder) whose
+    process no longer exists and that belong to this user; returns those removed.
+
+    A folder whose pid is alive is kept, whatever that process is now (a reused pid only
+    delays the clean-up to a later run, it never removes a live run's folder)."""
+    if sys.platform == "win32":
+        return []
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid_text = path.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or st.st_uid != os.getuid():
+            continue
+        if pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
