@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.jax.ops import OPS, prepare
+from dlbench.backends.jax.ops import HIGHEST, OPS, prepare
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import ModelSpec
@@ -34,18 +35,74 @@ MODES = ("jit", "eager")
 
 
 def make_apply(
-    spec: ModelSpec,
+    spec: ModelSpec, arranged: bool = False
 ) -> tuple[Callable[[dict, jax.Array], jax.Array], dict[str, dict[str, np.ndarray]]]:
-    """``(apply, params)``: a pure function of a params pytree and an NCHW batch."""
+    """``(apply, params)``: a pure function of a params pytree and an NCHW batch.
+
+    ``arranged=False``: every weight in the canonical layout (what training updates and exports).
+    ``arranged=True``: convolution and dense weights stored once in the layout XLA:CPU's kernels
+    read (:data:`ARRANGED`), so the compiled program does not transpose them on every call.
+    """
     plan = spec.resolved()
     OPS.check(plan)
     params = {rn.name: prepare(rn) for rn in plan}
+    fns = [OPS.lookup(rn) for rn in plan]
+    if arranged:
+        for i, rn in enumerate(plan):
+            if rn.op in ARRANGED:
+                arrange, fn = ARRANGED[rn.op]
+                params[rn.name] = arrange(params[rn.name])
+                fns[i] = fn
+    steps = list(zip(fns, plan))
     input_name, outputs = spec.inputs[0].name, list(spec.outputs)
 
     def apply(params: dict, x: jax.Array) -> jax.Array:
-        return OPS.run(plan, {input_name: x}, params)[outputs[0]]
+        env = {input_name: x}
+        for fn, rn in steps:
+            env[rn.name] = fn([env[i] for i in rn.inputs], params[rn.name], rn)
+        return env[outputs[0]]
 
     return apply, params
+
+
+def _arrange_conv(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """OIHW -> HWIO (the kernel layout of XLA:CPU's convolutions), once at build time."""
+    return {**p, "weight": np.ascontiguousarray(p["weight"].transpose(2, 3, 1, 0))}
+
+
+def _conv_hwio(xs: list, p: dict, rn: Any) -> jax.Array:
+    """:func:`dlbench.backends.jax.ops.conv2d` on an HWIO kernel (same arithmetic)."""
+    a = rn.attrs
+    t, b, l, r = a["pads"]  # noqa: E741
+    y = lax.conv_general_dilated(
+        xs[0],
+        p["weight"],
+        window_strides=tuple(a["stride"]),
+        padding=((t, b), (l, r)),
+        rhs_dilation=tuple(a["dilation"]),
+        dimension_numbers=("NCHW", "HWIO", "NCHW"),
+        feature_group_count=a["groups"],
+        precision=HIGHEST,
+    )
+    return y + p["bias"][None, :, None, None] if "bias" in p else y
+
+
+def _arrange_dense(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """(out, in) -> (in, out), once at build time."""
+    return {**p, "weight": np.ascontiguousarray(p["weight"].T)}
+
+
+def _dense_io(xs: list, p: dict, rn: Any) -> jax.Array:
+    """:func:`dlbench.backends.jax.ops.dense` on an (in, out) weight."""
+    y = jnp.matmul(xs[0], p["weight"], precision=HIGHEST)
+    return y + p["bias"] if "bias" in p else y
+
+
+#: op -> (arrange the node's params once, the op on the arranged params).
+ARRANGED: dict[str, tuple[Callable, Callable]] = {
+    "conv2d": (_arrange_conv, _conv_hwio),
+    "dense": (_arrange_dense, _dense_io),
+}
 
 
 class JaxModel(Model):
@@ -123,7 +180,7 @@ class JaxBackend(Backend):
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> JaxModel:
         self.check_device(device)
-        apply, params = make_apply(spec.validate())
+        apply, params = make_apply(spec.validate(), arranged=True)
         return JaxModel(self, apply, params, device, self._device(device), spec.name)
 
     def wrap(

@@ -25,7 +25,7 @@ from torch import fx, nn
 
 from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.torch.ops import OPS, Emitter
+from dlbench.backends.torch.ops import OPS, Emitter, SelfAttention
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import ModelSpec
 
@@ -33,15 +33,114 @@ MODES = ("eager", "compile")
 _INTEROP_SET: int | None = None  # torch.set_num_interop_threads may be called once per process
 
 
-def build_module(spec: ModelSpec) -> fx.GraphModule:
-    """The spec as an ``fx.GraphModule`` in eval mode, float32, on the CPU."""
+def build_module(spec: ModelSpec, inplace: bool = False) -> fx.GraphModule:
+    """The spec as an ``fx.GraphModule`` in eval mode, float32, on the CPU; with ``inplace``,
+    activations and adds overwrite their input where that is safe (:func:`make_inplace`)."""
     e = Emitter()
     env: dict[str, fx.Node] = {t.name: e.graph.placeholder(t.name) for t in spec.inputs}
-    OPS.run(spec.resolved(), env, e)
+    plan = spec.resolved()
+    OPS.run(plan, env, e)
     outs = [env[o] for o in spec.outputs]
     e.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+    if inplace:
+        make_inplace(e.root, e.graph, plan, env)
     gm = fx.GraphModule(e.root, e.graph, class_name=f"{spec.name}_module")
     return gm.eval()
+
+
+#: Module layers whose output is a new tensor (never a view of their input, never a buffer).
+_FRESH_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Conv2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.Linear,
+    nn.LayerNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.GELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softmax,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.Upsample,
+    SelfAttention,
+)
+#: Functions whose output is a new tensor.
+_FRESH_FUNCTIONS = frozenset({torch.add, torch.mul, torch.matmul, torch.cat, torch.mean})
+#: Activation layers that have an in-place form (their ``inplace`` flag).
+_INPLACE_MODULES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)
+#: Binary functions and their in-place tensor methods (elementwise: exact in either order).
+_INPLACE_METHODS = {torch.add: "add_", torch.mul: "mul_"}
+
+
+def make_inplace(
+    root: nn.Module, graph: fx.Graph, plan: list, env: dict[str, fx.Node]
+) -> dict[str, int]:
+    """Turn activations (ReLU, ReLU6, SiLU, Hardswish) and elementwise adds/muls into their
+    in-place forms where no one can see the difference, as a PyTorch user writes
+    ``nn.ReLU(inplace=True)`` and ``out += identity``: a freshly allocated result is then reused
+    instead of a new one being allocated (and later freed) on every call.
+
+    An op may overwrite its input ``x`` only when ``x`` is *owned*: produced by a layer or function
+    that returns a new tensor (:data:`_FRESH_MODULES`, :data:`_FRESH_FUNCTIONS`; so never a graph
+    input, a weight or a view such as a reshape, transpose or slice), or by an op already made
+    in-place on an owned tensor; ``x`` has that op as its only user (so nothing reads it later and
+    it is not a graph output); and for a binary op, ``x`` already has the output's shape (no
+    broadcasting into it). Only for inference: autograd would need the overwritten values.
+
+    Returns:
+        How many ops were changed, by kind (``{"relu": 3, "add": 2}``), for the tests.
+    """
+    owned: dict[fx.Node, bool] = {}
+
+    def is_owned(node: Any) -> bool:
+        if not isinstance(node, fx.Node):
+            return False
+        if node in owned:
+            return owned[node]
+        if node.op == "call_module":
+            return isinstance(root.get_submodule(node.target), _FRESH_MODULES)
+        return node.op == "call_function" and node.target in _FRESH_FUNCTIONS
+
+    def free(node: Any) -> bool:
+        return is_owned(node) and len(node.users) == 1
+
+    changed: dict[str, int] = {}
+    seen: set[fx.Node] = set()
+    for rn in plan:
+        node = env.get(rn.name)
+        if not isinstance(node, fx.Node) or node in seen:
+            continue  # a node an earlier name already stands for (dropout is its input)
+        seen.add(node)
+        if node.op == "call_module":
+            mod = root.get_submodule(node.target)
+            if isinstance(mod, _INPLACE_MODULES) and free(node.args[0]):
+                mod.inplace = True
+                owned[node] = True
+                changed[rn.op] = changed.get(rn.op, 0) + 1
+        elif node.op == "call_function" and node.target in _INPLACE_METHODS and not node.kwargs:
+            a, b = node.args
+            same = [
+                i
+                for i, shape in enumerate(rn.in_shapes[: len(node.args)])
+                if tuple(shape) == tuple(rn.out_shape)
+            ]
+            if len(rn.in_shapes) < 2:  # the other operand is a weight: no batch dimension
+                other = rn.params.get("other")
+                if other is None or np.ndim(other) > len(rn.out_shape):
+                    same = []
+            pick = next((i for i in same if free(node.args[i])), None)
+            if pick is None or a is b:
+                continue
+            target = node.args[pick]
+            node.op, node.target = "call_method", _INPLACE_METHODS[node.target]
+            node.args = (target, node.args[1 - pick])
+            owned[node] = True
+            changed[rn.op] = changed.get(rn.op, 0) + 1
+    return changed
 
 
 def _grad_mode(inference_mode: bool) -> Callable[[], contextlib.AbstractContextManager]:
@@ -151,7 +250,9 @@ class TorchBackend(Backend):
         self.check_device(device)
         kind, index = parse_device(device)
         dev = f"cuda:{index}" if kind == "cuda" else "cpu"
-        return TorchModel(self, build_module(spec.validate()), dev, spec.name)
+        # in-place ops only under inference mode: autograd would need the overwritten values
+        inplace = bool(self.options["inference_mode"])
+        return TorchModel(self, build_module(spec.validate(), inplace=inplace), dev, spec.name)
 
     def wrap(
         self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any
