@@ -94,3 +94,57 @@ def test_slice_json_keeps_only_given_attrs(tmp_path) -> None:
     assert spec.nodes[0].attrs == {"axes": [2, 3], "steps": [2, 2]}  # derived ones not stored
     spec.save(tmp_path / "s")
     assert ModelSpec.load(tmp_path / "s") == spec
+
+
+def _run_unary(op: str, x: np.ndarray) -> np.ndarray:
+    spec = ModelSpec(
+        "t", [TensorInfo("x", (None, *x.shape[1:]))], ["n"], [Node("n", op, ["x"])], {}
+    )
+    return get_backend("numpy").build(spec).predict(x)
+
+
+def test_sqrt_reciprocal_erf_reference_against_math() -> None:
+    """The float64 reference of sqrt, reciprocal and erf, element by element against Python's
+    math module (an independent implementation)."""
+    import math
+
+    x = np.random.default_rng(0).uniform(0.05, 4.0, (3, 7))
+    for op, fn in (("sqrt", math.sqrt), ("reciprocal", lambda v: 1.0 / v), ("erf", math.erf)):
+        got = _run_unary(op, x)
+        want = np.vectorize(fn)(x)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-14, err_msg=op)
+    neg = -x
+    np.testing.assert_allclose(_run_unary("erf", neg), np.vectorize(math.erf)(neg), rtol=1e-14)
+    assert np.isnan(_run_unary("sqrt", neg)).all()
+
+
+def test_div_reference_and_cost() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, (2, 3, 4))
+    d = rng.uniform(0.5, 2.0, (4,))
+    spec = ModelSpec(
+        "t",
+        [TensorInfo("x", (None, 3, 4))],
+        ["q"],
+        [Node("q", "div", ["x"], {}, {"other": "d"})],
+        {"d": d.astype(np.float32)},
+    )
+    got = get_backend("numpy").build(spec).predict(x.astype(np.float32))
+    want = [
+        [[float(np.float32(v)) / float(np.float32(w)) for v, w in zip(row, d)] for row in s]
+        for s in x
+    ]
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-14)
+    norm, out = check_node("q", "div", 1, {}, {"other": "d"}, [(3, 4)], {"other": (4,)})
+    assert out == (3, 4) and count("div", norm, [(3, 4)], {"other": (4,)}, out) == (0, 12)
+    _, out = check_node("q", "div", 2, {}, {}, [(3, 4), (3, 1)], {})
+    assert out == (3, 4)
+    with pytest.raises(SpecError, match="do not broadcast"):
+        check_node("q", "div", 2, {}, {}, [(3, 4), (3, 2)], {})
+
+
+@pytest.mark.parametrize("op, flops", [("sqrt", 1), ("reciprocal", 1), ("erf", 8)])
+def test_unary_costs(op, flops) -> None:
+    norm, out = check_node("n", op, 1, {}, {}, [(2, 5)], {})
+    assert out == (2, 5) and count(op, norm, [(2, 5)], {}, out) == (0, 10 * flops)

@@ -76,6 +76,9 @@ OPS["silu"] = lambda xs, p, rn: jax.nn.silu(xs[0])
 OPS["hard_swish"] = lambda xs, p, rn: xs[0] * jax.nn.relu6(xs[0] + 3.0) / 6.0
 OPS["gelu"] = lambda xs, p, rn: jax.nn.gelu(xs[0], approximate=rn.attrs["approximate"] == "tanh")
 OPS["dropout"] = lambda xs, p, rn: xs[0]
+OPS["sqrt"] = lambda xs, p, rn: jnp.sqrt(xs[0])
+OPS["reciprocal"] = lambda xs, p, rn: 1.0 / xs[0]
+OPS["erf"] = lambda xs, p, rn: lax.erf(xs[0])
 OPS["softmax"] = lambda xs, p, rn: jax.nn.softmax(xs[0], axis=rn.attrs["axis"])
 OPS["flatten"] = lambda xs, p, rn: xs[0].reshape(xs[0].shape[0], -1)
 OPS["reshape"] = lambda xs, p, rn: xs[0].reshape(xs[0].shape[0], *rn.attrs["shape"])
@@ -88,6 +91,7 @@ OPS["concat"] = lambda xs, p, rn: jnp.concatenate(xs, axis=rn.attrs["axis"])
 OPS["matmul"] = lambda xs, p, rn: _mm(xs[0], xs[1])
 OPS["add"] = lambda xs, p, rn: xs[0] + (xs[1] if len(xs) == 2 else p["other"])
 OPS["mul"] = lambda xs, p, rn: xs[0] * (xs[1] if len(xs) == 2 else p["other"])
+OPS["div"] = lambda xs, p, rn: xs[0] / (xs[1] if len(xs) == 2 else p["other"])
 
 
 @OPS.register("pad")

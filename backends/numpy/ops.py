@@ -92,6 +92,9 @@ OPS["tanh"] = lambda xs, p, n: np.tanh(xs[0])
 OPS["silu"] = lambda xs, p, n: xs[0] * sigmoid(xs[0])
 OPS["hard_swish"] = lambda xs, p, n: xs[0] * np.clip(xs[0] + 3.0, 0.0, 6.0) / 6.0
 OPS["dropout"] = lambda xs, p, n: xs[0]
+OPS["sqrt"] = lambda xs, p, n: np.sqrt(xs[0])
+OPS["reciprocal"] = lambda xs, p, n: 1.0 / xs[0]
+OPS["erf"] = lambda xs, p, n: _erf(xs[0])
 OPS["softmax"] = lambda xs, p, n: softmax(xs[0], n.attrs["axis"])
 OPS["flatten"] = lambda xs, p, n: xs[0].reshape(xs[0].shape[0], -1)
 OPS["reshape"] = lambda xs, p, n: xs[0].reshape(xs[0].shape[0], *n.attrs["shape"])
@@ -131,6 +134,11 @@ def add(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
 @OPS.register("mul")
 def mul(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     return xs[0] * (xs[1] if len(xs) == 2 else p["other"])
+
+
+@OPS.register("div")
+def div(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    return xs[0] / (xs[1] if len(xs) == 2 else p["other"])
 
 
 def _windows(x: np.ndarray, n: ResolvedNode, fill: float) -> np.ndarray:

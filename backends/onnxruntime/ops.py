@@ -109,6 +109,9 @@ OPS["relu"] = _simple("Relu")
 OPS["sigmoid"] = _simple("Sigmoid")
 OPS["tanh"] = _simple("Tanh")
 OPS["dropout"] = _simple("Identity")
+OPS["sqrt"] = _simple("Sqrt")
+OPS["reciprocal"] = _simple("Reciprocal")
+OPS["erf"] = _simple("Erf")
 OPS["hard_swish"] = _simple("HardSwish")
 OPS["flatten"] = _simple("Flatten", axis=1)
 OPS["relu6"] = lambda g, xs, rn: g.add(
@@ -168,6 +171,7 @@ def _binary(op_type: str) -> Callable[..., Any]:
 
 OPS["add"] = _binary("Add")
 OPS["mul"] = _binary("Mul")
+OPS["div"] = _binary("Div")
 
 
 @OPS.register("gelu")

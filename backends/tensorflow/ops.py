@@ -178,6 +178,9 @@ OPS["silu"] = _unary(lambda x, rn: tf.nn.silu(x))
 OPS["hard_swish"] = _unary(lambda x, rn: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0))
 OPS["gelu"] = _unary(lambda x, rn: tf.nn.gelu(x, approximate=rn.attrs["approximate"] == "tanh"))
 OPS["dropout"] = _unary(lambda x, rn: x)
+OPS["sqrt"] = _unary(lambda x, rn: tf.sqrt(x))
+OPS["reciprocal"] = _unary(lambda x, rn: tf.math.reciprocal(x))
+OPS["erf"] = _unary(lambda x, rn: tf.math.erf(x))
 
 
 def _canon(fn: Callable[[tf.Tensor, ResolvedNode, Any], tf.Tensor]) -> Callable[..., Value]:
@@ -232,6 +235,7 @@ def _binary(fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[..., Va
 
 OPS["add"] = _binary(tf.add)
 OPS["mul"] = _binary(tf.multiply)
+OPS["div"] = _binary(tf.divide)
 
 _TO_NHWC_AXIS = {1: 3, 2: 1, 3: 2}
 

@@ -143,6 +143,9 @@ for _op, _make in _ACTIVATIONS.items():
     OPS[_op] = lambda e, xs, rn, _make=_make: e.module(rn, _make(rn), (xs[0],))
 
 OPS["dropout"] = lambda e, xs, rn: xs[0]
+OPS["sqrt"] = lambda e, xs, rn: e.call(torch.sqrt, xs[0])
+OPS["reciprocal"] = lambda e, xs, rn: e.call(torch.reciprocal, xs[0])
+OPS["erf"] = lambda e, xs, rn: e.call(torch.erf, xs[0])
 OPS["reshape"] = lambda e, xs, rn: e.call(torch.reshape, xs[0], (-1, *rn.attrs["shape"]))
 OPS["transpose"] = lambda e, xs, rn: e.call(torch.permute, xs[0], tuple(rn.attrs["perm"]))
 OPS["global_avg_pool"] = lambda e, xs, rn: e.call(torch.mean, xs[0], dim=(2, 3))
@@ -177,6 +180,7 @@ def _binary(fn: Callable) -> Callable[..., Any]:
 
 OPS["add"] = _binary(torch.add)
 OPS["mul"] = _binary(torch.mul)
+OPS["div"] = _binary(torch.div)
 
 
 @OPS.register("layer_norm")

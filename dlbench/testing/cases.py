@@ -51,6 +51,12 @@ def _other(b: GraphBuilder, shape: tuple[int, ...]):
     return b.rng.normal(0, 1, shape)
 
 
+def _positive(b: GraphBuilder, x: str) -> str:
+    """sigmoid(x) + 0.25: in [0.25, 1.25], for ops defined (and well conditioned) above 0."""
+    s = b.act(x, "sigmoid")
+    return b.add("add", [s], {}, {"other": [0.25]})
+
+
 C = (3, 9, 9)  # an odd-sized image, so stride/padding/ceil corner cases show up
 
 OP_CASES: list[OpCase] = [
@@ -179,6 +185,18 @@ OP_CASES: list[OpCase] = [
         (4, 6),
         lambda b: b.add("mul", [b.input], {}, {"other": _other(b, (6,))}),
     ),
+    OpCase("div", "div", (3, 5, 5), lambda b: b.add("div", [b.input, _positive(b, b.input)])),
+    OpCase(
+        "div_param",
+        "div",
+        (4, 6),
+        lambda b: b.add("div", [b.input], {}, {"other": b.rng.uniform(0.5, 2.0, (6,))}),
+    ),
+    OpCase("sqrt", "sqrt", (3, 5, 5), lambda b: b.act(_positive(b, b.input), "sqrt")),
+    OpCase(
+        "reciprocal", "reciprocal", (3, 5, 5), lambda b: b.act(_positive(b, b.input), "reciprocal")
+    ),
+    OpCase("erf", "erf", (3, 5, 5), _act("erf"), input_scale=2.0),
     OpCase(
         "concat", "concat", (3, 5, 5), lambda b: b.add("concat", [b.input, b.act(b.input, "relu")])
     ),

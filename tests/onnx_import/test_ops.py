@@ -522,3 +522,46 @@ def test_batch_sized_constant_that_varies_is_refused():
     nodes = [node("Add", ["x", "mask"])]
     with pytest.raises(SpecError, match="varies along the batch axis"):
         from_onnx(model(nodes, (4, 3), {"mask": rand(2, 4, 3)}, batch=2))
+
+
+def test_decomposed_layer_norm_and_erf_map_to_sqrt_div_erf():
+    """LayerNorm and erf as exporters decompose them (tf2onnx, jax2onnx): Pow, Sqrt, Div by an
+    activation, Reciprocal, Neg and a bare Erf."""
+    nodes = [
+        node("ReduceMean", ["x", "last"], ["mu"], keepdims=1),
+        node("Sub", ["x", "mu"], ["xc"]),
+        node("Pow", ["xc", "two"], ["sq"]),
+        node("ReduceMean", ["sq", "last"], ["var"], keepdims=1),
+        node("Add", ["var", "eps"], ["ve"]),
+        node("Sqrt", ["ve"], ["sd"]),
+        node("Div", ["xc", "sd"], ["z"]),
+        node("Reciprocal", ["sd"], ["r"]),
+        node("Mul", ["z", "r"], ["zr"]),
+        node("Neg", ["zr"], ["nz"]),
+        node("Erf", ["nz"], ["e"]),
+        node("Div", ["one", "sd"], ["inv"]),
+        node("Mul", ["e", "inv"]),
+    ]
+    inits = {
+        "last": np.array([-1], np.int64),
+        "two": np.array(2.0, np.float32),
+        "eps": np.array(1e-3, np.float32),
+        "one": np.array(3.0, np.float32),
+    }
+    spec = check(model(nodes, (4, 6), inits), (4, 6))
+    ops = [n.op for n in spec.nodes]
+    assert {"sqrt", "div", "reciprocal", "erf"} <= set(ops)
+
+
+@pytest.mark.parametrize("e", [-1.0, -0.5, 0.5, 1.0, 2.0, 3.0])
+def test_pow_with_a_constant_exponent(e):
+    nodes = [node("Sigmoid", ["x"], ["s"]), node("Pow", ["s", "e"])]
+    check(model(nodes, (7,), {"e": np.array(e, np.float32)}), (7,))
+
+
+def test_pow_with_another_exponent_is_refused():
+    from dlbench.spec import from_onnx
+
+    nodes = [node("Pow", ["x", "e"])]
+    with pytest.raises(SpecError, match="constant exponent in"):
+        from_onnx(model(nodes, (7,), {"e": np.array(1.7, np.float32)}))

@@ -42,6 +42,9 @@ _UNARY = {
     "Sigmoid": "sigmoid",
     "Tanh": "tanh",
     "HardSwish": "hard_swish",
+    "Sqrt": "sqrt",
+    "Reciprocal": "reciprocal",
+    "Erf": "erf",
 }
 
 
@@ -330,7 +333,7 @@ def _binary(cv, n, label, attrs):
                 "mul", [b], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", like=b
             )
             return [cv.emit("add", [a, neg], hint=label, like=a)]
-        raise _fail(label, op, "dividing by an activation needs a reciprocal op the op set lacks")
+        return [cv.emit("div", [a, b], hint=label, like=a)]
     x, c, swapped = (a, b, False) if isinstance(a, Act) else (b, a, True)
     cval = const_per_sample(c.value, x, label, cv.fixed_batch)
     cname = n.input[0] if swapped else n.input[1]
@@ -352,11 +355,42 @@ def _binary(cv, n, label, attrs):
         neg = cv.emit("mul", [x], {}, {"other": _scalar_param(-1.0)}, hint=f"{label}.neg", like=x)
         return [cv.emit("add", [neg], {}, other(cval, "add"), hint=label, like=x)]
     if not swapped:
-        recip = (1.0 / cval).astype(np.float32)
-        return [cv.emit("mul", [x], {}, other(recip, "recip"), hint=label, like=x)]
-    raise _fail(
-        label, op, "dividing a constant by an activation needs a reciprocal op the op set lacks"
+        return [cv.emit("div", [x], {}, other(cval, "div"), hint=label, like=x)]
+    r = cv.emit(
+        "reciprocal", [x], hint=f"{label}.reciprocal" if np.any(cval != 1) else label, like=x
     )
+    if np.all(cval == 1):
+        return [r]
+    return [cv.emit("mul", [r], {}, other(cval, "mul"), hint=label, like=x)]
+
+
+@handles("Neg")
+def _neg(cv, n, label, attrs):
+    x = cv.act(n.input[0], label, merged_ok=True)
+    return [cv.emit("mul", [x], {}, {"other": _scalar_param(-1.0)}, hint=label, like=x)]
+
+
+@handles("Pow")
+def _pow(cv, n, label, attrs):
+    """x ** e for a constant e in {-1, -0.5, 0.5, 1, 2, 3}: products, sqrt and reciprocal."""
+    x = cv.act(n.input[0], label, merged_ok=True)
+    e = np.asarray(cv.const(n.input[1], label, "exponent"))
+    if e.size != 1 or float(e.reshape(())) not in (-1.0, -0.5, 0.5, 1.0, 2.0, 3.0):
+        raise _fail(
+            label,
+            "Pow",
+            f"expected a constant exponent in (-1, -0.5, 0.5, 1, 2, 3). Received {e.tolist()}",
+        )
+    e = float(e.reshape(()))
+    if e == 1.0:
+        return [x]
+    if e in (0.5, -0.5):
+        y = cv.emit("sqrt", [x], hint=label if e > 0 else f"{label}.sqrt", like=x)
+        return [y if e > 0 else cv.emit("reciprocal", [y], hint=label, like=x)]
+    if e == -1.0:
+        return [cv.emit("reciprocal", [x], hint=label, like=x)]
+    sq = cv.emit("mul", [x, x], hint=label if e == 2 else f"{label}.square", like=x)
+    return [sq if e == 2 else cv.emit("mul", [sq, x], hint=label, like=x)]
 
 
 def _fold_bias(cv, n, x: Act, c: np.ndarray) -> bool:

@@ -236,7 +236,11 @@ def _tanh_gelu(nodes, t_i, consts, producer, only_user, other, is_scalar):
     if x is None:
         return None
     o_i = only_user(t.output[0])
-    if o_i is None or nodes[o_i].op_type != "Add" or not is_scalar(other(nodes[o_i], t.output[0]), 1.0):
+    if (
+        o_i is None
+        or nodes[o_i].op_type != "Add"
+        or not is_scalar(other(nodes[o_i], t.output[0]), 1.0)
+    ):
         return None
     chain.append(o_i)
     m_i = only_user(nodes[o_i].output[0])
@@ -247,7 +251,11 @@ def _tanh_gelu(nodes, t_i, consts, producer, only_user, other, is_scalar):
     chain.append(m_i)
     if f == x:  # x * (1 + tanh) then * 0.5
         m2_i = only_user(m.output[0])
-        if m2_i is None or nodes[m2_i].op_type != "Mul" or not is_scalar(other(nodes[m2_i], m.output[0]), 0.5):
+        if (
+            m2_i is None
+            or nodes[m2_i].op_type != "Mul"
+            or not is_scalar(other(nodes[m2_i], m.output[0]), 0.5)
+        ):
             return None
         chain.append(m2_i)
         return x, chain, m2_i

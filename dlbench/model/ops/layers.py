@@ -129,6 +129,9 @@ for _name, _flops, _doc in [
     ("tanh", 3, "tanh(x)"),
     ("hard_swish", 4, "x * relu6(x + 3) / 6"),
     ("dropout", 0, "identity at inference"),
+    ("sqrt", 1, "square root (NaN below 0)"),
+    ("reciprocal", 1, "1 / x"),
+    ("erf", 8, "the error function, 2/sqrt(pi) * integral of exp(-t**2) from 0 to x"),
 ]:
     _op(
         OpSchema(

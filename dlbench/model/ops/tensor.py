@@ -1,4 +1,5 @@
-"""Tensor plumbing and arithmetic: reshape, transpose, binary ops, concat, matmul, reduce_mean, slice."""
+"""Tensor plumbing and arithmetic: reshape, transpose, binary ops (add, mul, div), concat, matmul,
+reduce_mean, slice."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def _infer_binary(ctx: Ctx) -> Shape:
     return tuple(out)
 
 
-for _name in ("add", "mul"):
+for _name, _what in (("add", "x + y"), ("mul", "x * y"), ("div", "x / y")):
     _op(
         OpSchema(
             _name,
@@ -91,7 +92,7 @@ for _name in ("add", "mul"):
             optional_params=("other",),
             infer=_infer_binary,
             flops_per_output=1,
-            doc=f"element-wise {_name} of two inputs (broadcasting), or of an input and `other`",
+            doc=f"element-wise {_what} of two inputs (broadcasting), or with y = `other`",
         )
     )
 

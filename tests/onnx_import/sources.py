@@ -4,12 +4,14 @@ Each :class:`Source` builds one network with random weights in its own framework
 (``keras.applications``, Hugging Face ``transformers`` in PyTorch, Flax), exports it to ONNX
 with that framework's exporter (tf2onnx, ``torch.onnx``, jax2onnx) and returns the ONNX model,
 a fixed input batch and the source framework's own output on it. Nothing is downloaded; the
-frameworks are imported lazily (only the chosen source's), so ``import dlbench`` never needs them.
+frameworks are imported lazily (only the chosen source's). Used by
+``tests/onnx_import/test_coverage.py`` (as ``onnx_import_sources``) and
+``benchmarks/onnx_coverage.py``; it lives with the tests because the core names no framework.
 ``small`` builds a tiny configuration (tiny widths, 32x32 or 64x64 inputs) for the default test
 selection; ``small=False`` the real architecture at its real input size (slow).
 
 Example:
-    >>> from dlbench.testing.onnx_sources import SOURCES
+    >>> from onnx_import_sources import SOURCES
     >>> src = SOURCES["hf_vit"].build(small=True)  # doctest: +SKIP
     >>> src.model.graph.input[0].name  # doctest: +SKIP
     'pixel_values'
@@ -17,8 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,10 +97,7 @@ def _keras(app: str) -> Callable[[bool], Built]:
         model = getattr(keras.applications, app)(**kwargs)
         _randomize_batch_norm(model, keras)
         sig = (tf.TensorSpec((None, size, size, 3), tf.float32, name="input"),)
-        if app in _AS_FUNCTION:
-            fn = tf.function(lambda x: model(x, training=False))
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=17)
-        else:
+        with _grouped_conv_without_xla():
             proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
         x = _batch((size, size, 3))
         return Built(proto, x, np.asarray(model(x, training=False)))
@@ -105,10 +105,48 @@ def _keras(app: str) -> Callable[[bool], Built]:
     return make
 
 
-#: tf2onnx's from_keras leaves Keras 3's ConvNeXt blocks as uninlined calls; a tf.function
-#: traced around the model converts
-_AS_FUNCTION = {"ConvNeXtTiny"}
 _KERAS2_ONLY = {"RegNetX002"}
+
+
+@contextlib.contextmanager
+def _grouped_conv_without_xla() -> Iterator[None]:
+    """Keras (3 and 2) runs grouped convolutions (ConvNeXt's depthwise 7x7, RegNet's group
+    convs) inside ``tf.function(jit_compile=True)`` because TensorFlow's CPU kernel lacks them;
+    tf2onnx cannot inline such a call (it stays a ``StatefulPartitionedCall``). While exporting,
+    trace the plain grouped ``Conv2D`` instead: the same computation, which ONNX has as
+    ``Conv(group=g)``. The reference output is computed outside, by the unpatched model."""
+    import tensorflow as tf
+
+    undo: list[tuple[Any, str, Any]] = []
+    try:
+        from keras.src.backend.tensorflow import nn as k3
+
+        plain = k3.conv
+
+        def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+            fmt = k3._convert_data_format(
+                k3.backend.standardize_data_format(data_format), len(inputs.shape)
+            )
+            return tf.nn.convolution(
+                inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate
+            )
+
+        undo.append((k3, "conv", plain))
+        k3.conv = conv
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from tf_keras.src.layers.convolutional.base_conv import Conv as K2Conv
+
+        undo.append((K2Conv, "_jit_compiled_convolution_op", K2Conv._jit_compiled_convolution_op))
+        K2Conv._jit_compiled_convolution_op = lambda self, x, k: self.convolution_op(x, k)
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for owner, name, value in undo:
+            setattr(owner, name, value)
 
 
 def _randomize_batch_norm(model: Any, keras: Any) -> None:
@@ -200,9 +238,7 @@ def _hf_vision(kind: str) -> Callable[[bool], Built]:
             size, model = cfg.image_size, tr.ViTForImageClassification(cfg)
         elif kind == "convnext":
             cfg = (
-                tr.ConvNextConfig(
-                    hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_labels=10
-                )
+                tr.ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_labels=10)
                 if small
                 else tr.ConvNextConfig(num_labels=1000)
             )
