@@ -371,3 +371,22 @@ def test_load_torchvision_rejects_a_state_dict_that_does_not_fit():
         imagenet.torchvision_key("encoder.layers.encoder_layer_0.self_attention.out_weight")
         == "encoder.layers.encoder_layer_0.self_attention.out_proj.weight"
     )
+
+
+@pytest.mark.slow  # every framework's import and compile: minutes of CPU
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax", "onnxruntime"])
+def test_small_configs_on_every_backend(backend):
+    """Each model (small configuration) built by every backend agrees with the float64
+    reference (the 224x224 models run in the conformance suite's slow selection)."""
+    from dlbench.registry import backends as registry
+
+    message = registry.entry(backend).missing_message()
+    if message:
+        pytest.skip(message)
+    b = get_backend(backend)
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    for name, opts in SMALL.items():
+        spec = zoo.get(name, num_classes=10, **opts)
+        ref = get_backend("numpy").build(spec).predict(x)
+        rec = compare(ref, b.build(spec, "cpu").predict(x), tolerance=1e-4)
+        assert rec["ok"], (backend, name, rec)
