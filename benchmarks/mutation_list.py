@@ -47,7 +47,9 @@ T_STATS = "tests/measure/test_stats.py"
 T_COMPARE = "tests/test_compare.py tests/mutation_killers/test_compare_verdicts.py"
 T_CLI_RUN = "tests/mutation_killers/test_cli_verdicts.py"
 T_RUNNER = "tests/mutation_killers/test_runner_verdicts.py"
-T_MEASURE = "tests/measure/test_measure.py tests/measure/test_async_sync.py tests/measure/test_wall_time.py"
+T_MEASURE = (
+    "tests/measure/test_measure.py tests/measure/test_async_sync.py tests/measure/test_wall_time.py"
+)
 T_REF = "tests/reference_ops/test_numpy_reference.py"
 T_CLS = (
     "tests/mutation_killers/test_metric_defaults.py tests/metrics/test_classification.py"
