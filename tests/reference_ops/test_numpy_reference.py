@@ -169,9 +169,15 @@ def run_node(rn, xs, p):  # noqa: C901 - one branch per op, on purpose
         return x.reshape(len(x), *rn.out_shape)
     if op == "transpose":
         return np.transpose(x, a["perm"])
-    if op in ("add", "mul"):
+    if op in ("add", "mul", "div"):
         other = xs[1] if len(xs) == 2 else p["other"]
-        return x + other if op == "add" else x * other
+        return {"add": np.add, "mul": np.multiply, "div": np.true_divide}[op](x, other)
+    if op == "sqrt":
+        return np.power(x, 0.5)
+    if op == "reciprocal":
+        return np.power(x, -1.0)
+    if op == "erf":  # erf(x) = 2 Phi(x sqrt 2) - 1, through the normal CDF
+        return 2.0 * stats.norm.cdf(x * math.sqrt(2.0)) - 1.0
     if op == "concat":
         return np.concatenate(xs, axis=a["axis"])
     if op == "layer_norm":
@@ -355,3 +361,16 @@ def test_conformance_op_cases_tell_exact_gelu_from_tanh() -> None:
         except AssertionError:
             caught.append(case.id)
     assert caught, "no gelu op case can tell exact GELU from its tanh approximation"
+
+
+def test_erf_sqrt_reciprocal_hand_values() -> None:
+    x = np.array([[0.5, 1.0, 2.0, 4.0]], np.float32)
+    np.testing.assert_allclose(
+        reference(_one("erf", (4,), {}), x),
+        [[0.5204998778130465, 0.8427007929497149, 0.9953222650189527, 0.9999999845827421]],
+        rtol=1e-14,
+    )
+    np.testing.assert_allclose(reference(_one("sqrt", (4,), {}), x), [[0.5**0.5, 1, 2**0.5, 2]])
+    np.testing.assert_allclose(reference(_one("reciprocal", (4,), {}), x), [[2, 1, 0.5, 0.25]])
+    div = _one("div", (4,), {}, {"other": np.array([2.0, 4.0, 0.5, 8.0])})
+    np.testing.assert_allclose(reference(div, x), [[0.25, 0.25, 4.0, 0.5]])
