@@ -359,6 +359,7 @@ def pareto_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
     offsets = [(6, 6), (6, -13), (6, 19), (6, -26)]
     order = sorted(range(len(xy)), key=lambda i: xy[i][0])
     slot = {i: offsets[k % len(offsets)] for k, i in enumerate(order)}
+    crowded = len(xy) > 4  # many series (--via-onnx): a legend, not labels on top of each other
     for i, ((x, y), (_, r)) in enumerate(zip(xy, pts)):
         on_front = i in front
         ax.scatter(
@@ -371,6 +372,8 @@ def pareto_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
             zorder=3,
             label=r["label"],
         )
+        if crowded:
+            continue
         ax.annotate(
             r["label"],
             (x, y),
@@ -405,6 +408,8 @@ def pareto_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
     ax.set_ylabel("accuracy (%) - higher is better")
     ax.set_title("Accuracy vs latency (outlined: on the Pareto front)", fontsize=10)
     ax.grid(alpha=0.3)
+    if crowded:
+        ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return FigureOut(
         "pareto",
         "Accuracy vs latency",
@@ -434,7 +439,13 @@ def memory_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | N
             fontsize=8.5,
         )
     ax.set_xticks(pos)
-    ax.set_xticklabels([r["label"] for r in rows], fontsize=9)
+    crowded = len(rows) > 4  # long via-ONNX names would overlap: slanted labels
+    ax.set_xticklabels(
+        [r["label"] for r in rows],
+        fontsize=9 if not crowded else 8,
+        rotation=30 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
     ax.set_ylabel("peak resident memory (MiB)")
     ax.set_ylim(0, max(mib) * 1.15)
     ax.set_title("Peak memory per backend (worker process RSS)", fontsize=10)

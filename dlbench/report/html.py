@@ -251,9 +251,22 @@ def _energy_section(doc: dict[str, Any]) -> str:
 
 
 def _settings(doc: dict[str, Any]) -> str:
-    cfg = doc.get("config") or {}
+    cfg = dict(doc.get("config") or {})
+    # the values actually used: the stop rule with its defaults, the backends that ran
+    try:
+        from dlbench.execution.measure import StopRule
+
+        cfg["stop_rule"] = StopRule.from_dict(cfg.get("stop_rule") or {}).to_dict()
+    except Exception:  # an older or hand-edited file: show what it says
+        pass
+    if cfg.get("backends") is None and doc.get("backends"):
+        cfg["backends"] = f"{', '.join(doc['backends'])} (not given: every installed one)"
     items = [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in cfg.items()]
-    parts = ["<h3>Benchmark config</h3>", _kv_table(items), "<h3>Per backend</h3>"]
+    parts = [
+        "<h3>Benchmark config (the values used, defaults filled in)</h3>",
+        _kv_table(items),
+        "<h3>Per backend</h3>",
+    ]
     keys: list[str] = []
     entries = []
     for backend, per_device in (doc.get("backends") or {}).items():

@@ -72,3 +72,30 @@ def test_cli_train_at_80_columns(tmp_path, trust):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     trust.assert_fits_80(proc.stdout, ["torch:"])
+
+
+def test_pareto_and_memory_readable_with_eight_series(docs):
+    pytest.importorskip("matplotlib")
+    from dlbench.report import figures
+
+    doc = _eight_backends(docs)
+    colours = figures.backend_colours(doc)
+    pareto = figures.pareto_figure(doc, colours)
+    (ax,) = pareto.figure.axes
+    legend = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert set(EIGHT) <= legend
+    assert not ax.texts  # no labels piled on tied accuracies
+    memory = figures.memory_figure(doc, colours)
+    labels = memory.figure.axes[0].get_xticklabels()
+    assert [t.get_text() for t in labels] == EIGHT and all(t.get_rotation() == 30 for t in labels)
+
+
+def test_report_settings_show_the_values_used(docs):
+    from dlbench.report import html
+
+    doc = docs.make_document()
+    doc["config"]["backends"], doc["config"]["stop_rule"] = None, {"min_iters": 50}
+    page = html.render(doc, [])
+    assert "numpy, torch, onnxruntime (not given: every installed one)" in page
+    assert "&quot;warmup_min&quot;: 3" in page  # the defaults filled in
+    assert "&quot;min_iters&quot;: 50" in page
