@@ -127,7 +127,7 @@ class Sandbox:
         site = self.tmp / "site"
         site.mkdir()
         (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        self.python = python
+        self.python = os.path.abspath(python)  # not resolve(): keep the venv's own path
         self.timeout = timeout
         self.verbose = verbose
         self.env = {

@@ -3,6 +3,7 @@ recomputed from the cells of the result document they come from."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -24,6 +25,10 @@ def _cells(doc, backend, scenario):
 
 
 def test_summary_rows_recomputed_from_cells(doc) -> None:
+    doc = copy.deepcopy(doc)
+    for c in doc["cells"]:  # the last cell of each backend is not its peak
+        if c["scenario"] == "accuracy":
+            c["memory"]["peak_rss_bytes"] = 1000
     rows = {r["backend"]: r for r in table.summary_rows(doc)}
     assert set(rows) == {"numpy", "torch", "onnxruntime"}
     for backend, row in rows.items():
@@ -38,7 +43,7 @@ def test_summary_rows_recomputed_from_cells(doc) -> None:
         assert row["throughput"] == best["timing"]["throughput"]
         assert row["throughput_bs"] == best["batch_size"]
         peak = max(c["memory"]["peak_rss_bytes"] for c in doc["cells"] if c["backend"] == backend)
-        assert row["peak_rss_bytes"] == peak
+        assert row["peak_rss_bytes"] == peak > 1000
         [acc] = _cells(doc, backend, "accuracy")
         assert row["accuracy"] == acc["metrics"]["accuracy"]
 
