@@ -614,7 +614,7 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
         else:
             tied = [r for v, r in vals if _ratio(v1, v, col) < 1 + NO_INTERVAL_MARGIN]
         if len(tied) == len(vals):
-            if not with_ci and all(v == v1 for v, _ in vals):
+            if all(v == v1 for v, _ in vals):
                 out.append(f"All tie on {col.metric} at {col.fmt(v1)}{excluded}.")
             else:
                 how = "95% intervals overlap" if with_ci else f"within {NO_INTERVAL_MARGIN:.0%}"
