@@ -1,6 +1,7 @@
 """Public import path of :class:`ModelSpec` (it lives in :mod:`dlbench.model.spec`), of
 :func:`from_onnx` (in :mod:`dlbench.model.onnx_import`; it imports ``onnx`` only when called) and
-of the converters from live framework objects: :func:`from_torch`, :func:`from_keras`,
+of the converters from live framework objects: :func:`from_native` (any object a backend
+wraps) and, named after their framework, :func:`from_torch`, :func:`from_keras`,
 :func:`from_jax`.
 
 A converter exports the object to ONNX in a temporary folder with the framework's own exporter
@@ -39,6 +40,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "from_onnx",
+    "from_native",
     "from_torch",
     "from_keras",
     "from_jax",
@@ -64,44 +66,88 @@ def _as_batch(example: Any, what: str) -> np.ndarray:
     return x
 
 
-def _convert(
-    source: str,
-    model: Any,
-    x: np.ndarray,
-    name: str | None,
-    opset: int | None,
-    exporter: str | None,
-    tolerance: float,
+def from_native(
+    native: Any,
+    example: Any = None,
+    *,
+    source: str | None = None,
+    name: str | None = None,
+    opset: int | None = None,
+    exporter: str | None = None,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+    **wrap_options: Any,
 ) -> ModelSpec:
-    """Export the wrapped ``model`` to ONNX, import it, and check the spec against ``model``
-    on the NCHW batch ``x``."""
+    """A live framework object as a ModelSpec: wrapped by its backend
+    (``get_backend(source).wrap(native, **wrap_options)``), exported to ONNX in a temporary
+    folder (:func:`dlbench.export.to_onnx`), imported (:func:`from_onnx`), then checked: the
+    spec's float64 reference against the object on ``example``.
+
+    Args:
+        native: The object (a module, a model, a function with ``params=``...).
+        example: An example batch in dlbench's NCHW layout (the spec's input); its per-sample
+            shape is the spec's input shape. Default: two samples of standard normal noise of
+            the shape the wrapped object declares (drawn with ``seed``).
+        source: The backend to export from (default: the one whose manifest claims the
+            object's module).
+        name: Spec name (default: the wrapped object's name).
+        opset: ONNX opset (default dlbench's export default, 18).
+        exporter: The source's exporter (default its first).
+        tolerance: Bound of the final check: max abs diff <= tolerance x the object's output
+            scale, and every argmax equal.
+        seed: Seed of the default example.
+        **wrap_options: For the backend's ``wrap`` (``params``, ``layout``...).
+
+    Raises:
+        MissingFrameworkError: the framework, onnx or the exporter is not installed.
+        ConfigError: a bad example, or an object no backend claims.
+        ExportError / SpecError: the export failed, an op does not map, or the spec does not
+            compute what the object computes.
+    """
     from dlbench.analysis.parity import compare, failed
     from dlbench.export import to_onnx
+    from dlbench.export.core import _infer_source
     from dlbench.model.backend import get_backend
 
+    src = source or _infer_source(native)
+    x = None if example is None else _as_batch(example, "example")
+    shape = None if x is None else tuple(x.shape[1:])
+    model = get_backend(src).wrap(native, input_shape=shape, name=name, **wrap_options)
+    own = getattr(model, "input_shape", None)
+    if x is None:
+        if own is None:
+            raise ConfigError(
+                f"Expected an `example` batch for a {src} object that declares no input shape. "
+                "Received: example=None"
+            )
+        x = np.random.default_rng(seed).standard_normal((2, *own)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="dlbench-convert-") as tmp:
         path = Path(tmp) / "model.onnx"
-        report = to_onnx(model, path, source=source, opset=opset, exporter=exporter)
+        report = to_onnx(model, path, source=src, opset=opset, exporter=exporter)
         spec = from_onnx(path, name=name or model.name)
     want = model.predict(x)
     got = get_backend("numpy").build(spec).predict(x)
     parity = compare(want, got, tolerance=tolerance)
     if failed(parity):
         raise SpecError(
-            f"The spec imported from {source} ({report.exporter}, opset {report.opset}) does not "
-            f"compute what the {source} model computes on the example batch: max abs diff "
+            f"The spec imported from {src} ({report.exporter}, opset {report.opset}) does not "
+            f"compute what the {src} model computes on the example batch: max abs diff "
             f"{parity.get('max_abs_diff')} (bound {tolerance:g} x output scale "
             f"{parity.get('output_scale')}), argmax agreement {parity.get('argmax_agreement')}"
             + (f"; {parity['error']}" if parity.get("error") else "")
         )
     spec.metadata["converted_from"] = {
-        "framework": source,
+        "framework": src,
         "exporter": report.exporter,
         "opset": report.opset,
         "versions": report.versions,
         "parity": parity,
     }
     return spec
+
+
+# The converters named after their framework (the public API); each is from_native with the
+# framework's conventions for the example batch.
 
 
 def from_torch(
@@ -123,17 +169,16 @@ def from_torch(
         opset: ONNX opset (default dlbench's export default, 18).
         exporter: ``dynamo`` (default) or ``torchscript``.
         tolerance: Bound of the final check (spec vs the module on ``example``).
-
-    Raises:
-        MissingFrameworkError: torch, onnx or the exporter is not installed.
-        ExportError / SpecError: the export failed, an op does not map, or the spec does not
-            compute what the module computes.
     """
-    from dlbench.model.backend import get_backend
-
-    x = _as_batch(example, "example")
-    model = get_backend("torch").wrap(module, input_shape=x.shape[1:], name=name)
-    return _convert("torch", model, x, name, opset, exporter, tolerance)
+    return from_native(
+        module,
+        example,
+        source="torch",
+        name=name,
+        opset=opset,
+        exporter=exporter,
+        tolerance=tolerance,
+    )
 
 
 def from_keras(
@@ -159,25 +204,25 @@ def from_keras(
         tolerance: Bound of the final check (spec vs the Keras model).
         seed: Seed of the default example.
     """
-    from dlbench.model.backend import get_backend
+    if example is not None:  # NCHW, as documented (an NHWC batch would also wrap, as NCHW)
+        from dlbench.model.backend import get_backend
 
-    wrapped = get_backend("tensorflow").wrap(model, name=name)
-    shape = getattr(wrapped, "input_shape", None)
-    if example is None:
-        if shape is None:
+        own = getattr(get_backend("tensorflow").wrap(model), "input_shape", None)
+        shape = _as_batch(example, "example").shape
+        if own is not None and tuple(shape[1:]) != tuple(own):
             raise ConfigError(
-                "Expected a Keras model with a fixed input shape, or an `example` batch. "
-                "Received a model whose input shape is unknown"
+                f"Expected an NCHW example of per-sample shape {tuple(own)} (the model's input "
+                f"in dlbench's layout). Received shape {shape}"
             )
-        x = np.random.default_rng(seed).standard_normal((2, *shape)).astype(np.float32)
-    else:
-        x = _as_batch(example, "example")
-        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-            raise ConfigError(
-                f"Expected an NCHW example of per-sample shape {tuple(shape)} (the model's input "
-                f"in dlbench's layout). Received shape {x.shape}"
-            )
-    return _convert("tensorflow", wrapped, x, name, opset, None, tolerance)
+    return from_native(
+        model,
+        example,
+        source="tensorflow",
+        name=name,
+        opset=opset,
+        tolerance=tolerance,
+        seed=seed,
+    )
 
 
 def from_jax(
@@ -190,8 +235,8 @@ def from_jax(
     opset: int | None = None,
     tolerance: float = 1e-4,
 ) -> ModelSpec:
-    """A JAX function ``fn(params, x)`` with its params (e.g. a Flax module's ``apply`` and its
-    variables) as a ModelSpec (jax2onnx, then import).
+    """A JAX function ``fn(params, x)`` with its params (e.g. a Flax NNX module split into
+    ``nnx.merge(graphdef, state)(x)`` and its state) as a ModelSpec (jax2onnx, then import).
 
     Args:
         fn: The function; ``params`` are closed over and become the spec's weights.
@@ -202,8 +247,6 @@ def from_jax(
         opset: ONNX opset (default 18; jax2onnx needs 18 or later).
         tolerance: Bound of the final check (spec vs ``fn``).
     """
-    from dlbench.model.backend import get_backend
-
     if layout not in ("NCHW", "NHWC"):
         raise ConfigError(f"Expected layout 'NCHW' or 'NHWC'. Received: layout={layout!r}")
     x = _as_batch(example, "example")
@@ -211,5 +254,13 @@ def from_jax(
         if x.ndim != 4:
             raise ConfigError(f"Expected an NHWC example of rank 4. Received shape {x.shape}")
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    model = get_backend("jax").wrap(fn, params, input_shape=x.shape[1:], layout=layout, name=name)
-    return _convert("jax", model, x, name, opset, None, tolerance)
+    return from_native(
+        fn,
+        x,
+        source="jax",
+        name=name,
+        opset=opset,
+        tolerance=tolerance,
+        params=params,
+        layout=layout,
+    )

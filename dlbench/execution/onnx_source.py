@@ -3,8 +3,9 @@
 When ``dlbench run --model model.onnx`` imports a file (:func:`dlbench.spec.from_onnx`), every
 backend runs the imported ModelSpec, so the usual parity check (each backend against the float64
 NumPy reference of that spec) says the backends agree with the spec, not that the spec is the
-file. This module closes the loop: an ``onnx_original`` worker job (ONNX Runtime is a framework,
-so it never runs in the parent) runs the original file on the parity batch; the runner compares
+file. This module closes the loop: an ``onnx_original`` worker job runs the original file on the
+parity batch in the backend that runs ONNX files (ONNX Runtime; a framework, so never in the
+parent; found through the registry, ``backends.onnx_runtime()``); the runner compares
 the reference with it (``doc["model"]["onnx_original"]["parity"]``: the import itself) and every
 backend's outputs with it (``backends[b][d]["parity_onnx_original"]``).
 """
@@ -37,33 +38,28 @@ def file_summary(path: str | Path) -> dict[str, Any]:
 
 
 def run_original_job(job: dict[str, Any], events: Any) -> int:
-    """Worker side (job kind ``onnx_original``): ``job["onnx_path"]`` in ONNX Runtime (CPU) on
-    the inputs in ``job["inputs_path"]``; the first output is saved to ``job["out"]``. Events:
-    ``original`` (versions, providers, seconds), ``fatal``, ``done``."""
+    """Worker side (job kind ``onnx_original``): ``job["onnx_path"]`` wrapped by the backend
+    that runs ONNX files (``job["backend"]``, with ``job["options"]``) on the inputs in
+    ``job["inputs_path"]``; the output is saved to ``job["out"]``. Events: ``original``
+    (backend, versions, settings, seconds), ``fatal``, ``done``."""
     from dlbench.execution.memory import peak_rss_bytes
     from dlbench.execution.worker import _fatal
+    from dlbench.model.backend import get_backend
 
     try:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        threads = int(job.get("intra_op_threads") or 0)
-        if threads > 0:
-            opts.intra_op_num_threads = threads
         t0 = time.perf_counter()
-        sess = ort.InferenceSession(
-            job["onnx_path"], sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        backend = get_backend(job["backend"], **(job.get("options") or {}))
+        model = backend.wrap(job["onnx_path"], device="cpu", name=Path(job["onnx_path"]).stem)
         x = np.load(job["inputs_path"], allow_pickle=False)
-        feed = {sess.get_inputs()[0].name: x.astype(np.float32, copy=False)}
-        out = np.asarray(sess.run(None, feed)[0])
+        out = np.asarray(model.predict(x.astype(np.float32, copy=False)))
         np.save(job["out"], out)
         events.emit(
             {
                 "type": "original",
                 "path": job["out"],
-                "versions": {"onnxruntime": ort.__version__},
-                "providers": sess.get_providers(),
+                "backend": job["backend"],
+                "versions": backend.versions(),
+                "settings": model.settings(),
                 "seconds": time.perf_counter() - t0,
             }
         )
@@ -79,20 +75,31 @@ def original_outputs(
     workdir: Path,
     env: dict[str, str],
     timeout: float,
-    intra_op_threads: int = 0,
+    config: Any = None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Parent side: run the ``onnx_original`` job; returns (outputs or None, info) where info
-    holds ``versions`` and ``providers``, or ``error`` when the file could not be run."""
+    """Parent side: run the ``onnx_original`` job in the registry's ONNX runner (with the run's
+    shared settings, e.g. threads, from ``config``); returns (outputs or None, info) where info
+    holds ``backend``, ``versions`` and ``settings``, or ``error`` when the file could not be
+    run."""
     from dlbench.execution.supervisor import STDERR_TAIL, supervise
+    from dlbench.execution.worker import backend_options
+    from dlbench.registry import backends
 
+    runner = backends.onnx_runtime()
+    if runner is None:
+        return None, {"error": "no registered backend runs ONNX files"}
+    message = backends.entry(runner).missing_message()
+    if message:
+        return None, {"error": message}
     inputs_path = workdir / "onnx_original.inputs.npy"
     np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))
     job = {
         "kind": "onnx_original",
+        "backend": runner,
+        "options": backend_options(config, runner) if config is not None else {},
         "onnx_path": str(onnx_path),
         "inputs_path": str(inputs_path),
         "out": str(workdir / "onnx_original.out.npy"),
-        "intra_op_threads": intra_op_threads,
     }
     got: dict[str, Any] = {}
 
@@ -103,9 +110,9 @@ def original_outputs(
 
     outcome = supervise(job, env, workdir, "onnx-original", on_event, timeout)
     if outcome.timed_out:
-        return None, {"error": f"ONNX Runtime on the original file timed out after {timeout:g} s"}
+        return None, {"error": f"{runner} on the original file timed out after {timeout:g} s"}
     if got.get("type") != "original":
         why = got.get("error") or outcome.stderr_tail[-STDERR_TAIL:] or outcome.exit_reason
-        return None, {"error": f"ONNX Runtime could not run the original file: {why}"}
+        return None, {"error": f"{runner} could not run the original file: {why}"}
     out = np.load(got["path"], allow_pickle=False)
-    return out, {"versions": got.get("versions"), "providers": got.get("providers")}
+    return out, {k: got.get(k) for k in ("backend", "versions", "settings")}

@@ -579,9 +579,7 @@ def _check_original(
 
     config = state.config
     entry = state.doc["model"]["onnx_original"]
-    out, info = original_outputs(
-        config.model, inputs, workdir, env, config.cell_timeout, config.intra_op_threads
-    )
+    out, info = original_outputs(config.model, inputs, workdir, env, config.cell_timeout, config)
     entry.update(info)
     if out is None:
         state.warn(f"The import was not checked against the original ONNX file: {info['error']}")
