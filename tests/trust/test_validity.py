@@ -91,16 +91,32 @@ def test_untrained_accuracy_is_timing_only_everywhere(doc):
     assert "untrained (random weights)" in export.summary_markdown(doc)
 
 
-def test_cli_invalid_untrained_and_reshape(tmp_path, trust):
+def test_cli_invalid_untrained_reshape_and_machine_load(tmp_path, trust):
+    """One real run: INVALID shown with its reason, untrained said, the machine's load recorded
+    before and after the cell (a fake /proc and /sys: a busy, throttling machine)."""
+    fake = tmp_path / "machine"
+    (fake / "proc").mkdir(parents=True)
+    (fake / "proc/loadavg").write_text("9.0 9.0 9.0 2/100 1\n")
+    cpu = fake / "sys/devices/system/cpu/cpu0"
+    (cpu / "cpufreq").mkdir(parents=True)
+    (cpu / "cpufreq/scaling_cur_freq").write_text("2750000\n")
     out = tmp_path / "r.json"
     run = trust.run_cli(
         "run", "--backends", "numpy", "--model", "mlp", "--scenario", "latency,accuracy",
         "--accuracy-limit", "64", "--min-iters", "100000", "--min-time", "0.01",
         "--max-time", "0.05", "--threads", "1", "--out", str(out), "--quiet",
+        env={"DLBENCH_MACHINE_ROOT": str(fake)},
     )  # fmt: skip
     assert run.returncode == 0, run.stderr + run.stdout  # INVALID exits 1 only under --strict
     doc = json.loads(out.read_text())
     assert doc["model"]["weights"]["trained"] is False
+    cell = next(c for c in doc["cells"] if c["scenario"] == "latency")
+    assert cell["machine"]["before"]["loadavg"] == [9.0, 9.0, 9.0]
+    assert cell["machine"]["after"]["cpu_mhz"]["mean"] == 2750.0
+    assert cell["machine"]["after"]["throttle"] is None  # not exposed here: said, not guessed
+    assert any("machine busy before the cell" in n for n in cell["validity"]["notes"])
+    assert any(w.startswith("BUSY MACHINE") for w in doc["warnings"])
+    assert "BUSY MACHINE" in run.stdout  # said up front, in the terminal too
     text = run.stdout
     trust.assert_fits_80(text, ["numpy"])
     assert "mlp on digits/test: untrained (random weights)" in text
