@@ -114,7 +114,9 @@ def _grouped_conv_without_xla() -> Iterator[None]:
     convs) inside ``tf.function(jit_compile=True)`` because TensorFlow's CPU kernel lacks them;
     tf2onnx cannot inline such a call (it stays a ``StatefulPartitionedCall``). While exporting,
     trace the plain grouped ``Conv2D`` instead: the same computation, which ONNX has as
-    ``Conv(group=g)``. The reference output is computed outside, by the unpatched model."""
+    ``Conv(group=g)``. Likewise Keras 3's exact GELU is traced as ``0.5 x (1 + erf(x / sqrt 2))``
+    (TensorFlow's own uses Erfc, which tf2onnx exports as an op ONNX does not have). The
+    reference output is computed outside, by the unpatched model."""
     import tensorflow as tf
 
     undo: list[tuple[Any, str, Any]] = []
@@ -131,8 +133,14 @@ def _grouped_conv_without_xla() -> Iterator[None]:
                 inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate
             )
 
-        undo.append((k3, "conv", plain))
-        k3.conv = conv
+        def gelu(x, approximate=True):
+            # tf.nn.gelu's exact form uses Erfc, which tf2onnx writes as an op ONNX lacks
+            if approximate:
+                return tf.nn.gelu(x, approximate=True)
+            return 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0).astype(np.float32)))
+
+        undo += [(k3, "conv", plain), (k3, "gelu", k3.gelu)]
+        k3.conv, k3.gelu = conv, gelu
     except ImportError:  # pragma: no cover
         pass
     try:
@@ -375,7 +383,7 @@ def _flax_cnn(small: bool) -> Built:
         def __call__(self, x):
             x = nnx.gelu(self.norm(self.conv1(x)))
             x = nnx.relu(self.conv2(x))
-            x = nnx.max_pool(x, (2, 2), (2, 2))
+            x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
             return self.head(jnp.mean(x, axis=(1, 2)))
 
     model = CNN(nnx.Rngs(0))
@@ -423,3 +431,34 @@ for _kind in ("bert", "gpt2"):
         )
     )
 _register(Source("flax_cnn", "flax", "jax2onnx", ("jax", "flax", "jax2onnx"), _flax_cnn))
+
+
+#: the five backends of the coverage table (torch first: it must load before tensorflow)
+BACKENDS = ("torch", "tensorflow", "jax", "onnxruntime", "numpy")
+
+
+def coverage(name: str, small: bool = True, backends: tuple[str, ...] = BACKENDS) -> dict:
+    """Build source ``name``, import its ONNX file and check parity on every backend.
+
+    Returns ``{"spec", "source"` (the source framework's output against the float64 reference:
+    a :func:`~dlbench.analysis.parity.compare` record), ``"records"`` (one parity record per
+    backend, against the same reference), ``"seconds"``}``.
+    """
+    import time
+
+    from dlbench.analysis.parity import check, compare
+    from dlbench.model.backend import get_backend
+    from dlbench.spec import from_onnx
+
+    t0 = time.perf_counter()
+    built = SOURCES[name].build(small)
+    spec = from_onnx(built.model, name=name)
+    ref = get_backend("numpy").build(spec).predict(built.x)
+    source = compare(ref, built.want)
+    records = check(spec, list(backends), batch=built.x)
+    return {
+        "spec": spec,
+        "source": source,
+        "records": records,
+        "seconds": time.perf_counter() - t0,
+    }
