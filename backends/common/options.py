@@ -12,6 +12,9 @@ COMMON_OPTIONS: dict[str, Any] = {
     "intra_op_threads": None,
     "inter_op_threads": None,
     "precision": "float32",
+    # a detector's post-processing: native (this framework) or numpy (the float64 reference);
+    # read by the worker (dlbench.execution.scenarios.detection), not by the model
+    "postprocess": "native",
 }
 PRECISIONS = ("float32",)
 THREAD_ENV = (

@@ -14,17 +14,21 @@ from dlbench.model.manifest import (
 
 _B = "dlbench.backends.jax"
 MODES = ("jit", "eager")
+POSTPROCESS = ("native", "numpy")
 
 
 @dataclass
 class JaxOptions(BackendOptions):
-    """``mode`` (jit | eager)."""
+    """``mode`` (jit | eager), ``postprocess`` (native | numpy: a detector's post-processing in
+    JAX or the float64 NumPy reference)."""
 
     mode: str = "jit"
+    postprocess: str = "native"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.backend, "mode", self.mode, MODES)
+        check_choice(self.backend, "postprocess", self.postprocess, POSTPROCESS)
 
 
 def xla_cpu_env(intra: int) -> dict[str, str]:

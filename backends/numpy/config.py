@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from dlbench.model.manifest import BackendManifest, BackendOptions
+from dataclasses import dataclass
+
+from dlbench.model.manifest import BackendManifest, BackendOptions, check_choice
 
 _B = "dlbench.backends.numpy"
 
 
+@dataclass
 class NumpyOptions(BackendOptions):
-    """Only the common options (threads, precision)."""
+    """The common options (threads, precision) and ``postprocess`` (native | numpy: the same
+    thing here, a detector's float64 NumPy reference post-processing)."""
+
+    postprocess: str = "native"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.backend, "postprocess", self.postprocess, ("native", "numpy"))
 
 
 MANIFEST = BackendManifest(

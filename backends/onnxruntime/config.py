@@ -15,17 +15,21 @@ from dlbench.model.manifest import (
 _B = "dlbench.backends.onnxruntime"
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
+POSTPROCESS = ("native", "numpy")
 
 
 @dataclass
 class OnnxRuntimeOptions(BackendOptions):
     """``providers`` (None: chosen from the device), ``graph_optimization_level``,
-    ``execution_mode``, ``opset`` (of the graph built from a spec; None: the backend's)."""
+    ``execution_mode``, ``opset`` (of the graph built from a spec; None: the backend's),
+    ``postprocess`` (native | numpy: a detector's post-processing as an ONNX graph with
+    ``NonMaxSuppression`` in ONNX Runtime, or the float64 NumPy reference)."""
 
     providers: list | None = None
     graph_optimization_level: str = "all"
     execution_mode: str = "sequential"
     opset: int | None = None
+    postprocess: str = "native"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -35,6 +39,7 @@ class OnnxRuntimeOptions(BackendOptions):
         )
         check_choice(self.backend, "execution_mode", self.execution_mode, EXECUTION_MODES)
         check_type(self.backend, "opset", self.opset, (int, type(None)))
+        check_choice(self.backend, "postprocess", self.postprocess, POSTPROCESS)
 
 
 MANIFEST = BackendManifest(

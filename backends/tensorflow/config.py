@@ -14,17 +14,21 @@ from dlbench.model.manifest import (
 
 _B = "dlbench.backends.tensorflow"
 MODES = ("eager", "graph", "xla")
+POSTPROCESS = ("native", "numpy")
 
 
 @dataclass
 class TensorFlowOptions(BackendOptions):
-    """``mode`` (eager | graph | xla)."""
+    """``mode`` (eager | graph | xla), ``postprocess`` (native | numpy: a detector's
+    post-processing in TensorFlow or the float64 NumPy reference)."""
 
     mode: str = "graph"
+    postprocess: str = "native"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.backend, "mode", self.mode, MODES)
+        check_choice(self.backend, "postprocess", self.postprocess, POSTPROCESS)
 
 
 def worker_env(intra: int, inter: int) -> dict[str, str]:

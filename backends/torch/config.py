@@ -14,17 +14,21 @@ from dlbench.model.manifest import (
 
 _B = "dlbench.backends.torch"
 MODES = ("eager", "compile")
+POSTPROCESS = ("native", "numpy")
 
 
 @dataclass
 class TorchOptions(BackendOptions):
     """``mode`` (eager | compile), ``compile_mode`` (torch.compile's mode, e.g.
-    "max-autotune"; None for its default), ``inference_mode``, ``channels_last``."""
+    "max-autotune"; None for its default), ``inference_mode``, ``channels_last``,
+    ``postprocess`` (native | numpy: a detector's post-processing in torch or the float64 NumPy
+    reference)."""
 
     mode: str = "eager"
     compile_mode: str | None = None
     inference_mode: bool = True
     channels_last: bool = False
+    postprocess: str = "native"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -32,6 +36,7 @@ class TorchOptions(BackendOptions):
         check_type(self.backend, "compile_mode", self.compile_mode, (str, type(None)))
         check_type(self.backend, "inference_mode", self.inference_mode, (bool,))
         check_type(self.backend, "channels_last", self.channels_last, (bool,))
+        check_choice(self.backend, "postprocess", self.postprocess, POSTPROCESS)
 
 
 MANIFEST = BackendManifest(

@@ -112,6 +112,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
     run.add_argument(
+        "--task",
+        choices=["detection"],
+        help="run a task's default benchmark (detection: fcos_mobilenet_v2 on shapes, every "
+        "installed backend); flags given here override its settings",
+    )
+    run.add_argument(
+        "--limit",
+        type=int,
+        help="load only the first N images of the dataset (same as -D limit=N; coco, shapes)",
+    )
+    run.add_argument(
         "--cell-timeout",
         type=float,
         help="seconds a cell may take before its worker is killed (default 600)",
@@ -250,9 +261,15 @@ def config_from_args(args: argparse.Namespace):
         data["stop_rule"] = {**data.get("stop_rule", {}), **stop}
     else:
         data = {**flat, "stop_rule": stop}
+    if getattr(args, "task", None):  # the task's preset, under every flag given
+        from dlbench.execution.scenarios.detection import apply_task_preset
+
+        data = apply_task_preset(args.task, data, given=set(flat), given_stop=set(stop))
     dataset_options = data.setdefault("dataset_options", {})
     for key, value in args.dataset_opts:
         dataset_options[key] = value
+    if getattr(args, "limit", None) is not None:
+        dataset_options["limit"] = args.limit
     if args.download:
         dataset_options["download"] = True
     options = data.setdefault("backend_options", {})
@@ -316,6 +333,10 @@ def command(args: argparse.Namespace) -> int:
                 console.print("[yellow]Interrupted[/] before any result was written.")
             return 130
     print_summary(doc, console)
+    from dlbench.report.detection import detection_lines
+
+    for line in detection_lines(doc):  # a detector: 12 COCO stats, AP difference, stage times
+        console.print(line, highlight=False)
     _print_model_checks(doc, console)
     console.print(f"Results: {out}")
     tracking.log_all(

@@ -237,6 +237,10 @@ def run(
         state.warn(
             f"Dataset {info.name!r} is synthetic: fine for timing, meaningless for accuracy."
         )
+    # a detector on a classification dataset, or the reverse: refused before any worker starts
+    from dlbench.execution.scenarios.detection import check_model_task
+
+    check_model_task(config.model, info)
     from dlbench.analysis import weights as model_weights
 
     from_zoo = not (
@@ -335,6 +339,10 @@ def run(
             interrupted = True
     for message in [*_settings_warnings(doc), *allocator.fault_warnings(doc["cells"])]:
         state.warn(message)
+    from dlbench.report.detection import detection_summary
+
+    if detection_summary(doc):  # a detector: COCO stats per backend, the largest AP difference
+        doc["detection"] = detection_summary(doc)
     doc["status"] = "interrupted" if interrupted else "complete"
     state.save()
     if interrupted:

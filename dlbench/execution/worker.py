@@ -103,6 +103,7 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
     from dlbench.execution import allocator, memory
     from dlbench.execution.config import BenchmarkConfig
     from dlbench.execution.scenarios import run_scenario
+    from dlbench.execution.scenarios.detection import pipeline_for
     from dlbench.model.backend import get_backend
     from dlbench.model.spec import ModelSpec
     from dlbench.registry import backends as backend_registry
@@ -127,6 +128,13 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             model = backend.build(spec, device)
         build_time = time.perf_counter() - t0
         settings = model.settings()
+        # a detector: its decoding and post-processing on this backend (option postprocess)
+        runs_on = composite[1] if composite is not None else name
+        detection = pipeline_for(
+            spec, runs_on, backend_options(config, runs_on).get("postprocess", "native")
+        )
+        if detection is not None:
+            settings["postprocess"] = detection.describe()
         settings["allocator"] = allocator.in_force()  # issue 23: what this worker started with
         versions = backend.versions()
         if export:
@@ -160,6 +168,8 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
         started = time.time()
         try:
             hooks = {"meter": meter} if meter is not None and cell["scenario"] in TIMED else {}
+            if detection is not None and cell["scenario"] == "accuracy":
+                hooks["detection"] = detection
             record = run_scenario(
                 cell["scenario"],
                 model,

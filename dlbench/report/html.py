@@ -369,6 +369,9 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
         body.append(f'<div class="warn"><b>Warnings</b><ul>{items}</ul></div>')
     body.append("<h2>Summary</h2>")
     body.append(_summary_table(rows))
+    from dlbench.report.detection import html_section
+
+    body.append(html_section(doc))  # a detector: 12 COCO stats, AP difference, stage times
     notes = energy_notes(doc)
     if notes:
         items = "".join(f"<li>{_e(n)}</li>" for n in notes)

@@ -147,10 +147,44 @@ ENERGY_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def fmt_ap(x: float | None) -> str:
+    """A COCO AP/AR in [0, 1] to four places (``-1``: undefined, as pycocotools says)."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return "undefined" if x < 0 else f"{x:.4f}"
+
+
+#: A detector's columns (issue 12): COCO AP and AP50 of its accuracy cell, the median time per
+#: image of each stage (decode + letterbox, model, post-processing, end to end) and the
+#: end-to-end images per second; shown only when some row has them.
+DETECTION_COLUMNS: tuple[Column, ...] = (
+    Column("AP", "AP", "COCO AP@[.5:.95]", "higher", fmt_ap, "AP", "AP"),
+    Column("AP50", "AP50", "COCO AP@.5", "higher", fmt_ap, "AP50", "AP50"),
+    Column("pre_median", "pre-process p50", "time/image", "lower", fmt_time, "pre-process", "pre"),
+    Column("model_median", "model p50", "time/image", "lower", fmt_time, "model time", "model"),
+    Column(
+        "post_median", "post-process p50", "time/image", "lower", fmt_time, "post-process", "post"
+    ),
+    Column("e2e_median", "end to end p50", "time/image", "lower", fmt_time, "end to end", "e2e"),
+    Column(
+        "pipeline_throughput",
+        "pipeline",
+        "images/s",
+        "higher",
+        fmt_rate,
+        "end-to-end throughput",
+        "img/s",
+    ),
+)
+
+
 def visible_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
-    """:data:`COLUMNS`, plus each server and energy column that has a value in some row."""
+    """:data:`COLUMNS`, plus each server, energy and detection column that has a value in some
+    row."""
     extra = tuple(
-        c for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS) if any(r.get(c.key) is not None for r in rows)
+        c
+        for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS, *DETECTION_COLUMNS)
+        if any(r.get(c.key) is not None for r in rows)
     )
     return COLUMNS + extra
 
@@ -282,6 +316,10 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 row["throughput_ci"] = throughput_ci(timing)
                 row["throughput_noisy"] = bool(stats.get("noisy"))
                 row["throughput_invalid"] = why
+        elif cell["scenario"] == "accuracy" and "AP" in (cell.get("metrics") or {}):
+            from dlbench.report.detection import update_row
+
+            update_row(row, cell, why)
         elif cell["scenario"] == "accuracy":
             acc = (cell.get("metrics") or {}).get("accuracy")
             if acc is not None:
@@ -566,8 +604,12 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     take no part (a sentence says which were left out); an accuracy of untrained weights is a
     timing-only figure, never a result.
     """
-    out = []
+    from dlbench.report.detection import ap_sentences
+
+    out = ap_sentences(rows)
     for col in visible_columns(rows):
+        if col.key in ("AP", "AP50", "pre_median"):  # one sentence on AP below; same decode
+            continue
         if col.key in ("build_time_s", "power_watts", "server_offered", "server_rate"):
             continue
         if col.key == "accuracy" and any(r.get("accuracy_untrained") for r in rows):

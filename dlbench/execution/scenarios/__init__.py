@@ -5,7 +5,9 @@
   batch on out-of-memory and says so.
 * ``server``: Poisson arrivals at a target rate; p99 latency and achieved rate; optionally the
   highest rate whose p99 stays under a bound.
-* ``accuracy``: the whole split through the model and the task's metrics.
+* ``accuracy``: the whole split through the model and the task's metrics (for a detector: its
+  post-processing too, the 12 COCO stats and the per-image timing split, see
+  :mod:`dlbench.execution.scenarios.detection`).
 
 Each runner returns a JSON-safe dict with ``timing`` (or ``None``), ``metrics`` and ``validity``
 (``{"valid": bool, "reasons": [...], "notes": [...], "rule": {...}}``); an invalid result is kept
@@ -43,7 +45,7 @@ class Scenario:
     run: ScenarioFn
     options: type
     #: keyword arguments that are not options: a fake clock (and wait) in tests, the energy
-    #: meter the worker reads around the measured loop
+    #: meter the worker reads around the measured loop, a detector's post-processing
     hooks: tuple[str, ...] = ("clock",)
 
     @property
@@ -71,7 +73,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("latency", latency, TimedOptions, hooks=("clock", "meter")),
         Scenario("throughput", throughput, TimedOptions, hooks=("clock", "meter")),
         Scenario("server", server, ServerOptions, hooks=("clock", "wait")),
-        Scenario("accuracy", accuracy, AccuracyOptions, hooks=()),
+        Scenario("accuracy", accuracy, AccuracyOptions, hooks=("detection",)),
     )
 }
 

@@ -51,6 +51,7 @@ DEFAULT_CLASSES: dict[str, int] = {
     n: 1000
     for n in ("resnet50", "mobilenet_v2_224", "efficientnet_b0", "vit_b_16", "convnext_tiny")
 }
+DEFAULT_CLASSES["fcos_mobilenet_v2"] = 4  # its shipped weights: the 4 shapes categories
 
 for _name, (_target, _) in BUILTIN.items():
     if _name not in _registry:

@@ -25,6 +25,13 @@ settings and :func:`decoder_for` rebuilds it.
 The input size is a parameter: any multiple of 32 (320 and 640 included); another size is a
 :class:`~dlbench.errors.ConfigError`.
 
+**Shipped weights.** ``fcos_mobilenet_v2`` (width 0.5, 64 FPN channels, 4 classes) has weights
+trained on the generated ``shapes`` train split (``dlbench/model/zoo/weights/
+fcos_mobilenet_v2_shapes.{json,npz}``, reproduced by ``benchmarks/train_shapes_detector.py``).
+``pretrained`` defaults to True exactly when they fit (4 classes, width 0.5, 64 FPN channels;
+the network is fully convolutional, so any input size takes them); ``pretrained=False`` gives
+the seeded initialisation.
+
 Example:
     >>> from dlbench import zoo
     >>> spec = zoo.get("fcos_mobilenet_v2", num_classes=4, input_shape=(3, 64, 64))
@@ -35,11 +42,12 @@ Example:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from dlbench.detection import Decoder, check_input_size
 from dlbench.detection.decode import DEFAULT_ANCHOR_SIZES, DEFAULT_ASPECT_RATIOS, DEFAULT_STRIDES
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, SpecError
 from dlbench.model.spec import ModelSpec
 from dlbench.model.zoo.builder import GraphBuilder
 from dlbench.model.zoo.mobilenet import inverted_residual
@@ -59,6 +67,12 @@ _CFG = [
 _TAPS = (2, 4, 6)
 _PRIOR = -math.log((1 - 0.01) / 0.01)
 DEFAULT_INPUT = (3, 320, 320)
+
+#: the shipped FCOS weights (trained on shapes) and the configuration they fit
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "fcos_mobilenet_v2_shapes"
+SHAPES_CLASSES = 4
+PRETRAINED_WIDTH = 0.5
+PRETRAINED_FPN = 64
 
 
 def _ch(c: int, width: float) -> int:
@@ -146,13 +160,64 @@ def fcos_mobilenet_v2(
     num_classes: int = 80,
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
-    width: float = 1.0,
-    fpn_channels: int = 64,
+    width: float = PRETRAINED_WIDTH,
+    fpn_channels: int = PRETRAINED_FPN,
+    pretrained: bool | None = None,
 ) -> ModelSpec:
     """Anchor-free FCOS-style detector: MobileNetV2 + FPN (P3-P5), output ``(L, 5 + C)``.
 
     Columns per location: ``l, t, r, b`` (ReLU'd, stride units), centerness logit, C logits.
+    ``pretrained`` (default: when they fit, see the module docs) loads the shipped shapes
+    weights; otherwise the weights are seeded (``seed``).
     """
+    fits = (
+        num_classes == SHAPES_CLASSES
+        and float(width) == PRETRAINED_WIDTH
+        and fpn_channels == PRETRAINED_FPN
+    )
+    if pretrained is None:
+        pretrained = fits and WEIGHTS.with_suffix(".npz").is_file()
+    if pretrained and not fits:
+        raise ConfigError(
+            f"fcos_mobilenet_v2's shipped weights expect num_classes={SHAPES_CLASSES}, "
+            f"width={PRETRAINED_WIDTH} and fpn_channels={PRETRAINED_FPN}. Received: "
+            f"num_classes={num_classes}, width={width}, fpn_channels={fpn_channels} (pass "
+            "pretrained=False for seeded weights)"
+        )
+    spec = _fcos(num_classes, input_shape, seed, width, fpn_channels)
+    return _load_trained(spec) if pretrained else spec
+
+
+def _load_trained(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with the shipped weights (checked name by name, shape by shape)."""
+    try:
+        trained = ModelSpec.load(WEIGHTS)
+    except SpecError as exc:
+        raise ConfigError(
+            f"fcos_mobilenet_v2's shipped weights cannot be read ({exc}); reproduce them with "
+            "`python benchmarks/train_shapes_detector.py`"
+        ) from None
+    if set(trained.params) != set(spec.params) or any(
+        trained.params[k].shape != spec.params[k].shape for k in spec.params
+    ):
+        raise ConfigError(f"{WEIGHTS}.npz does not match the fcos_mobilenet_v2 graph")
+    spec.params = {k: trained.params[k].copy() for k in spec.params}
+    spec.metadata = {
+        **spec.metadata,
+        "pretrained": True,
+        "trained": trained.metadata.get("trained", {}),
+    }
+    spec._invalidate()
+    return spec.validate()
+
+
+def _fcos(
+    num_classes: int,
+    input_shape: tuple[int, ...] | None,
+    seed: int,
+    width: float,
+    fpn_channels: int,
+) -> ModelSpec:
     shape = _input(input_shape)
     b = GraphBuilder("fcos_mobilenet_v2", shape, seed)
     pyramid = _fpn(b, _backbone(b, width), fpn_channels)
@@ -169,6 +234,7 @@ def fcos_mobilenet_v2(
         num_classes,
         shape,
         description=f"FCOS-style anchor-free detector, MobileNetV2 x{width} + FPN, strides 8/16/32",
+        pretrained=False,
     )
     return _finish(b, levels, meta)
 
