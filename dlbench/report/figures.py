@@ -10,7 +10,7 @@ display and no global state leaks between reports. Each backend keeps one colour
 * ``server``: p99 latency (queueing included) against offered load, one line per backend;
 * ``memory``: peak resident memory per backend and device.
 
-Colours are fixed per backend (:data:`FIXED_COLOURS`), so two reports read alike; INVALID
+Colours are fixed per backend (:func:`backend_colour`), so two reports read alike; INVALID
 cells are crossed out in red; an accuracy of untrained weights gets no Pareto chart.
 
 A figure whose data the run does not have (no accuracy scenario, say) is left out.
@@ -70,26 +70,30 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-#: One colour per backend in every report, whatever else the run has (issue 22): the built-in
-#: backends by name, a via-ONNX row in its source's colour family, any other by a stable hash.
-FIXED_COLOURS = {
-    "numpy": "#8C8C8C",
-    "torch": "#DD8452",
-    "tensorflow": "#4C72B0",
-    "jax": "#55A868",
-    "onnxruntime": "#8172B3",
-    "torch>onnxruntime": "#E8B48F",
-    "tensorflow>onnxruntime": "#93ACD6",
-    "jax>onnxruntime": "#99CBA6",
-}
+def _lighter(colour: str, amount: float = 0.45) -> str:
+    """``colour`` (``#rrggbb``) blended towards white by ``amount``."""
+    rgb = [int(colour[k : k + 2], 16) for k in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
 
 
 def backend_colour(name: str) -> str:
-    """The colour of backend ``name``, the same in every report."""
-    if name in FIXED_COLOURS:
-        return FIXED_COLOURS[name]
+    """The colour of backend ``name``, the same in every report whatever else a run holds
+    (issue 22): its place among every registered backend (installed or not); a via-ONNX row
+    (``source>runtime``) a lighter shade of its source's; an unknown name by a stable hash."""
     import zlib
 
+    from dlbench.registry import VIA
+    from dlbench.registry import backends as registry
+
+    source, via, _ = name.partition(VIA)
+    if via:
+        return _lighter(backend_colour(source))
+    try:
+        known = sorted(registry.names())
+    except Exception:  # a broken plugin must not stop a report
+        known = []
+    if name in known:
+        return PALETTE[known.index(name) % len(PALETTE)]
     return PALETTE[zlib.crc32(name.encode("utf-8")) % len(PALETTE)]
 
 

@@ -11,7 +11,7 @@ from dlbench.errors import ConfigError
 from dlbench.execution import environment, results
 from dlbench.execution.config import BenchmarkConfig
 from dlbench.report import export, html
-from dlbench.report.figures import FIXED_COLOURS, backend_colour
+from dlbench.report.figures import backend_colour, backend_colours
 
 
 def _resumable(tmp_path, stop_rule):
@@ -59,7 +59,14 @@ def test_fairness_statement_even_without_warnings(doc):
     assert "Held equal for every backend" in md and "intra-op" in md
 
 
-def test_colours_fixed_per_backend_whatever_the_run_holds():
-    assert backend_colour("torch") == FIXED_COLOURS["torch"]
+def test_colours_fixed_per_backend_whatever_the_run_holds(docs):
+    from dlbench.registry import backends
+
+    names = sorted(backends.names())
+    two = backend_colours(docs.make_document(backends=("torch", "onnxruntime")))
+    four = backend_colours(docs.make_document(backends=("numpy", "jax", "torch", "onnxruntime")))
+    assert two["torch"] == four["torch"] and two["onnxruntime"] == four["onnxruntime"]
+    assert len({backend_colour(b) for b in names}) == len(names)  # distinct (up to 10)
+    via = backend_colour("torch>onnxruntime")
+    assert via != backend_colour("torch") and via == backend_colour("torch>onnxruntime")
     assert backend_colour("my_plugin") == backend_colour("my_plugin")  # stable, by name
-    assert len({backend_colour(b) for b in FIXED_COLOURS}) == len(FIXED_COLOURS)
