@@ -72,6 +72,13 @@ def test_from_torch_rejects_a_bad_example():
         from_torch(_torch_net(), np.zeros(3, np.float32))
 
 
+def test_from_native_needs_an_object_a_backend_wraps():
+    from dlbench.spec import from_native
+
+    with pytest.raises(ConfigError, match="Cannot tell which framework a dict comes from"):
+        from_native({"not": "a model"})
+
+
 def test_a_spec_that_differs_from_the_source_is_an_error(monkeypatch):
     """The final check is not vacuous: an import that came out wrong (one weight changed here)
     fails with the measured difference."""

@@ -9,16 +9,18 @@ state-dict entry it holds (``layer1.0.conv1.weight``; ``<bn>.mean``/``<bn>.var``
 ``running_mean``/``running_var``): :func:`load_torchvision` loads such a state dict (e.g.
 ``{k: v.numpy() for k, v in torchvision_model.state_dict().items()}``) into a spec.
 
-Weights are drawn at random (seeded, float32); the architecture knobs (depths, widths, patch
-size...) exist so that tests can compare a small configuration cheaply with an independent
-implementation. Where torchvision reshapes (SE 1x1 convs as dense layers on the pooled vector,
+Weights are drawn at random (seeded, float32); ``weights="zeros"`` builds the graph with
+zero-stride zero arrays instead (no memory, no drawing: for counting, as ``zoo.describe`` does).
+The architecture knobs (depths, widths, patch size...) exist so that tests can compare a small
+configuration cheaply with an independent implementation. Where torchvision reshapes (SE 1x1 convs as dense layers on the pooled vector,
 the class token and position embedding without their leading 1), the weights hold the same
 numbers in another shape; :func:`load_torchvision` reshapes them.
 
 Expected input (torchvision's evaluation transform for these weights, recorded as
-``metadata["preprocessing"]``): RGB, resize the shorter side to 256 (ConvNeXt-Tiny: 236,
-MobileNetV2/EfficientNet-B0: 256), centre-crop 224, ``(x / 255 - mean) / std`` with the
-ImageNet mean ``(0.485, 0.456, 0.406)`` and std ``(0.229, 0.224, 0.225)``.
+``metadata["preprocessing"]``): RGB, resize the shorter side to 256 (ConvNeXt-Tiny's
+weights: 236), centre-crop 224, ``(x / 255 - mean) / std`` with the ImageNet mean
+``(0.485, 0.456, 0.406)`` and std ``(0.229, 0.224, 0.225)``; ``dlbench run`` states it against
+the dataset's transform.
 """
 
 from __future__ import annotations
