@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -98,10 +100,66 @@ def _dense_io(xs: list, p: dict, rn: Any) -> jax.Array:
     return y + p["bias"] if "bias" in p else y
 
 
+def _arrange_attention(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Attention projections (out, in) -> (in, out), once at build time."""
+    return {
+        **p,
+        "in_weight": np.ascontiguousarray(p["in_weight"].T),
+        "out_weight": np.ascontiguousarray(p["out_weight"].T),
+    }
+
+
+def _attention_io(xs: list, p: dict, rn: Any) -> jax.Array:
+    """:func:`dlbench.backends.jax.ops.multi_head_attention` on (in, out) projections."""
+    x = xs[0]
+    n, (t, d), h = x.shape[0], rn.in_shapes[0], rn.attrs["num_heads"]
+    mm = functools.partial(jnp.matmul, precision=HIGHEST)
+    qkv = (mm(x, p["in_weight"]) + p["in_bias"]).reshape(n, t, 3, h, d // h)
+    qkv = qkv.transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    att = jax.nn.softmax(mm(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(d // h)), axis=-1)
+    y = mm(att, v).transpose(0, 2, 1, 3).reshape(n, t, d)
+    return mm(y, p["out_weight"]) + p["out_bias"]
+
+
+def _arrange_lstm(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """LSTM matrices (4H, in) -> (in, 4H), once at build time (the bias is already summed)."""
+    return {
+        **p,
+        "weight_ih": np.ascontiguousarray(p["weight_ih"].T),
+        "weight_hh": np.ascontiguousarray(p["weight_hh"].T),
+    }
+
+
+def _lstm_io(xs: list, p: dict, rn: Any) -> jax.Array:
+    """:func:`dlbench.backends.jax.ops.lstm` on (in, 4H) matrices; the scan stacks the hidden
+    states only when the sequence is returned."""
+    x = xs[0]
+    hs = rn.attrs["hidden_size"]
+    seq_out = bool(rn.attrs["return_sequences"])
+    mm = functools.partial(jnp.matmul, precision=HIGHEST)
+    xw = mm(x, p["weight_ih"]) + p["bias"]  # (N, T, 4H)
+    whh = p["weight_hh"]
+
+    def step(carry, z_x):
+        h, c = carry
+        z = z_x + mm(h, whh)
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), (h if seq_out else None)
+
+    h0 = jnp.zeros((x.shape[0], hs), x.dtype)
+    (h, _), seq = lax.scan(step, (h0, h0), jnp.swapaxes(xw, 0, 1))
+    return jnp.swapaxes(seq, 0, 1) if seq_out else h
+
+
 #: op -> (arrange the node's params once, the op on the arranged params).
 ARRANGED: dict[str, tuple[Callable, Callable]] = {
     "conv2d": (_arrange_conv, _conv_hwio),
     "dense": (_arrange_dense, _dense_io),
+    "multi_head_attention": (_arrange_attention, _attention_io),
+    "lstm": (_arrange_lstm, _lstm_io),
 }
 
 
