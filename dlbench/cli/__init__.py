@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the run finished but some cells failed or a backend failed the parity
 check (or a check found an error, or an error stopped the work); 2 usage or configuration error
-(checked before any worker starts); 130 interrupted (Ctrl-C). Every error is one line
+(checked before any worker starts); 130 interrupted (Ctrl-C, or SIGTERM: handled the same way, so
+a run stopped by a scheduler keeps a valid file that ``--resume`` continues). Every error is one line
 ``dlbench: error: <what was expected, what was received>``; ``--debug`` adds the traceback.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 from dlbench.cli.args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    restore = _terminate_as_interrupt()
     try:
         return _module(args.command).command(args)
     except KeyboardInterrupt:
@@ -74,6 +78,26 @@ def main(argv: list[str] | None = None) -> int:
         if not args.debug and not isinstance(exc, DlbenchError):
             print("dlbench: run with --debug for the traceback", file=sys.stderr)
         return exit_code(exc)
+    finally:
+        restore()
+
+
+def _terminate_as_interrupt():
+    """Turn SIGTERM (``kill``, a scheduler, ``docker stop``) into KeyboardInterrupt, as Ctrl-C:
+    the run saves its finished cells with status ``interrupted`` and exits 130. A second
+    SIGTERM while that happens is ignored (SIGKILL still ends it). Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:  # someone chose already (SIG_IGN, a host application)
+        return lambda: None
+
+    def on_term(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def error_text(exc: BaseException) -> str:

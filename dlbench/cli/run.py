@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import datetime
 from pathlib import Path
 
 from dlbench.analysis.parity import failed as parity_failed
 from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, csv_ints, key_value, make_console, option
 from dlbench.errors import ConfigError
+from dlbench.execution.results import ResultWriteError, lock_holder
+from dlbench.serialize import to_json_safe
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -320,10 +324,15 @@ def command(args: argparse.Namespace) -> int:
             "with --with-reference[/]",
             highlight=False,
         )
-    with progress_callback(console, enabled=not args.quiet) as on_event:
+    with progress_callback(console, enabled=not args.quiet) as progress:
+        on_event, saved = _saved_where(progress, out)
         try:
             doc = run(config, out=out, resume=args.resume, on_event=on_event, plugins=args.plugins)
+        except ResultWriteError as exc:  # nowhere to write: the document itself, on stdout
+            print(json.dumps(to_json_safe(exc.document), indent=1))
+            raise ResultWriteError(f"{exc}; the result is on stdout above", exc.document) from None
         except KeyboardInterrupt:
+            out = saved["path"]
             if out.exists():
                 console.print(
                     f"[yellow]Interrupted.[/] Finished cells are kept in {out}; continue with "
@@ -332,6 +341,7 @@ def command(args: argparse.Namespace) -> int:
             else:
                 console.print("[yellow]Interrupted[/] before any result was written.")
             return 130
+    out = saved["path"]
     print_summary(doc, console)
     from dlbench.report.detection import detection_lines
 
@@ -384,6 +394,30 @@ def check_same_stop_rule(out: Path, stop_rule: dict) -> None:
         )
 
 
+def _saved_where(on_event, out: Path):
+    """Wrap the progress callback: say on stderr when the results go to a rescue file (a write
+    error on ``out``) or are held in memory only; ``saved["path"]`` is where they are now."""
+    saved = {"path": out}
+
+    def wrapped(kind: str, payload: dict) -> None:
+        if kind == "saved_elsewhere":
+            saved["path"] = Path(payload["path"])
+            print(
+                f"dlbench: warning: could not write {payload['failed']} ({payload['error']}); "
+                f"the results are written to {payload['path']} instead",
+                file=sys.stderr,
+            )
+        elif kind == "unsaved":
+            print(
+                f"dlbench: warning: could not write {payload['path']} ({payload['error']}) nor "
+                "any rescue file; measuring on, the results are kept in memory",
+                file=sys.stderr,
+            )
+        on_event(kind, payload)
+
+    return wrapped, saved
+
+
 def check_output_path(out: Path, *, resume: bool, force: bool) -> None:
     """Refuse, before anything runs, an ``--out`` that cannot be written or would lose a result.
 
@@ -393,6 +427,13 @@ def check_output_path(out: Path, *, resume: bool, force: bool) -> None:
     """
     if out.is_dir():
         raise ConfigError(f"Expected --out to be a file path. Received: {out} (a folder)")
+    holder = lock_holder(out)
+    if holder is not None:  # the run itself takes the lock (runner.run); this names it first
+        who = f"process {holder}" if holder > 0 else "another process"
+        raise ConfigError(
+            f"Expected no other dlbench run writing {out}. Received: it is being written by "
+            f"{who}; wait for that run to end or choose another --out"
+        )
     if out.exists() and not (resume or force):
         raise ConfigError(
             f"Expected a new result file. Received: {out}, which exists; continue it with "

@@ -10,10 +10,10 @@ cells that remain, and every finished cell is already in the result file.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from dlbench.execution import allocator, environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
 from dlbench.execution.onnx_source import file_summary, is_onnx_path
-from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, supervise
+from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, run_workdir, supervise
 from dlbench.execution.worker import backend_options
 
 __all__ = ["WorkerProcess", "export_onnx", "run", "thread_env"]
@@ -138,14 +138,41 @@ class _Run:
         self.doc = doc
         self.out_path = out_path
         self.emit = emit
+        #: Why the document is in memory only (nowhere could be written), else None.
+        self.unsaved: str | None = None
         #: outputs of the original ONNX file in ONNX Runtime on the parity batch (``--model
         #: x.onnx``), each backend's outputs are also compared with them
         self.original: np.ndarray | None = None
 
     def save(self) -> None:
+        """Write the document; on a write error (full disk, read-only, I/O error) to a rescue
+        file (said in a warning and a ``saved_elsewhere`` event) and, when nothing can be
+        written, keep it in memory and try again at the next save: no measured cell is lost."""
         self.doc["updated"] = res.now()
-        if self.out_path is not None:
+        if self.out_path is None:
+            return
+        try:
             res.write_atomic(self.out_path, self.doc)
+            self.unsaved = None
+            return
+        except OSError as exc:
+            failed, why = self.out_path, f"{exc.strerror or exc}"
+        note = f"Could not write the results to {failed} ({why})"
+        for path in res.rescue_paths(failed, self.doc["run_id"]):
+            self.doc["warnings"].append(f"{note}; they are written to {path} instead.")
+            try:
+                res.write_atomic(path, self.doc)
+            except OSError:
+                self.doc["warnings"].pop()
+                continue
+            self.out_path, self.unsaved = path, None
+            self.emit("warning", {"message": self.doc["warnings"][-1]})
+            self.emit("saved_elsewhere", {"path": str(path), "failed": str(failed), "error": why})
+            return
+        if self.unsaved is None:
+            self.emit("unsaved", {"path": str(failed), "error": why})
+        tried = ", ".join(str(p) for p in res.rescue_paths(failed, self.doc["run_id"]))
+        self.unsaved = f"{note}, nor to any rescue file ({tried})"
 
     def warn(self, message: str) -> None:
         if message not in self.doc["warnings"]:
@@ -184,7 +211,24 @@ def run(
         >>> import dlbench
         >>> doc = dlbench.run({"backends": ["numpy"], "scenarios": ["accuracy"]})  # doctest: +SKIP
         >>> doc["cells"][0]["metrics"]["accuracy"]  # doctest: +SKIP
+
+    Raises:
+        ConfigError: ``out`` is being written by another run (:func:`results.locked`), among
+            the configuration errors found before any worker starts.
+        ResultWriteError: Nothing could be written; its ``document`` holds every cell.
     """
+    with res.locked(out) if out is not None else contextlib.nullcontext():
+        return _run(config, out=out, resume=resume, on_event=on_event, plugins=plugins)
+
+
+def _run(
+    config: BenchmarkConfig | dict[str, Any],
+    *,
+    out: str | os.PathLike[str] | None,
+    resume: bool,
+    on_event: EventCallback | None,
+    plugins: list[str] | None,
+) -> dict[str, Any]:
     from dlbench import datasets
     from dlbench.model.backend import get_backend
 
@@ -297,8 +341,7 @@ def run(
         env["DLBENCH_WORKER_PLUGINS"] = ",".join(plugins)
 
     interrupted = False
-    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
-        workdir = Path(tmp)
+    with run_workdir() as workdir:  # and the folders of killed runs removed
         spec_path = workdir / "model.json"
         spec.save(spec_path)
         base_job = {
@@ -345,6 +388,8 @@ def run(
         doc["detection"] = detection_summary(doc)
     doc["status"] = "interrupted" if interrupted else "complete"
     state.save()
+    if state.unsaved:
+        raise res.ResultWriteError(state.unsaved, doc)
     if interrupted:
         raise KeyboardInterrupt
     return doc
@@ -424,6 +469,7 @@ def _run_group(
     machine_before: dict[str, dict[str, Any]] = {}
     while remaining:
         attempt += 1
+        left_before = len(remaining)
         tag = f"{backend}-{device.replace(':', '_')}-{attempt}"
         job = {
             **base_job,
@@ -518,6 +564,8 @@ def _run_group(
             if current is not None:
                 state.fail(current, reason)
                 remaining.remove(current)
+            elif len(remaining) < left_before:
+                pass  # died between two cells it had run: a fresh worker goes on with the rest
             else:
                 # Died outside any cell (during start-up): nothing more to gain by retrying.
                 binfo.update({"status": "failed", "error": reason})

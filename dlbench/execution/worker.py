@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         job = json.load(fh)
+    from dlbench.execution.supervisor import die_with_parent
+
+    die_with_parent(job.get("parent_pid"))  # never an orphan computing on after its run
     return run_job(job)
 
 
