@@ -76,8 +76,18 @@ def test_zoo_get_and_load_import_an_onnx_path(onnx_file):
         zoo.load(other)
 
 
-def test_cli_run_onnx_file_with_parity_against_the_original(run_cli, onnx_file, tmp_path):
+@pytest.mark.parametrize(
+    "backends",
+    [
+        "numpy,onnxruntime",
+        pytest.param("", marks=pytest.mark.slow, id="every-installed-backend"),
+    ],
+)
+def test_cli_run_onnx_file_with_parity_against_the_original(run_cli, onnx_file, tmp_path, backends):
+    from dlbench.registry import backends as registry
+
     path, _ = onnx_file
+    names = backends.split(",") if backends else registry.available()
     out = tmp_path / "r.json"
     proc = run_cli(
         "run",
@@ -86,7 +96,7 @@ def test_cli_run_onnx_file_with_parity_against_the_original(run_cli, onnx_file, 
         "--dataset",
         "digits",
         "--backends",
-        "numpy,torch,onnxruntime",
+        ",".join(names),
         "--scenario",
         "latency",
         "--batch-sizes",
@@ -104,13 +114,13 @@ def test_cli_run_onnx_file_with_parity_against_the_original(run_cli, onnx_file, 
     assert original["versions"]["onnxruntime"]
     assert original["parity"]["ok"] and original["parity"]["max_abs_diff"] < 1e-5
     assert doc["model"]["onnx_import"]["onnx_ops"]["Conv"] == 1
-    for backend in ("numpy", "torch", "onnxruntime"):
+    for backend in names:
         info = doc["backends"][backend]["cpu"]
         assert info["parity"]["ok"], (backend, info["parity"])
         assert info["parity_onnx_original"]["ok"], (backend, info["parity_onnx_original"])
     assert {c["status"] for c in doc["cells"]} == {"ok"}
     assert "Import check, digits_net.onnx in ONNX Runtime" in proc.stdout
-    assert "torch/cpu vs digits_net.onnx in ONNX Runtime: ok" in proc.stdout
+    assert "onnxruntime/cpu vs digits_net.onnx in ONNX Runtime: ok" in proc.stdout
 
 
 def test_an_import_that_differs_from_the_file_is_reported(onnx_file, tmp_path, monkeypatch):
