@@ -240,6 +240,11 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         )
     if not stacked:
         console.print("[dim]±: half-width of the 95% interval, relative[/]", highlight=False)
+    if not wide and any(not (r.get("parity") or {}).get("ok") for r in rows):
+        console.print(
+            "[dim]parity: FAIL mismatch, weak = agrees but not informative, - not checked[/]",
+            highlight=False,
+        )
     for note in invalid_cells(doc):
         console.print(f"[bold red]{note}[/]", highlight=False)
     cells = doc.get("cells") or []
