@@ -523,7 +523,9 @@ def fairness_statement(doc: dict[str, Any]) -> list[str]:
         f"the same input batches, {cfg.get('intra_op_threads')} intra-op / "
         f"{cfg.get('inter_op_threads')} inter-op threads, precision {cfg.get('precision')}, "
         f"timing mode {cfg.get('timing_mode')}, the stop rule ({rule_text}), one fresh worker "
-        "process per backend and device."
+        "process per backend and device"
+        + (f", memory allocator {cfg['allocator']}" if cfg.get("allocator") else "")
+        + "."
     )
     checked = (
         f"Checked: outputs against the float64 NumPy reference before timing ({parity_ok} of "

@@ -165,3 +165,12 @@ def test_a_run_records_the_allocator_and_the_faults_of_each_cell(tmp_path, name)
     faults = cell["timing"]["page_faults"]
     assert faults["calls"] == cell["timing"]["n"] and faults["minor_per_call"] >= 0
     assert json.loads((tmp_path / "r.json").read_text())["cells"][0]["timing"]["page_faults"]
+
+
+def test_the_fairness_statement_shows_the_allocator():
+    from dlbench.report.table import fairness_statement
+
+    doc = {"config": {"intra_op_threads": 1, "allocator": "system"}, "backends": {}}
+    assert "memory allocator system." in fairness_statement(doc)[0]
+    del doc["config"]["allocator"]  # a result written before the setting existed
+    assert "allocator" not in fairness_statement(doc)[0]
