@@ -184,3 +184,52 @@ def test_import_does_not_load_onnx_until_called():
     code = "import dlbench.spec, sys; print('onnx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "nodes, inits",
+    [
+        (  # nearest upsampling by a million in H and W
+            [node("Resize", ["x", "", "scales"])],
+            {"scales": np.array([1, 1, 1e6, 1e6], np.float32)},
+        ),
+        (  # 2**40 zeros of padding
+            [node("Pad", ["x", "pads"])],
+            {"pads": np.array([0, 0, 0, 2**40, 0, 0, 0, 0], np.int64)},
+        ),
+        (  # an activation broadcast to 2**36 elements per sample
+            [node("Expand", ["x", "shape"])],
+            {"shape": np.array([1, 2, 2**20, 2**16], np.int64)},
+        ),
+        (  # an activation tiled 2**30 times per axis
+            [node("Tile", ["x", "reps"])],
+            {"reps": np.array([1, 1, 2**30, 2**30], np.int64)},
+        ),
+    ],
+    ids=["resize", "pad", "expand", "tile"],
+)
+def test_absurd_sizes_built_from_an_activation_fail_before_any_allocation(nodes, inits):
+    """Shapes a hostile file derives at import time (not stored in it) are checked too, before
+    any array of that size (or a list of copies) is made."""
+    m = model(nodes, (2, 1, 1), inits)
+    with pytest.raises(SpecError, match="elements"):
+        from_onnx(m)
+
+
+def test_truncated_file(tmp_path):
+    """A real model cut short (an interrupted download) is a bad protobuf, not a crash."""
+    m = model([node("Conv", ["x", "w"])], (2, 4, 4), {"w": rand(3, 2, 3, 3)})
+    data = m.SerializeToString()
+    p = tmp_path / "cut.onnx"
+    for cut in (len(data) // 2, len(data) - 3):
+        p.write_bytes(data[:cut])
+        with pytest.raises(SpecError):
+            from_onnx(p)
+
+
+def test_graph_that_uses_a_value_before_defining_it():
+    """Nodes out of topological order (onnx.checker accepts some such files): a clean error."""
+    nodes = [node("Relu", ["a"], ["y"]), node("Sigmoid", ["x"], ["a"])]
+    m = model(nodes, (3,))
+    with pytest.raises(SpecError, match="not defined before it is used|topologically"):
+        from_onnx(m)

@@ -103,6 +103,8 @@ class Converter:
             [self.shapes[a.name] for a in inputs],
             {r: self.params[p].shape for r, p in roles.items()},
         )
+        # an absurd size built from the file (a Resize by 1e6, a Pad of 2**40) stops here
+        check_elements(out, f"Node {name!r} ({op}) output")
         self.nodes.append(node)
         self.node_by_name[name] = node
         self.shapes[name] = out

@@ -12,6 +12,7 @@ from dlbench.model.onnx_import.handlers import (
     _fail,
     handles,
 )
+from dlbench.model.onnx_import.load import check_elements
 from dlbench.model.onnx_import.values import BATCH, Act, Const
 
 # -- shape plumbing -------------------------------------------------------------------------------
@@ -366,6 +367,10 @@ def _tile(cv, n, label, attrs):
         raise _fail(label, "Tile", f"expected {x.rank} positive repeats. Received {reps}")
     if reps[x.b] != 1:
         raise _fail(label, "Tile", "tiling the batch axis is not supported")
+    check_elements(
+        [d * r for d, r in zip(x.s, [r for i, r in enumerate(reps) if i != x.b])],
+        f"Node {label!r} (Tile) output",
+    )
     y = x
     for axis, r in enumerate(reps):
         if r > 1:
@@ -381,6 +386,10 @@ def _expand(cv, n, label, attrs):
     shape = [int(d) for d in np.asarray(cv.const(n.input[1], label, "shape")).reshape(-1)]
     if len(shape) != x.rank:
         raise _fail(label, "Expand", f"expected a shape of rank {x.rank}. Received {shape}")
+    check_elements(
+        [max(h, w) for i, (h, w) in enumerate(zip(x.shape, shape)) if i != x.b],
+        f"Node {label!r} (Expand) output",
+    )
     y = x
     for axis, (have, want) in enumerate(zip(x.shape, shape)):
         if axis == x.b:
