@@ -339,7 +339,10 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def best_worst(rows: list[dict[str, Any]], column: Column) -> tuple[Any, Any]:
     """The best and worst valid value of ``column`` (``None`` for both with fewer than two);
-    INVALID figures are never best or worst."""
+    INVALID figures are never best or worst, and a server row's offered and achieved rates (the
+    load it was driven at) are neither."""
+    if column.key in ("server_offered", "server_rate"):
+        return None, None
     vals = [
         r[column.key]
         for r in rows
