@@ -186,6 +186,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "checks parity; left out of timing and accuracy cells by default)",
     )
     run.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        default=None,
+        help="start cells whose estimated peak memory exceeds the memory available (refused "
+        "before any worker starts otherwise)",
+    )
+    run.add_argument(
         "--energy-baseline",
         type=float,
         metavar="S",
@@ -241,6 +248,7 @@ def config_from_args(args: argparse.Namespace):
             "via_onnx",
             "reshape_model",
             "with_reference",
+            "skip_memory_check",
             "energy_baseline",
             "price_per_hour",
             "carbon_intensity",

@@ -143,6 +143,8 @@ class BenchmarkConfig:
         with_reference: With ``backends`` unset, also time the float64 NumPy reference
             (:data:`REFERENCE_BACKEND`); it always serves the parity check, but by default it
             is left out of the timing and accuracy cells (it dominates real runs' time).
+        skip_memory_check: Start cells whose estimated peak memory exceeds the memory
+            available (:mod:`dlbench.analysis.memory_estimate`); refused otherwise.
     """
 
     model: str = "digits_cnn"
@@ -176,6 +178,7 @@ class BenchmarkConfig:
     reshape_model: bool = False
     allocator: str = "tuned"
     with_reference: bool = False
+    skip_memory_check: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -254,7 +257,7 @@ class BenchmarkConfig:
                 raise ConfigError(
                     f"Expected `{name}` to be a table/dict. Received: {getattr(self, name)!r}"
                 )
-        for name in ("reshape_model", "with_reference"):
+        for name in ("reshape_model", "with_reference", "skip_memory_check"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"Expected `{name}` to be true or false. Received: "

@@ -311,6 +311,12 @@ def _run(
         doc["model"]["input"] = expected_input
         if not expected_input["match"]:
             state.warn(expected_input["message"])
+    if not config.skip_memory_check:  # issue 22: what cannot fit is refused before any worker
+        from dlbench.analysis.memory_estimate import check_cells
+
+        done_ids = res.done_cell_ids(doc) if resume else set()
+        for message in check_cells(spec, [c for c in config.cells() if c.id not in done_ids]):
+            state.warn(message)
     doc["model"]["weights"] = model_weights.weights_info(spec, from_zoo=from_zoo)
     if doc["model"]["weights"]["trained"] is False and "accuracy" in config.scenarios:
         state.warn(
