@@ -249,6 +249,7 @@ def _hf_model(name: str, num_classes: int, opts: dict):
     import torch
 
     size = opts.get("input_shape", (3, 224, 224))[1]
+    torch.manual_seed(0)  # transformers' own initialisation of the conv/linear weights
     if name == "resnet50":
         layers, width = opts.get("layers", (3, 4, 6, 3)), opts.get("width", 64)
         cfg = transformers.ResNetConfig(
