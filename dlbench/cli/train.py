@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlbench.cli.args import EXIT_FAILED, EXIT_OK, csv, make_console
+from dlbench.errors import ConfigError
 from dlbench.train.runner import fold_metrics, summarize_folds
 
 
@@ -181,6 +182,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--threads", dest="intra_op_threads", type=int, help="intra-op threads")
     tr.add_argument("--timeout", type=float, default=3600.0, help="seconds without progress")
     tr.add_argument("--out", help="result file (default dlbench-results/train-<time>.json)")
+    tr.add_argument("--force", action="store_true", help="replace an existing --out result file")
     tr.add_argument("--save-weights", metavar="DIR", help="save each backend's trained spec here")
     tr.add_argument("--quiet", "-q", action="store_true", help="no per-epoch lines")
 
@@ -212,6 +214,15 @@ def command(args: argparse.Namespace) -> int:
         if args.out
         else Path("dlbench-results") / f"train-{datetime.now():%Y%m%d-%H%M%S}.json"
     )
+
+    from dlbench.cli.run import check_output_path
+
+    check_output_path(out, resume=False, force=True)  # a folder, a lock holder, not writable
+    if out.exists() and not args.force:
+        raise ConfigError(
+            f"Expected a new result file. Received: {out}, which exists; replace it with --force "
+            "or choose another --out"
+        )
 
     def on_event(kind: str, p: dict[str, Any]) -> None:
         if args.quiet:

@@ -59,6 +59,8 @@ def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a result file is as readable as any
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(to_json_safe(data), fh, indent=1, allow_nan=False)
             fh.write("\n")
@@ -71,6 +73,20 @@ def write_atomic(path: str | os.PathLike[str], data: Any) -> None:
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the kernel says it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, restored at once
+    os.umask(mask)
+    return mask
 
 
 def _schema_file(name: str) -> dict[str, Any]:

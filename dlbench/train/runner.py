@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from dlbench.errors import ConfigError
 from dlbench.execution import environment
 from dlbench.execution import results as res
-from dlbench.execution.supervisor import supervise
+from dlbench.execution.supervisor import run_workdir, supervise
 from dlbench.model.spec import ModelSpec
 from dlbench.train.config import TrainConfig
 from dlbench.train.local import TRAINERS
@@ -256,8 +255,7 @@ def train(
 
     emit("plan", {"backends": list(backends), "folds": len(folds), "epochs": config.epochs})
     env = {**os.environ, **thread_env(config.intra_op_threads, config.inter_op_threads)}
-    with tempfile.TemporaryDirectory(prefix="dlbench-train-") as tmp:
-        work = Path(tmp)
+    with run_workdir() as work:  # a killed run's folder is removed by the next run
         spec_path = work / "model.json"
         spec.save(spec_path)
         plan_path = work / "plan.npz"
