@@ -16,7 +16,7 @@ def _env():
 
 
 def test_every_job_kind_has_one_entry_point():
-    assert set(JOB_KINDS) == {"cells", "train", "export"}
+    assert set(JOB_KINDS) == {"cells", "train", "export", "onnx_original"}
     from dlbench.model.manifest import load_attr
 
     for target in JOB_KINDS.values():
@@ -32,7 +32,8 @@ def test_an_unknown_job_kind_is_a_fatal_event(tmp_path):
 
     out = supervise({"kind": "dance"}, _env(), tmp_path, "dance", on_event, timeout=120)
     assert [e["type"] for e in events] == ["fatal"]
-    assert "Expected a job kind in ['cells', 'export', 'train']" in events[0]["error"]
+    assert f"Expected a job kind in {sorted(JOB_KINDS)}" in events[0]["error"]
+    assert "Received: 'dance'" in events[0]["error"]
     assert out.stopped and not out.finished and not out.timed_out and not out.crashed
 
 
