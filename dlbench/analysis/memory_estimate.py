@@ -10,12 +10,14 @@ The model is deliberately simple and conservative (it should over-estimate, neve
   holds it, at the backend's element size (the NumPy reference computes in float64: 8 bytes;
   the other backends 4);
 * **input**: the batch twice, as loaded (float32) and as the backend holds it;
-* **activations**: ``batch x element size x`` the larger of
+* **activations**: ``batch x element size x`` the sum of
 
-  - the sum of **every** node's output (an interpreter such as the NumPy reference keeps every
-    tensor of the forward pass alive until it returns), and
-  - ``2 x`` the largest sum of two consecutive activation tensors (a node's input and output
-    live together; the factor 2 covers workspaces: padded copies, im2col, GEMM buffers);
+  - **every** node's output (an interpreter such as the NumPy reference keeps every tensor of
+    the forward pass alive until it returns), and
+  - a workspace of ``2 x`` the larger of the largest sum of two consecutive activation
+    tensors (padded copies, im2col and GEMM buffers: a node's input and output twice) and the
+    largest temporaries inside one op (an LSTM's gates for every step, an attention's
+    ``heads x T x T`` scores and its Q, K, V projections);
 
 * **training** (``training=True``): the activations are kept for the backward pass and each gets
   a gradient (``2 x`` the sum of every node's output), and the backend's weights count 4
@@ -78,14 +80,27 @@ class MemoryEstimate:
         return max(0, int(room // self.per_sample_bytes)) if self.per_sample_bytes else 0
 
 
+def _op_temporaries(rn: Any) -> int:
+    """Elements per sample an op holds inside itself beyond its input and output: the gates of
+    every step of an LSTM, the (heads, T, T) scores and the projections of an attention."""
+    if rn.op == "lstm":
+        t = rn.in_shapes[0][0]
+        return t * (int(rn.params["weight_ih"].shape[0]) + rn.attrs["hidden_size"])
+    if rn.op == "multi_head_attention":
+        t, d = rn.in_shapes[0][0], math.prod(rn.in_shapes[0][1:])
+        return rn.attrs["num_heads"] * t * t + 3 * t * d
+    return 0
+
+
 def _activation_elements(spec: Any) -> tuple[int, int, int]:
-    """(input elements, sum of every node's output, largest consecutive pair) per sample."""
+    """(input elements, sum of every node's output, workspace) per sample."""
     shapes = spec.shapes()
     sizes = [math.prod(shapes[n.name]) for n in spec.nodes]
     inp = sum(math.prod(shapes[t.name]) for t in spec.inputs)
     chain = [inp, *sizes]
     pair = max((a + b for a, b in zip(chain, chain[1:], strict=False)), default=inp)
-    return inp, sum(sizes), pair
+    inside = max((_op_temporaries(rn) for rn in spec.resolved()), default=0)
+    return inp, sum(sizes), 2 * max(pair, inside)
 
 
 def estimate(
@@ -101,13 +116,13 @@ def estimate(
     """
     if batch_size < 1:
         raise ConfigError(f"Expected a positive batch size. Received: {batch_size}")
-    inp, every, pair = _activation_elements(spec)
+    inp, every, workspace = _activation_elements(spec)
     weights = sum(int(a.size) for a in spec.params.values()) * (4 + bytes_per_element)
     if training:
         act = 2 * every
         weights += 3 * sum(int(a.size) for a in spec.params.values()) * bytes_per_element
     else:
-        act = max(every, 2 * pair)
+        act = every + workspace
     return MemoryEstimate(
         model=spec.name,
         batch_size=int(batch_size),
