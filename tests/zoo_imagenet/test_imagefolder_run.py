@@ -56,6 +56,8 @@ def test_run_resnet50_on_an_image_folder(run_cli, tmp_path):
             img = rng.integers(0, 256, (260, 300, 3), dtype=np.uint8)
             Image.fromarray(img).save(tmp_path / "val" / cls / f"{i}.JPEG", quality=90)
     out = tmp_path / "r.json"
+    config = tmp_path / "small.toml"  # the accuracy pass's batch: 256 (the default) at 224x224
+    config.write_text("accuracy_batch_size = 4\n")  # is refused by the memory check on 16 GB
     proc = run_cli(
         "run",
         "--model",
@@ -70,6 +72,8 @@ def test_run_resnet50_on_an_image_folder(run_cli, tmp_path):
         "accuracy",
         "--accuracy-limit",
         "4",
+        "--config",
+        str(config),
         "--out",
         str(out),
         "--quiet",
