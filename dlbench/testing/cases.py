@@ -185,6 +185,12 @@ OP_CASES: list[OpCase] = [
         (4, 6),
         lambda b: b.add("mul", [b.input], {}, {"other": _other(b, (6,))}),
     ),
+    OpCase(  # the parameter grows the input: (1, 4, 4) * (3, 1, 1) -> (3, 4, 4)
+        "mul_param_broadcast",
+        "mul",
+        (1, 4, 4),
+        lambda b: b.add("mul", [b.input], {}, {"other": _other(b, (3, 1, 1))}),
+    ),
     OpCase("div", "div", (3, 5, 5), lambda b: b.add("div", [b.input, _positive(b, b.input)])),
     OpCase(
         "div_param",

@@ -79,8 +79,6 @@ def _infer_binary(ctx: Ctx) -> Shape:
         if len(dims) > 1:
             raise ctx.fail(f"shapes {shapes} do not broadcast")
         out.append(dims.pop() if dims else 1)
-    if tuple(out) != tuple(shapes[0]) and other is not None:
-        raise ctx.fail(f"parameter `other` {tuple(other)} may not grow the input {shapes[0]}")
     return tuple(out)
 
 
