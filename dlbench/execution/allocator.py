@@ -145,8 +145,9 @@ def fault_warnings(cells: Iterable[Mapping[str, Any]]) -> list[str]:
             if value > FAULTS_FLOOR and value > FAULTS_RATIO * median:
                 out.append(
                     f"{backend} takes {value:,.0f} page faults per call in {scenario} at batch "
-                    f"{batch} on {device} (the other backends' median: {median:,.0f}): its time "
-                    "includes memory the allocator gave back and faulted in again; "
-                    'allocator = "tuned" keeps it (see the settings\' allocator entry).'
+                    f"{batch} on {device} (the other backends' median: {median:,.0f}): part of "
+                    "its time is the kernel mapping memory in again, not computing (glibc maps "
+                    "blocks above 32 MiB afresh on every call even when tuned; see each "
+                    "backend's settings.allocator)."
                 )
     return out
