@@ -4,8 +4,8 @@ glibc's ``malloc`` serves blocks of 128 KiB and more with ``mmap`` and gives the
 kernel with ``munmap`` when they are freed (its threshold adapts, but only up to 32 MiB, and only
 after a block is freed); it also trims the heap top once 128 KiB are free. A framework that frees
 each activation after its last use (a ``torch.fx`` graph, an interpreter) then gets fresh pages on
-the next call, and every first touch of a page is a minor page fault: at batch 32 a resnet20
-forward in PyTorch took ~14,000 faults and twice the time of the same model written by hand.
+the next call, and every first touch of a page is a minor page fault (issue 23 reports ~14,000
+per resnet20 forward at batch 32 in PyTorch, and up to twice the time of a hand-written model).
 
 ``allocator = "tuned"`` (the default) starts every worker, whatever its backend, with
 :data:`GLIBC_TUNED`: blocks under 32 MiB come from the heap and the heap is trimmed only when a
