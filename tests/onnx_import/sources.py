@@ -95,7 +95,7 @@ def _keras(app: str) -> Callable[[bool], Built]:
         if app.startswith("MobileNetV3"):
             kwargs["include_preprocessing"] = True
         model = getattr(keras.applications, app)(**kwargs)
-        _randomize_batch_norm(model, keras)
+        _randomize_batch_norm(model, keras, (size, size, 3))
         sig = (tf.TensorSpec((None, size, size, 3), tf.float32, name="input"),)
         with _grouped_conv_without_xla():
             proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
@@ -157,14 +157,21 @@ def _grouped_conv_without_xla() -> Iterator[None]:
             setattr(owner, name, value)
 
 
-def _randomize_batch_norm(model: Any, keras: Any) -> None:
-    """Non-trivial batch-norm statistics (fresh layers have mean 0, variance 1)."""
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            mean, var = layer.moving_mean, layer.moving_variance
-            mean.assign(rng.uniform(-0.1, 0.1, mean.shape).astype(np.float32))
-            var.assign(rng.uniform(0.5, 1.5, var.shape).astype(np.float32))
+def _randomize_batch_norm(model: Any, keras: Any, shape: tuple[int, ...]) -> None:
+    """Batch-norm statistics measured on a random calibration batch (one training-mode call
+    with momentum 0). Fresh layers have mean 0 and variance 1, with which the random convs'
+    growing activations saturate every ReLU6 of a MobileNet: each sample then gets the same
+    logits, and parity could not tell a right output from a wrong one."""
+    layers = [
+        la for la in model._flatten_layers() if isinstance(la, keras.layers.BatchNormalization)
+    ]
+    momenta = [la.momentum for la in layers]
+    for la in layers:
+        la.momentum = 0.0
+    calibration = np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32)
+    model(calibration, training=True)
+    for la, m in zip(layers, momenta):
+        la.momentum = m
 
 
 # -- transformers (PyTorch) via torch.onnx -----------------------------------------------------
@@ -298,9 +305,11 @@ def _hf_vision(kind: str) -> Callable[[bool], Built]:
             for m in model.modules():
                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                     m.reset_parameters()
+            _calibrate_torch_norms(model, (3, cfg.image_size, cfg.image_size))
         else:  # pragma: no cover
             raise ValueError(kind)
-        _randomize_torch_norms(model)
+        if kind != "mobilevit":  # calibrated above
+            _randomize_torch_norms(model)
         model.eval()
         x = _batch((3, size, size))
         wrapped = _Logits.wrap(model)
@@ -309,6 +318,21 @@ def _hf_vision(kind: str) -> Callable[[bool], Built]:
         return Built(_torch_export(wrapped, x, "pixel_values"), x, want)
 
     return make
+
+
+def _calibrate_torch_norms(model: Any, shape: tuple[int, ...]) -> None:
+    """Batch-norm statistics measured on a random calibration batch (cumulative average)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    calibration = np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32)
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(calibration))
+    model.eval()
 
 
 def _randomize_torch_norms(model: Any) -> None:

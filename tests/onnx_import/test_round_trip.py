@@ -17,7 +17,6 @@ FAST = [("torch", "resnet20"), ("torch", "lstm")]
 
 #: What does not import yet, and why (strict: an unexpected pass fails, so this list stays true).
 NOT_YET = {
-    ("tensorflow", "vit_tiny"): "decomposed LayerNorm/GELU need Sqrt, Reciprocal, Neg, Erf ops",
     ("jax", "lenet5"): "average pooling written as a 6-D Conv over unsqueezed axes",
     ("jax", "lstm"): "the time loop is an ONNX Loop",
 }
