@@ -12,8 +12,12 @@ The model is deliberately simple and conservative (it should over-estimate, neve
 * **input**: the batch twice, as loaded (float32) and as the backend holds it;
 * **activations**: ``batch x element size x`` the sum of
 
-  - **every** node's output (an interpreter such as the NumPy reference keeps every tensor of
-    the forward pass alive until it returns), and
+  - **every** node's output (an interpreter such as the NumPy reference, or TensorFlow and JAX
+    run op by op, keeps every tensor of the forward pass alive until it returns), or for a
+    backend that frees each tensor after its last use (torch's ``fx`` module, ONNX Runtime:
+    :data:`FREEING_BACKENDS`) twice the largest set of tensors alive at once (freed memory
+    the allocator keeps, layout copies such as oneDNN's blocked formats: torch on resnet20
+    measured above 1x), and
   - a workspace of ``2 x`` the larger of the largest sum of two consecutive activation
     tensors (padded copies, im2col and GEMM buffers: a node's input and output twice) and the
     largest temporaries inside one op (an LSTM's gates for every step, an attention's
@@ -52,6 +56,15 @@ WARN_FRACTION = 0.5
 
 #: Backends that compute in float64 (8 bytes per element).
 FLOAT64_BACKENDS = frozenset({"numpy"})
+
+#: Backends that free each activation after its last use (a composite ``x>onnxruntime`` runs in
+#: ONNX Runtime); any other is assumed to keep every tensor of the forward pass.
+FREEING_BACKENDS = frozenset({"torch", "onnxruntime"})
+
+
+def frees_tensors(backend: str) -> bool:
+    """Whether ``backend`` frees each activation after its last use."""
+    return backend.rsplit(">", 1)[-1] in FREEING_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -92,19 +105,43 @@ def _op_temporaries(rn: Any) -> int:
     return 0
 
 
-def _activation_elements(spec: Any) -> tuple[int, int, int]:
-    """(input elements, sum of every node's output, workspace) per sample."""
+def _peak_live(spec: Any) -> int:
+    """Largest sum of the tensors alive at once when each is freed after its last use (the
+    graph's outputs are kept), elements per sample."""
+    shapes = spec.shapes()
+    last = {o: len(spec.nodes) for o in spec.outputs}
+    for i, n in enumerate(spec.nodes):
+        for name in n.inputs:
+            last[name] = max(last.get(name, i), i)
+    live = {t.name: math.prod(shapes[t.name]) for t in spec.inputs}
+    peak = sum(live.values())
+    for i, n in enumerate(spec.nodes):
+        live[n.name] = math.prod(shapes[n.name])
+        peak = max(peak, sum(live.values()))
+        for name in [k for k in live if last.get(k, i) <= i]:
+            del live[name]
+    return peak
+
+
+def _activation_elements(spec: Any, keeps_every_tensor: bool) -> tuple[int, int, int]:
+    """(input elements, activations, workspace) per sample."""
     shapes = spec.shapes()
     sizes = [math.prod(shapes[n.name]) for n in spec.nodes]
     inp = sum(math.prod(shapes[t.name]) for t in spec.inputs)
     chain = [inp, *sizes]
     pair = max((a + b for a, b in zip(chain, chain[1:], strict=False)), default=inp)
     inside = max((_op_temporaries(rn) for rn in spec.resolved()), default=0)
-    return inp, sum(sizes), 2 * max(pair, inside)
+    kept = sum(sizes) if keeps_every_tensor else 2 * _peak_live(spec)
+    return inp, kept, 2 * max(pair, inside)
 
 
 def estimate(
-    spec: Any, batch_size: int, *, bytes_per_element: int = 4, training: bool = False
+    spec: Any,
+    batch_size: int,
+    *,
+    bytes_per_element: int = 4,
+    training: bool = False,
+    keeps_every_tensor: bool = True,
 ) -> MemoryEstimate:
     """Estimate the peak memory of ``spec`` run on batches of ``batch_size`` (see the module).
 
@@ -113,16 +150,18 @@ def estimate(
         batch_size: Samples per call.
         bytes_per_element: 4 for float32 backends, 8 for the float64 NumPy reference.
         training: Count what a training step keeps (activations, gradients, optimiser state).
+        keeps_every_tensor: The backend holds every node's output until the forward pass
+            returns (an interpreter); ``False`` for one that frees a tensor after its last use.
     """
     if batch_size < 1:
         raise ConfigError(f"Expected a positive batch size. Received: {batch_size}")
-    inp, every, workspace = _activation_elements(spec)
+    inp, kept, workspace = _activation_elements(spec, keeps_every_tensor or training)
     weights = sum(int(a.size) for a in spec.params.values()) * (4 + bytes_per_element)
     if training:
-        act = 2 * every
+        act = 2 * kept
         weights += 3 * sum(int(a.size) for a in spec.params.values()) * bytes_per_element
     else:
-        act = every + workspace
+        act = kept + workspace
     return MemoryEstimate(
         model=spec.name,
         batch_size=int(batch_size),
@@ -191,13 +230,20 @@ def check_cells(
         available = available_memory()
     if available is None:
         return [*warnings, "Memory not checked: this machine's available memory is unknown."]
-    worst: dict[tuple[int, int], tuple[MemoryEstimate, list[str]]] = {}
+    worst: dict[tuple[int, int, bool], tuple[MemoryEstimate, list[str]]] = {}
     for c in cpu:
         size = 8 if c.backend in FLOAT64_BACKENDS else 4
-        key = (c.batch_size, size)
+        keeps = not frees_tensors(c.backend)
+        key = (c.batch_size, size, keeps)
         if key not in worst:
             worst[key] = (
-                estimate(spec, c.batch_size, bytes_per_element=size, training=training),
+                estimate(
+                    spec,
+                    c.batch_size,
+                    bytes_per_element=size,
+                    training=training,
+                    keeps_every_tensor=keeps,
+                ),
                 [],
             )
         if c.backend not in worst[key][1]:

@@ -76,9 +76,17 @@ print(json.dumps({"grew": after - before}))
 """
 
 
-def test_estimate_bounds_torch_measured_peak():
+@pytest.mark.parametrize(
+    "name,batch",
+    [
+        ("resnet20", 64),
+        pytest.param("mobilenet_v2", 32, marks=pytest.mark.slow),
+        pytest.param("vit_tiny", 16, marks=pytest.mark.slow),
+    ],
+)
+def test_estimate_bounds_torch_measured_peak(name, batch):
+    """torch frees each tensor after its last use: checked with the freeing estimate."""
     pytest.importorskip("torch")
-    name, batch = "resnet20", 64
     proc = subprocess.run(
         [sys.executable, "-c", _TORCH_PEAK, name, str(batch)],
         capture_output=True,
@@ -87,7 +95,8 @@ def test_estimate_bounds_torch_measured_peak():
     )
     assert proc.returncode == 0, proc.stderr
     grew = json.loads(proc.stdout.strip().splitlines()[-1])["grew"]
-    est = me.estimate(dlbench.zoo.get(name), batch)
+    est = me.estimate(dlbench.zoo.get(name), batch, keeps_every_tensor=False)
+    assert me.frees_tensors("torch") and me.frees_tensors("torch>onnxruntime")
     assert grew > 0.05 * est.activation_bytes  # the batch is large enough to be seen
     assert grew <= est.input_bytes + est.activation_bytes
 
@@ -116,19 +125,44 @@ def test_estimate_parts_and_scaling():
         me.estimate(spec, 0)
 
 
+def test_peak_live_set_of_a_residual_graph():
+    from dlbench.model.spec import ModelSpec, Node, TensorInfo
+
+    spec = ModelSpec(
+        name="res",
+        inputs=[TensorInfo("x", (None, 4))],
+        outputs=["c"],
+        nodes=[
+            Node("a", "dense", ["x"], params={"weight": "w"}),
+            Node("b", "relu", ["a"]),
+            Node("c", "add", ["a", "b"]),  # a is still alive: a, b and c at once
+        ],
+        params={"w": np.ones((8, 4), np.float32)},
+    )
+    assert me._peak_live(spec) == 24  # x is freed after a: 8 + 8 + 8
+    keep = me.estimate(spec, 10, keeps_every_tensor=True)
+    free = me.estimate(spec, 10, keeps_every_tensor=False)
+    workspace = 2 * 16  # twice the largest consecutive pair (a, b)
+    assert keep.activation_bytes == 10 * 4 * (24 + workspace)
+    assert free.activation_bytes == 10 * 4 * (2 * 24 + workspace)
+    deep = dlbench.zoo.get("resnet20")  # deep: far fewer tensors alive than produced
+    assert me._peak_live(deep) * 5 < sum(int(np.prod(s)) for s in deep.shapes().values())
+
+
 def _cells(batch: int, device: str = "cpu", backend: str = "torch") -> list[Cell]:
     return [Cell(backend, device, "throughput", batch)]
 
 
 def test_check_refuses_warns_and_passes_by_the_available_memory():
     spec = dlbench.zoo.get("digits_cnn")
-    need = me.estimate(spec, 512).total_bytes
+    torch_est = me.estimate(spec, 512, keeps_every_tensor=False)  # torch frees tensors
+    need = torch_est.total_bytes
     with pytest.raises(ConfigError) as err:
         me.check_cells(spec, _cells(512), available=need - 1)
     text = str(err.value)
     for part in ("digits_cnn", "batch size 512", me.human_bytes(need), "smaller batch size"):
         assert part in text, text
-    assert f"at most {me.estimate(spec, 512).max_batch(need - 1)} fits" in text
+    assert f"at most {torch_est.max_batch(need - 1)} fits" in text
     assert me.check_cells(spec, _cells(512), available=need) != []  # 100%: a warning
     warned = me.check_cells(spec, _cells(512), available=int(need / 0.75))
     assert len(warned) == 1 and "75%" in warned[0] and "batch size 512" in warned[0]
