@@ -251,6 +251,9 @@ def _run(
         # options checked here, by the manifest, so a typo stops the run before any worker
         composite = entry.manifest().composite
         backend_options(config, composite[1] if composite else name)
+    from dlbench.execution.scenarios.detection import per_image_accuracy
+
+    config = per_image_accuracy(config)  # a detection dataset: the accuracy cell is batch 1
     cfg_dict = config.to_dict()
     out_path = Path(out) if out is not None else None
 

@@ -369,3 +369,13 @@ def test_cli_via_onnx_runs_a_detector(tmp_path: Path) -> None:
     assert set(stats) == {"torch", "torch>onnxruntime"}
     for k in STAT_ORDER:
         assert abs(stats["torch"]["stats"][k] - stats["torch>onnxruntime"]["stats"][k]) <= 1e-3
+
+
+def test_a_detection_dataset_runs_its_accuracy_pass_at_batch_1() -> None:
+    from dlbench.execution.config import BenchmarkConfig
+    from dlbench.execution.scenarios.detection import per_image_accuracy
+
+    cfg = per_image_accuracy(BenchmarkConfig(model="fcos_mobilenet_v2", dataset="shapes"))
+    assert cfg.accuracy_batch_size == 1
+    assert any(c.id.endswith("accuracy/bs1") for c in cfg.cells())
+    assert per_image_accuracy(BenchmarkConfig()).accuracy_batch_size == 256  # digits: unchanged

@@ -63,11 +63,27 @@ TASK_PRESETS: dict[str, dict[str, Any]] = {
         "dataset": "shapes",
         "scenarios": ["accuracy", "latency", "throughput"],
         "batch_sizes": [8],
+        "accuracy_batch_size": 1,  # a detector's accuracy pass runs one image at a time
         "accuracy_limit": 64,
         "parity_samples": 4,
         "stop_rule": {"min_time": 1.0, "max_time": 5.0},
     },
 }
+
+
+#: datasets whose task is detection (their accuracy pass runs one image at a time)
+DETECTION_DATASETS = ("coco", "shapes")
+
+
+def per_image_accuracy(config: Any) -> Any:
+    """``config`` with ``accuracy_batch_size=1`` on a detection dataset: a detector's accuracy
+    pass runs one image at a time (every stage timed per image), so its cell is batch 1 and
+    the memory check sizes it as such."""
+    if config.dataset in DETECTION_DATASETS and config.accuracy_batch_size != 1:
+        from dataclasses import replace
+
+        return replace(config, accuracy_batch_size=1)
+    return config
 
 
 def apply_task_preset(
