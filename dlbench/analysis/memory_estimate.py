@@ -12,8 +12,10 @@ The model is deliberately simple and conservative (it should over-estimate, neve
 * **input**: the batch twice, as loaded (float32) and as the backend holds it;
 * **activations**: ``batch x element size x`` the sum of
 
-  - **every** node's output (an interpreter such as the NumPy reference, or TensorFlow and JAX
-    run op by op, keeps every tensor of the forward pass alive until it returns), or for a
+  - **every** node's output (an interpreter such as the NumPy reference keeps every tensor of
+    the forward pass alive until it returns; assumed for every backend not known to free, JAX
+    and TensorFlow included: JAX compiling resnet20 for a batch of 64 grew by about the freeing
+    bound below, so it is not trusted to stay under it), or for a
     backend that frees each tensor after its last use (torch's ``fx`` module, ONNX Runtime:
     :data:`FREEING_BACKENDS`) twice the largest set of tensors alive at once (freed memory
     the allocator keeps, layout copies such as oneDNN's blocked formats: torch on resnet20
