@@ -65,13 +65,16 @@ def table(doc: dict) -> str:
         st, stages = b["stats"], b["stages"]
         diff = "-" if ref is None else f"{st['AP'] - ref:+.4f}"
         r = rows.get(name, {})
+        tput = fmt_rate(r.get("throughput"))
+        if r.get("throughput") is not None and r.get("throughput_invalid"):
+            tput += " INVALID"
         lines.append(
             f"| {name} | {st['AP']:.4f} | {st['AP50']:.4f} | {diff} "
             f"| {ms((stages.get('preprocess') or {}).get('median'))} "
             f"| {ms((stages.get('model') or {}).get('median'))} "
             f"| {ms((stages.get('postprocess') or {}).get('median'))} "
             f"| {ms((stages.get('end_to_end') or {}).get('median'))} "
-            f"| {b['throughput']:.1f} | {fmt_rate(r.get('throughput'))} |"
+            f"| {b['throughput']:.1f} | {tput} |"
         )
     n = {b["evaluated_images"] for b in s["backends"].values()}
     lines.append("")

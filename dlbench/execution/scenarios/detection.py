@@ -66,7 +66,7 @@ TASK_PRESETS: dict[str, dict[str, Any]] = {
         "accuracy_batch_size": 1,  # a detector's accuracy pass runs one image at a time
         "accuracy_limit": 64,
         "parity_samples": 4,
-        "stop_rule": {"min_time": 1.0, "max_time": 5.0},
+        "stop_rule": {"min_time": 1.0, "max_time": 5.0, "min_iters": 5},
     },
 }
 
