@@ -96,7 +96,10 @@ def _keras(app: str) -> Callable[[bool], Built]:
             kwargs["include_preprocessing"] = True
         model = getattr(keras.applications, app)(**kwargs)
         _randomize_batch_norm(model, keras, (size, size, 3))
-        sig = (tf.TensorSpec((None, size, size, 3), tf.float32, name="input"),)
+        # ConvNeXt's Dense layers on NHWC maps reshape to (N*H*W, C) with int32 shape
+        # arithmetic that a free batch cannot fold: export it at the batch size compared
+        batch = BATCH if app in _FIXED_BATCH else None
+        sig = (tf.TensorSpec((batch, size, size, 3), tf.float32, name="input"),)
         with _grouped_conv_without_xla():
             proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
         x = _batch((size, size, 3))
@@ -106,6 +109,7 @@ def _keras(app: str) -> Callable[[bool], Built]:
 
 
 _KERAS2_ONLY = {"RegNetX002"}
+_FIXED_BATCH = {"ConvNeXtTiny"}
 
 
 @contextlib.contextmanager
