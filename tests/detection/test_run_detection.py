@@ -216,7 +216,9 @@ def test_task_preset_fills_only_what_was_not_given() -> None:
         "detection", {"stop_rule": {}}, given={"dataset"}, given_stop={"max_time"}
     )
     assert data["model"] == TASK_PRESETS["detection"]["model"] and "dataset" not in data
-    assert data["stop_rule"] == {"min_time": TASK_PRESETS["detection"]["stop_rule"]["min_time"]}
+    preset_rule = TASK_PRESETS["detection"]["stop_rule"]
+    assert "max_time" not in data["stop_rule"]  # given on the command line: left to it
+    assert data["stop_rule"] == {k: v for k, v in preset_rule.items() if k != "max_time"}
     with pytest.raises(ConfigError, match="--task"):
         apply_task_preset("segmentation", {}, given=set())
 
