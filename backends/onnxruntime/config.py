@@ -57,4 +57,5 @@ MANIFEST = BackendManifest(
     native_modules={"onnx": "an ONNX model", "onnxruntime": "an ONNX Runtime session"},
     runs_onnx=True,
     priority=3,
+    frees_activations=True,
 )

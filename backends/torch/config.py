@@ -61,4 +61,5 @@ MANIFEST = BackendManifest(
     exporters={"dynamo": ("onnxscript",), "torchscript": ()},
     module_extras={"onnxscript": "export"},
     priority=0,
+    frees_activations=True,
 )

@@ -17,7 +17,7 @@ The model is deliberately simple and conservative (it should over-estimate, neve
     and TensorFlow included: JAX compiling resnet20 for a batch of 64 grew by about the freeing
     bound below, so it is not trusted to stay under it), or for a
     backend that frees each tensor after its last use (torch's ``fx`` module, ONNX Runtime:
-    :data:`FREEING_BACKENDS`) twice the largest set of tensors alive at once (freed memory
+    :func:`frees_tensors`) twice the largest set of tensors alive at once (freed memory
     the allocator keeps, layout copies such as oneDNN's blocked formats: torch on resnet20
     measured above 1x), and
   - a workspace of ``2 x`` the larger of the largest sum of two consecutive activation
@@ -59,14 +59,16 @@ WARN_FRACTION = 0.5
 #: Backends that compute in float64 (8 bytes per element).
 FLOAT64_BACKENDS = frozenset({"numpy"})
 
-#: Backends that free each activation after its last use (a composite ``x>onnxruntime`` runs in
-#: ONNX Runtime); any other is assumed to keep every tensor of the forward pass.
-FREEING_BACKENDS = frozenset({"torch", "onnxruntime"})
-
-
 def frees_tensors(backend: str) -> bool:
-    """Whether ``backend`` frees each activation after its last use."""
-    return backend.rsplit(">", 1)[-1] in FREEING_BACKENDS
+    """Whether ``backend`` frees each activation after its last use: its manifest's
+    ``frees_activations`` (a composite ``x>target`` runs in its target). A backend the registry
+    does not know is assumed to keep every tensor of the forward pass."""
+    from dlbench.registry import backends as registry
+
+    try:
+        return bool(registry.manifest(backend.rsplit(">", 1)[-1]).frees_activations)
+    except Exception:  # unknown or undescribable: the conservative estimate
+        return False
 
 
 @dataclass(frozen=True)

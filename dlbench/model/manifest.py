@@ -163,6 +163,10 @@ class BackendManifest:
         runs_onnx: It runs ONNX files (``wrap(path)``): the target of a composite backend and
             the runtime that checks every ONNX export.
         composite: For a composite backend (e.g. ``torch>onnxruntime``): ``(source, target)``.
+        frees_activations: Its inference frees each activation after its last use (an eager
+            framework, a runtime with a memory planner), so its peak is the largest set of
+            tensors alive at once; otherwise the memory check assumes every tensor of the
+            forward pass is kept (:mod:`dlbench.analysis.memory_estimate`).
     """
 
     name: str
@@ -181,6 +185,7 @@ class BackendManifest:
     priority: int = 100
     runs_onnx: bool = False
     composite: tuple[str, str] | None = None
+    frees_activations: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
