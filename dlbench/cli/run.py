@@ -291,6 +291,22 @@ def config_from_args(args: argparse.Namespace):
 
 
 def command(args: argparse.Namespace) -> int:
+    """``dlbench run``; ``--strict`` reaches the workers through ``DLBENCH_STRICT``, which is
+    put back as it was when the command ends (a caller running several commands in one
+    process, e.g. a test or a notebook, does not inherit it)."""
+    import os
+
+    before = os.environ.get("DLBENCH_STRICT")
+    try:
+        return _command(args)
+    finally:
+        if before is None:
+            os.environ.pop("DLBENCH_STRICT", None)
+        else:
+            os.environ["DLBENCH_STRICT"] = before
+
+
+def _command(args: argparse.Namespace) -> int:
     from dlbench.cli.console import print_summary, progress_callback
     from dlbench.execution.runner import run
 

@@ -85,14 +85,24 @@ def test_tuned_workers_stop_faulting_freed_memory_back_in():
 
 
 class _Touching:
-    """A fake model whose every call writes a fresh 64 MiB buffer (above any mmap threshold):
-    fresh pages, so page faults, on every call whatever the allocator settings."""
+    """A fake model whose every call maps and touches a fresh 16 MiB anonymous region (plain
+    ``mmap``, small pages, nothing an allocator could keep for the next call): page faults on
+    every call, whatever the process's allocator state."""
 
     def to_device(self, batch):
         return batch
 
     def forward(self, x):
-        return np.ones(16 << 20, np.float32)
+        import mmap
+
+        with mmap.mmap(-1, 16 << 20) as m:
+            if hasattr(m, "madvise") and hasattr(mmap, "MADV_NOHUGEPAGE"):
+                m.madvise(mmap.MADV_NOHUGEPAGE)
+            a = np.frombuffer(m, np.uint8)
+            a[::4096] = 1  # one write per 4 KiB page
+            total = int(a.sum())
+            del a
+        return np.full(4, total, np.float32)
 
     def sync(self, y):
         return None
@@ -113,7 +123,7 @@ def test_time_model_records_page_faults_per_call(monkeypatch):
     for _ in range(5):
         model.forward(None)
     direct = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
-    assert direct > 100  # fresh pages every call (fewer than 16,384 with huge pages)
+    assert direct > 100  # fresh pages every call (4,096 small pages of 16 MiB)
     assert 0.5 * direct < faults["minor_per_call"] < 2 * direct
     assert faults["minor"] == pytest.approx(faults["minor_per_call"] * t.n)
     spec = dlbench.zoo.get("mlp", input_shape=(1, 8, 8))

@@ -6,6 +6,7 @@ costs milliseconds and the exit code is the only thing under test."""
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 
@@ -70,3 +71,12 @@ def test_invalid_cell_exits_1_only_with_strict(run_returning, base):
     cell.update(status="invalid", validity={"valid": False, "reasons": ["stop rule not met"]})
     assert run_returning(doc) == 0
     assert run_returning(doc, "--strict") == 1
+    # --strict reaches the workers through DLBENCH_STRICT; the caller's process gets it back as
+    # it was (a strict run must not make every later backend in this process strict)
+    assert "DLBENCH_STRICT" not in os.environ
+    os.environ["DLBENCH_STRICT"] = "0"
+    try:
+        assert run_returning(doc, "--strict") == 1
+        assert os.environ["DLBENCH_STRICT"] == "0"
+    finally:
+        del os.environ["DLBENCH_STRICT"]
