@@ -28,7 +28,7 @@ from jax import lax
 
 from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.jax.ops import HIGHEST, OPS, prepare
+from dlbench.backends.jax.ops import HIGHEST, OPS, conv2d_kernel, prepare
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import ModelSpec
@@ -74,19 +74,7 @@ def _arrange_conv(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _conv_hwio(xs: list, p: dict, rn: Any) -> jax.Array:
     """:func:`dlbench.backends.jax.ops.conv2d` on an HWIO kernel (same arithmetic)."""
-    a = rn.attrs
-    t, b, l, r = a["pads"]  # noqa: E741
-    y = lax.conv_general_dilated(
-        xs[0],
-        p["weight"],
-        window_strides=tuple(a["stride"]),
-        padding=((t, b), (l, r)),
-        rhs_dilation=tuple(a["dilation"]),
-        dimension_numbers=("NCHW", "HWIO", "NCHW"),
-        feature_group_count=a["groups"],
-        precision=HIGHEST,
-    )
-    return y + p["bias"][None, :, None, None] if "bias" in p else y
+    return conv2d_kernel(xs, p, rn, "HWIO")
 
 
 def _arrange_dense(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

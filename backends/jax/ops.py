@@ -38,8 +38,9 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=HIGHEST)
 
 
-@OPS.register("conv2d")
-def conv2d(xs, p, rn):
+def conv2d_kernel(xs, p, rn, kernel_layout: str):
+    """conv2d with the weight in ``kernel_layout`` ("OIHW" as the spec stores it, or "HWIO"
+    when the build arranged it once for XLA)."""
     a = rn.attrs
     t, b, l, r = a["pads"]  # noqa: E741
     y = lax.conv_general_dilated(
@@ -48,11 +49,16 @@ def conv2d(xs, p, rn):
         window_strides=tuple(a["stride"]),
         padding=((t, b), (l, r)),
         rhs_dilation=tuple(a["dilation"]),
-        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        dimension_numbers=("NCHW", kernel_layout, "NCHW"),
         feature_group_count=a["groups"],
         precision=HIGHEST,
     )
     return y + p["bias"][None, :, None, None] if "bias" in p else y
+
+
+@OPS.register("conv2d")
+def conv2d(xs, p, rn):
+    return conv2d_kernel(xs, p, rn, "OIHW")
 
 
 @OPS.register("batch_norm")

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from dlbench.analysis.stats import relative_ci_width, summarize
-from dlbench.execution.allocator import FaultCounter, faults_dict
 from dlbench.errors import ConfigError, DlbenchError
+from dlbench.execution.allocator import FaultCounter, faults_dict
 from dlbench.options import strict_from_dict
 
 MODES = ("compute", "end_to_end")

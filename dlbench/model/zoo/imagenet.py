@@ -35,6 +35,7 @@ from dlbench.errors import ConfigError
 from dlbench.model.spec import ModelSpec
 from dlbench.model.zoo.builder import GraphBuilder
 from dlbench.model.zoo.classic import _finish
+from dlbench.model.zoo.vit import self_attention
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -381,18 +382,7 @@ def vit_b_16(
     for i in range(depth):
         tag = f"encoder.layers.encoder_layer_{i}"
         y = b.ln(x, eps=1e-6, name=f"{tag}.ln_1")
-        y = b.add(
-            "multi_head_attention",
-            [y],
-            {"num_heads": heads},
-            {
-                "in_weight": b.xavier((3 * dim, dim)),
-                "in_bias": b.rng.normal(0, 0.02, 3 * dim),
-                "out_weight": b.xavier((dim, dim)),
-                "out_bias": b.rng.normal(0, 0.02, dim),
-            },
-            name=f"{tag}.self_attention",
-        )
+        y = self_attention(b, y, dim, heads, name=f"{tag}.self_attention")
         x = b.add("add", [x, y], name=f"{tag}.add_1")
         y = b.ln(x, eps=1e-6, name=f"{tag}.ln_2")
         y = b.dense(y, mlp_dim, init="xavier", name=f"{tag}.mlp.0")

@@ -7,6 +7,22 @@ from dlbench.model.zoo.builder import GraphBuilder
 from dlbench.model.zoo.classic import _finish
 
 
+def self_attention(b: GraphBuilder, x: str, dim: int, heads: int, name: str) -> str:
+    """One multi-head self-attention node with Xavier projections and N(0, 0.02) biases."""
+    return b.add(
+        "multi_head_attention",
+        [x],
+        {"num_heads": heads},
+        {
+            "in_weight": b.xavier((3 * dim, dim)),
+            "in_bias": b.rng.normal(0, 0.02, 3 * dim),
+            "out_weight": b.xavier((dim, dim)),
+            "out_bias": b.rng.normal(0, 0.02, dim),
+        },
+        name=name,
+    )
+
+
 def vit_tiny(
     num_classes: int = 10,
     input_shape=None,
@@ -32,18 +48,7 @@ def vit_tiny(
     for i in range(depth):
         tag = f"block{i}"
         y = b.ln(x, name=f"{tag}.ln1")
-        y = b.add(
-            "multi_head_attention",
-            [y],
-            {"num_heads": heads},
-            {
-                "in_weight": b.xavier((3 * dim, dim)),
-                "in_bias": b.rng.normal(0, 0.02, 3 * dim),
-                "out_weight": b.xavier((dim, dim)),
-                "out_bias": b.rng.normal(0, 0.02, dim),
-            },
-            name=f"{tag}.attn",
-        )
+        y = self_attention(b, y, dim, heads, name=f"{tag}.attn")
         x = b.add("add", [x, y], name=f"{tag}.add1")
         y = b.ln(x, name=f"{tag}.ln2")
         y = b.dense(y, dim * mlp_ratio, init="xavier", name=f"{tag}.fc1")
