@@ -148,3 +148,107 @@ def test_div_reference_and_cost() -> None:
 def test_unary_costs(op, flops) -> None:
     norm, out = check_node("n", op, 1, {}, {}, [(2, 5)], {})
     assert out == (2, 5) and count(op, norm, [(2, 5)], {}, out) == (0, 10 * flops)
+
+
+# -- embedding: integer token ids -------------------------------------------------------------
+
+
+def _ids_spec(dtype: str = "int64", chain: tuple[str, ...] = (), table=(11, 6)) -> ModelSpec:
+    nodes, prev = [], "ids"
+    for k, op in enumerate(chain):
+        attrs = {"shape": [4]} if op == "reshape" else {}
+        nodes.append(Node(f"c{k}", op, [prev], attrs))
+        prev = f"c{k}"
+    nodes.append(Node("emb", "embedding", [prev], params={"weight": "table"}))
+    table_arr = np.arange(np.prod(table), dtype=np.float32).reshape(table)
+    return ModelSpec(
+        "ids", [TensorInfo("ids", (None, 4), dtype)], ["emb"], nodes, {"table": table_arr}
+    )
+
+
+def test_embedding_shape_cost_and_reference() -> None:
+    spec = _ids_spec().validate()
+    assert spec.output_shape == (4, 6)
+    assert spec.stats() == {"params": 66, "buffers": 0, "macs": 0, "flops": 0}
+    ids = np.array([[0, 10, 3, 3], [5, 1, 0, 9]])
+    out = get_backend("numpy").build(spec).predict(ids)
+    np.testing.assert_array_equal(out, spec.params["table"][ids])
+    # a table of any rank: rows of shape table[1:]
+    assert _ids_spec(table=(5, 2, 3)).validate().output_shape == (4, 2, 3)
+
+
+def test_integer_input_round_trips_through_a_file(tmp_path) -> None:
+    spec = _ids_spec(chain=("reshape",))
+    spec.save(tmp_path / "ids")
+    back = ModelSpec.load(tmp_path / "ids")
+    assert back.inputs[0].dtype == "int64" and back == spec
+    assert back.input_desc().vocab == 11
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (_ids_spec(dtype="int32"), "expected dtype 'float32', 'int64'. Received: 'int32'"),
+        (_ids_spec(dtype="float32"), "expected integer ids as input"),
+        (_ids_spec(chain=("relu",)), "input 'ids' holds integer ids; expected it to be read by"),
+        (
+            ModelSpec(
+                "o",
+                [TensorInfo("ids", (None, 4), "int64")],
+                ["r"],
+                [Node("r", "reshape", ["ids"], {"shape": [2, 2]})],
+                {},
+            ),
+            "Output 'r' holds integer ids",
+        ),
+    ],
+)
+def test_integer_ids_only_flow_into_embedding(spec, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        spec.validate()
+
+
+def test_ids_reach_embedding_through_layout_ops() -> None:
+    spec = _ids_spec(chain=("reshape", "flatten")).validate()
+    assert spec.input_desc().vocab == 11 and spec.output_shape == (4, 6)
+
+
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        (
+            np.zeros((2, 4), np.float32),
+            "expected integer token ids \\(an int64 batch\\). Received: a float32 batch",
+        ),
+        (
+            np.array([[0, 1, 2, 11]] * 2),
+            "expected token ids in \\[0, 11\\). Received: ids from 0 to 11",
+        ),
+        (np.array([[0, -1, 2, 3]] * 2), "Received: ids from -1 to 3"),
+    ],
+)
+def test_a_wrong_batch_for_an_integer_input_is_a_clear_error(batch, message) -> None:
+    model = get_backend("numpy").build(_ids_spec())
+    with pytest.raises(SpecError, match=message):
+        model.predict(batch)
+
+
+def test_int32_ids_are_passed_on_as_int64() -> None:
+    desc = _ids_spec().input_desc()
+    assert desc.host(np.array([[1, 2, 3, 4]], np.int32)).dtype == np.int64
+    # a float input is unchanged: any numeric batch becomes the backend's float dtype
+    assert (
+        _spec("pad", {"pads": [0, 0] * 3}).input_desc().host(np.ones((1, 2), np.int64)).dtype
+        == np.float32
+    )
+
+
+def test_parity_on_an_integer_input_uses_valid_ids() -> None:
+    from dlbench.analysis.parity import check, make_input
+
+    spec = _ids_spec()
+    x = make_input(spec, 64, seed=0)
+    assert x.dtype == np.int64 and x.min() >= 0 and x.max() == 10
+    pytest.importorskip("onnxruntime")
+    (rec,) = check(spec, ["onnxruntime"], batch_size=8)
+    assert rec["ok"] and rec["max_abs_diff"] == 0.0, rec

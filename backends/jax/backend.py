@@ -31,7 +31,7 @@ from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_
 from dlbench.backends.jax.ops import HIGHEST, OPS, conv2d_kernel, prepare
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import FLOAT_INPUT, InputDesc, ModelSpec
 
 MODES = ("jit", "eager")
 
@@ -152,6 +152,9 @@ ARRANGED: dict[str, tuple[Callable, Callable]] = {
 
 
 class JaxModel(Model):
+    #: what ``to_device`` takes (a spec's integer ids stay int64)
+    input_desc: InputDesc = FLOAT_INPUT
+
     def __init__(
         self,
         backend: JaxBackend,
@@ -170,7 +173,7 @@ class JaxModel(Model):
         )
 
     def to_device(self, batch: np.ndarray) -> jax.Array:
-        return jax.device_put(np.asarray(batch, dtype=np.float32), self.jax_device)
+        return jax.device_put(self.input_desc.host(batch), self.jax_device)
 
     def forward(self, x: jax.Array) -> jax.Array:
         return self.apply(self.params, x)
@@ -227,7 +230,9 @@ class JaxBackend(Backend):
     def build(self, spec: ModelSpec, device: str = "cpu") -> JaxModel:
         self.check_device(device)
         apply, params = make_apply(spec.validate(), arranged=True)
-        return JaxModel(self, apply, params, device, self._device(device), spec.name)
+        model = JaxModel(self, apply, params, device, self._device(device), spec.name)
+        model.input_desc = spec.input_desc()
+        return model
 
     def wrap(
         self,

@@ -183,3 +183,9 @@ def lstm(xs, p, rn):
     h0 = jnp.zeros((x.shape[0], hs), x.dtype)
     (h, _), seq = lax.scan(step, (h0, h0), jnp.swapaxes(xw, 0, 1))
     return jnp.swapaxes(seq, 0, 1) if rn.attrs["return_sequences"] else h
+
+
+@OPS.register("embedding")
+def embedding(xs: list, p: dict, rn: ResolvedNode) -> jax.Array:
+    # ids in [0, V): Model.to_device checks them on the host (a JAX gather would clamp)
+    return jnp.take(p["weight"], xs[0], axis=0)

@@ -21,7 +21,7 @@ from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
 from dlbench.model.backend import Backend, Model
-from dlbench.model.spec import ModelSpec, ResolvedNode
+from dlbench.model.spec import FLOAT_INPUT, ModelSpec, ResolvedNode
 
 
 class NumpyModel(Model):
@@ -31,6 +31,7 @@ class NumpyModel(Model):
         super().__init__(backend, device, spec.name)
         self.spec = spec
         self.input_name = spec.inputs[0].name
+        self.input_desc = spec.input_desc() if spec.inputs else FLOAT_INPUT
         self.nodes: list[ResolvedNode] = spec.resolved()
         OPS.check(self.nodes)
         self.params = {
@@ -41,7 +42,7 @@ class NumpyModel(Model):
         self._weight_bytes = sum(a.nbytes for p in self.params.values() for a in p.values())
 
     def to_device(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(batch, dtype=np.float64)
+        return self.input_desc.host(batch, np.float64)  # integer ids stay int64
 
     def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         env = OPS.run(self.nodes, {self.input_name: x}, self.params)

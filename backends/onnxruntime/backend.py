@@ -25,7 +25,7 @@ from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_
 from dlbench.backends.onnxruntime.ops import OPS, OPSET, to_onnx
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import FLOAT_INPUT, InputDesc, ModelSpec
 
 OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -40,6 +40,9 @@ EXECUTION_MODES = {
 
 
 class OnnxRuntimeModel(Model):
+    #: what ``to_device`` takes (a spec's integer ids stay int64)
+    input_desc: InputDesc = FLOAT_INPUT
+
     def __init__(
         self, backend: OnnxRuntimeBackend, proto: onnx.ModelProto, device: str, name: str
     ) -> None:
@@ -65,7 +68,7 @@ class OnnxRuntimeModel(Model):
         return self.session.get_providers()
 
     def to_device(self, batch: np.ndarray) -> Any:
-        a = np.ascontiguousarray(batch, dtype=np.float32)
+        a = np.ascontiguousarray(self.input_desc.host(batch))
         if self.kind == "cuda":
             return ort.OrtValue.ortvalue_from_numpy(a, "cuda", self.index)
         return a
@@ -152,7 +155,9 @@ class OnnxRuntimeBackend(Backend):
     def build(self, spec: ModelSpec, device: str = "cpu") -> OnnxRuntimeModel:
         self.check_device(device)
         OPS.check(spec.validate().resolved())
-        return OnnxRuntimeModel(self, to_onnx(spec, self.options["opset"]), device, spec.name)
+        model = OnnxRuntimeModel(self, to_onnx(spec, self.options["opset"]), device, spec.name)
+        model.input_desc = spec.input_desc()
+        return model
 
     def wrap(
         self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any

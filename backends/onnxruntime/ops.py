@@ -307,6 +307,12 @@ def lstm(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
     return g.add("Squeeze", [y_h, axes0], n)
 
 
+@OPS.register("embedding")
+def embedding(g: OnnxGraph, xs: list[str], rn: ResolvedNode) -> str:
+    # ids in [0, V): Model.to_device checks them on the host
+    return g.add("Gather", [g.const(f"{rn.name}.weight", rn.params["weight"]), xs[0]], rn.name)
+
+
 def to_onnx(spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
     """The spec as a checked ONNX model with a symbolic batch dimension ``N``."""
     g = OnnxGraph()
@@ -315,7 +321,11 @@ def to_onnx(spec: ModelSpec, opset: int = OPSET) -> onnx.ModelProto:
     for t in spec.inputs:
         env[t.name] = g.fresh(t.name)
         inputs.append(
-            helper.make_tensor_value_info(env[t.name], TensorProto.FLOAT, ["N", *t.shape[1:]])
+            helper.make_tensor_value_info(
+                env[t.name],
+                TensorProto.INT64 if t.dtype == "int64" else TensorProto.FLOAT,
+                ["N", *t.shape[1:]],
+            )
         )
     OPS.run(spec.resolved(), env, g)
     shapes = spec.shapes()

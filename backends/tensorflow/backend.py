@@ -61,6 +61,7 @@ class SpecModule(tf.Module):
             for rn in self.plan
         }
         self.input_name = spec.inputs[0].name
+        self.input_desc = spec.input_desc()  # integer ids stay int64
         self.input_rank = len(spec.input_shape) + 1
         self.outputs = list(spec.outputs)
 
@@ -77,6 +78,8 @@ class TensorFlowModel(Model):
         self.module = module
         self.tf_device = tf_device
         mode = backend.options["mode"]
+        self.input_desc = module.input_desc
+        self._dtype = tf.int64 if module.input_desc.integer else tf.float32
         shape = [None, *module.plan[0].in_shapes[0]] if module.plan else None
         if module.input_rank == 4 and shape is not None:
             c, h, w = shape[1:]
@@ -87,7 +90,7 @@ class TensorFlowModel(Model):
         else:
             self.fn = tf.function(
                 module.__call__,
-                input_signature=[tf.TensorSpec(shape, tf.float32)] if shape else None,
+                input_signature=[tf.TensorSpec(shape, self._dtype)] if shape else None,
                 jit_compile=mode == "xla",
                 reduce_retracing=True,
             )
@@ -99,7 +102,7 @@ class TensorFlowModel(Model):
         self._weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in module.variables)
 
     def to_device(self, batch: np.ndarray) -> tf.Tensor:
-        a = nchw_to_nhwc(np.asarray(batch, dtype=np.float32))
+        a = nchw_to_nhwc(self.input_desc.host(batch))
         with tf.device(self.tf_device):
             return tf.identity(tf.convert_to_tensor(np.ascontiguousarray(a)))
 

@@ -320,3 +320,9 @@ def lstm(xs, w, rn):
         h = tf.sigmoid(o) * tf.tanh(c)
         seq.append(h)
     return Value(tf.stack(seq, axis=1) if rn.attrs["return_sequences"] else h, CANON)
+
+
+@OPS.register("embedding")
+def embedding(xs: list[Value], w: dict[str, Any], rn: ResolvedNode) -> Value:
+    # ids in [0, V): Model.to_device checks them on the host
+    return Value(tf.gather(w["weight"], canon(xs[0])), CANON)

@@ -27,7 +27,7 @@ from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
 from dlbench.backends.torch.ops import OPS, Emitter, SelfAttention
 from dlbench.model.backend import Backend, Model, parse_device
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import FLOAT_INPUT, InputDesc, ModelSpec
 
 MODES = ("eager", "compile")
 _INTEROP_SET: int | None = None  # torch.set_num_interop_threads may be called once per process
@@ -160,6 +160,9 @@ def _grad_mode(inference_mode: bool) -> Callable[[], contextlib.AbstractContextM
 class TorchModel(Model):
     """A module on one device; ``forward`` runs it under inference mode (or no_grad)."""
 
+    #: what ``to_device`` takes (a spec's integer ids stay int64)
+    input_desc: InputDesc = FLOAT_INPUT
+
     def __init__(self, backend: TorchBackend, module: nn.Module, device: str, name: str) -> None:
         super().__init__(backend, device, name)
         self.torch_device = torch.device(device)
@@ -182,7 +185,8 @@ class TorchModel(Model):
         self._ctx = _grad_mode(bool(backend.options["inference_mode"]))
 
     def to_device(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.torch_device)
+        x = torch.from_numpy(np.ascontiguousarray(self.input_desc.host(batch)))
+        x = x.to(self.torch_device)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -252,7 +256,9 @@ class TorchBackend(Backend):
         dev = f"cuda:{index}" if kind == "cuda" else "cpu"
         # in-place ops only under inference mode: autograd would need the overwritten values
         inplace = bool(self.options["inference_mode"])
-        return TorchModel(self, build_module(spec.validate(), inplace=inplace), dev, spec.name)
+        model = TorchModel(self, build_module(spec.validate(), inplace=inplace), dev, spec.name)
+        model.input_desc = spec.input_desc()
+        return model
 
     def wrap(
         self, native: Any, device: str = "cpu", name: str | None = None, **kwargs: Any

@@ -232,3 +232,17 @@ def lstm(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
     for role in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         _load(getattr(m.lstm, f"{role}_l0"), rn.params[role])
     return e.module(rn, m, (xs[0],))
+
+
+@OPS.register("embedding")
+def embedding(e: Emitter, xs: list[fx.Node], rn: ResolvedNode) -> fx.Node:
+    """An ``nn.Embedding`` over the table's rows (a table of rank != 2 flattened to rows and
+    the looked-up rows reshaped back); ids in [0, V), checked on the host by ``to_device``."""
+    w = rn.params["weight"]
+    rows = w.reshape(w.shape[0], -1)
+    mod = nn.Embedding(*rows.shape)
+    _load(mod.weight, rows)
+    y = e.module(rn, mod, (xs[0],))
+    if w.ndim != 2:
+        y = e.call(torch.reshape, y, (-1, *rn.out_shape))
+    return y

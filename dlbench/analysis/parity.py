@@ -206,6 +206,17 @@ def make_batch(input_shape: tuple[int, ...], batch_size: int = 256, seed: int = 
     return rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
 
 
+def make_input(spec: Any, batch_size: int = 256, seed: int = 0) -> np.ndarray:
+    """The fixed parity batch for ``spec``'s input: :func:`make_batch` for a float input;
+    for integer token ids, int64 ids drawn uniformly from the valid ``[0, vocab)``."""
+    desc = spec.input_desc()
+    if not desc.integer:
+        return make_batch(spec.input_shape, batch_size, seed)
+    rng = np.random.default_rng(seed)
+    vocab = desc.vocab if desc.vocab is not None else 2
+    return rng.integers(0, vocab, (batch_size, *spec.input_shape), dtype=np.int64)
+
+
 def _order(backends: list[str]) -> list[str]:
     """torch before tensorflow in one process (the reverse can crash)."""
     rank = {"torch": 0, "tensorflow": 1}
@@ -246,11 +257,8 @@ def check(
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"Expected a ModelSpec or a zoo name. Received: {type(spec).__name__}")
     spec.validate()
-    x = (
-        make_batch(spec.input_shape, batch_size, seed)
-        if batch is None
-        else np.asarray(batch, np.float32)
-    )
+    # an integer input (token ids) gets int64 ids, passed on untouched
+    x = make_input(spec, batch_size, seed) if batch is None else spec.input_desc().host(batch)
     ref = get_backend(REFERENCE).build(spec).predict(x)
     fingerprint = spec.fingerprint()
     records = []

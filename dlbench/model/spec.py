@@ -35,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import SpecError
-from dlbench.model.ops import Shape, check_node, count, get_schema
+from dlbench.model.ops import (
+    INT_INPUT_DTYPES,
+    INT_PASS_OPS,
+    Shape,
+    check_node,
+    count,
+    get_schema,
+)
 from dlbench.model.weights import _declared_params, read_weights
 from dlbench.serialize import to_json_safe
 
@@ -64,6 +71,52 @@ class TensorInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class InputDesc:
+    """What a built model's (first) input takes from the host, for ``Model.to_device``.
+
+    A float input takes any numeric batch, converted to the backend's float dtype (as before).
+    An integer input (token ids, ``dtype="int64"``) takes integer batches only, passed on as
+    int64 untouched; ids must lie in ``[0, vocab)``, the rows of the smallest embedding table
+    reading them (a framework would otherwise fail mid-run, or, like JAX, clamp silently).
+
+    Example:
+        >>> InputDesc("ids", "int64", vocab=10).host(np.array([[1, 9]])).dtype
+        dtype('int64')
+    """
+
+    name: str = "input"
+    dtype: str = "float32"
+    vocab: int | None = None
+
+    @property
+    def integer(self) -> bool:
+        return self.dtype in INT_INPUT_DTYPES
+
+    def host(self, batch: Any, float_dtype: Any = np.float32) -> np.ndarray:
+        """``batch`` as the host array this input takes; a :class:`SpecError` if it cannot be."""
+        if not self.integer:
+            return np.asarray(batch, dtype=float_dtype)
+        a = np.asarray(batch)
+        if a.dtype.kind not in "iu":
+            raise SpecError(
+                f"Input {self.name!r}: expected integer token ids (an int64 batch). "
+                f"Received: a {a.dtype} batch"
+            )
+        if self.vocab is not None and a.size:
+            lo, hi = int(a.min()), int(a.max())
+            if lo < 0 or hi >= self.vocab:
+                raise SpecError(
+                    f"Input {self.name!r}: expected token ids in [0, {self.vocab}). "
+                    f"Received: ids from {lo} to {hi}"
+                )
+        return np.asarray(a, dtype=np.int64)
+
+
+#: The input of a model built without a spec (a wrapped native model): float, as always.
+FLOAT_INPUT = InputDesc()
 
 
 @dataclass
@@ -207,6 +260,7 @@ class ModelSpec:
         if not self.inputs:
             raise SpecError("Expected at least one graph input. Received: none")
         shapes: dict[str, Shape] = {}
+        integer: set[str] = set()  # tensors holding integer ids
         for t in self.inputs:
             if (
                 not t.shape
@@ -217,10 +271,13 @@ class ModelSpec:
                     f"Input {t.name!r}: expected shape (None, d1, ...) with a free batch "
                     f"dimension and positive dims. Received: {t.shape}"
                 )
-            if t.dtype != "float32":
+            if t.dtype != "float32" and t.dtype not in INT_INPUT_DTYPES:
+                allowed = ", ".join(repr(d) for d in ("float32", *INT_INPUT_DTYPES))
                 raise SpecError(
-                    f"Input {t.name!r}: expected dtype 'float32'. Received: {t.dtype!r}"
+                    f"Input {t.name!r}: expected dtype {allowed}. Received: {t.dtype!r}"
                 )
+            if t.dtype in INT_INPUT_DTYPES:
+                integer.add(t.name)
             shapes[t.name] = tuple(int(d) for d in t.shape[1:])  # type: ignore[arg-type]
         for name, arr in self.params.items():
             if arr.dtype.kind != "f":
@@ -249,6 +306,7 @@ class ModelSpec:
                         f"spec.params"
                     )
                 arrays[role] = self.params[pname]
+            _check_dtypes(node, integer)
             in_shapes = [shapes[i] for i in node.inputs]
             attrs, out = check_node(
                 node.name,
@@ -277,9 +335,31 @@ class ModelSpec:
         for o in self.outputs:
             if o not in shapes:
                 raise SpecError(f"Output {o!r} is not a graph input or node")
+            if o in integer:
+                raise SpecError(
+                    f"Output {o!r} holds integer ids; expected outputs computed from them "
+                    "(an embedding and what follows)"
+                )
         self._shapes = shapes
         self._resolved = resolved
         return resolved
+
+    def input_desc(self) -> InputDesc:
+        """What the (first) input takes from the host: name, dtype and, for integer ids, the
+        number of valid ids (the rows of the smallest embedding table reading them, directly
+        or through reshape/transpose/slice/flatten)."""
+        t = self.inputs[0]
+        if t.dtype not in INT_INPUT_DTYPES:
+            return InputDesc(t.name, t.dtype)
+        reach, rows = {t.name}, []
+        for rn in self._resolve():
+            if not rn.inputs or rn.inputs[0] not in reach:
+                continue
+            if rn.op == "embedding":
+                rows.append(int(rn.params["weight"].shape[0]))
+            elif rn.op in INT_PASS_OPS:
+                reach.add(rn.name)
+        return InputDesc(t.name, t.dtype, min(rows) if rows else None)
 
     # -- statistics ---------------------------------------------------------------------------
 
@@ -482,6 +562,28 @@ class ModelSpec:
                 "'inputs' (objects with 'name' and an int 'shape' list), 'outputs' (names) and "
                 "'nodes' (objects with 'name', 'op', 'inputs', 'attrs', 'params')."
             ) from None
+
+
+def _check_dtypes(node: Node, integer: set[str]) -> None:
+    """Integer ids flow only into ``embedding`` (its input) and the layout ops that keep them
+    integer; ``embedding`` reads nothing else. Records the node's output as integer if it is."""
+    ints = [i for i in node.inputs if i in integer]
+    if node.op == "embedding":
+        if len(node.inputs) == 1 and not ints:
+            raise SpecError(
+                f"Node {node.name!r} (embedding): expected integer ids as input (a graph input of "
+                f"dtype int64, possibly reshaped). Received: float tensor {node.inputs[0]!r}"
+            )
+        return
+    if not ints:
+        return
+    if node.op in INT_PASS_OPS:
+        integer.add(node.name)
+        return
+    raise SpecError(
+        f"Node {node.name!r} ({node.op}): input {ints[0]!r} holds integer ids; expected it to be "
+        f"read by embedding (or {', '.join(sorted(INT_PASS_OPS))} first). Received: {node.op}"
+    )
 
 
 def check_fits_dataset(spec: ModelSpec, info: Any) -> None:

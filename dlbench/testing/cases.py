@@ -24,10 +24,19 @@ class OpCase:
     input_shape: tuple[int, ...]
     build: Callable[[GraphBuilder], str]
     input_scale: float = 1.0
+    input_dtype: str = "float32"
 
     def spec(self, seed: int = 0) -> ModelSpec:
-        b = GraphBuilder(f"op_{self.id}", self.input_shape, seed)
+        b = GraphBuilder(f"op_{self.id}", self.input_shape, seed, self.input_dtype)
         return b.build([self.build(b)], {"task": "op-test", "op": self.op})
+
+    def batch(self, n: int = 3, seed: int = 1) -> np.ndarray:
+        """The case's input batch: standard normal x ``input_scale`` (float32), or valid
+        token ids (int64) for an integer input."""
+        from dlbench.analysis.parity import make_input
+
+        x = make_input(self.spec(), n, seed)
+        return x if x.dtype.kind == "i" else (x * self.input_scale).astype(np.float32)
 
 
 def _conv_impl(b: GraphBuilder, kw: dict) -> str:
@@ -298,6 +307,31 @@ OP_CASES: list[OpCase] = [
     ),
     OpCase("lstm", "lstm", (6, 5), lambda b: _lstm(b, False)),
     OpCase("lstm_sequences", "lstm", (6, 5), lambda b: _lstm(b, True)),
+    OpCase(  # token ids (N, 5) -> rows of an (11, 6) table, then a dense over them
+        "embedding",
+        "embedding",
+        (5,),
+        lambda b: b.dense(b.add("embedding", [b.input], {}, {"weight": _other(b, (11, 6))}), 3),
+        input_dtype="int64",
+    ),
+    OpCase(  # ids (N, 2, 3) reshaped and transposed (integers pass through) -> a (7, 2, 3) table
+        "embedding_reshaped_ids_3d_table",
+        "embedding",
+        (2, 3),
+        lambda b: b.add(
+            "embedding",
+            [
+                b.add(
+                    "transpose",
+                    [b.add("reshape", [b.input], {"shape": [3, 2]})],
+                    {"perm": [0, 2, 1]},
+                )
+            ],
+            {},
+            {"weight": _other(b, (7, 2, 3))},
+        ),
+        input_dtype="int64",
+    ),
     OpCase(
         "reduce_mean",
         "reduce_mean",

@@ -123,8 +123,7 @@ class BackendConformance:
 
     def test_op(self, backend: Backend, op_case: OpCase) -> None:
         spec = op_case.spec()
-        batch = make_batch(spec.input_shape, self.op_batch_size, seed=1) * op_case.input_scale
-        self._check(backend, spec, batch.astype(np.float32), f"op:{op_case.id}")
+        self._check(backend, spec, op_case.batch(self.op_batch_size, seed=1), f"op:{op_case.id}")
 
     # -- models ------------------------------------------------------------------------------
 

@@ -9,9 +9,14 @@ Shapes handled here are *per-sample* shapes (the batch dimension left out); axis
 count the batch dimension as axis 0, like the frameworks do, and may not touch it; ``pad.pads``
 lists (before, after) pairs for the non-batch axes only.
 
+Tensors are float, except integer token ids: a graph input of dtype ``int64`` may only be read by
+``embedding`` (a table lookup), directly or through the layout ops of :data:`INT_PASS_OPS`
+(reshape, transpose, slice, flatten), which keep it integer (:data:`INT_INPUT_DTYPES`).
+
 The ops are declared by family: :mod:`~dlbench.model.ops.layers` (conv2d, batch_norm, dense,
 activations, softmax), :mod:`~dlbench.model.ops.spatial` (pools, flatten, upsample, pad),
-:mod:`~dlbench.model.ops.tensor` (reshape, transpose, binary, concat, matmul, reduce_mean, slice)
+:mod:`~dlbench.model.ops.tensor` (reshape, transpose, binary, concat, matmul, reduce_mean, slice,
+embedding)
 and :mod:`~dlbench.model.ops.sequence` (layer_norm, attention, LSTM); the machinery they share is in
 :mod:`~dlbench.model.ops.schema`.
 
@@ -23,6 +28,8 @@ Example:
 
 from dlbench.model.ops import layers, sequence, spatial, tensor  # noqa: F401  (registers the ops)
 from dlbench.model.ops.schema import (
+    INT_INPUT_DTYPES,
+    INT_PASS_OPS,
     OPS,
     Attr,
     Ctx,
@@ -38,6 +45,8 @@ from dlbench.model.ops.schema import (
 )
 
 __all__ = [
+    "INT_INPUT_DTYPES",
+    "INT_PASS_OPS",
     "OPS",
     "Attr",
     "Ctx",

@@ -84,6 +84,10 @@ class OpSchema:
 
 
 OPS: dict[str, OpSchema] = {}
+#: Integer dtypes a graph input may have (token ids); every other tensor is float.
+INT_INPUT_DTYPES = ("int64",)
+#: Ops that carry integer ids through unchanged (layout only); ``embedding`` consumes them.
+INT_PASS_OPS = frozenset({"reshape", "transpose", "slice", "flatten"})
 
 
 def _op(schema: OpSchema) -> OpSchema:

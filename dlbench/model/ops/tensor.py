@@ -213,3 +213,28 @@ _op(
         ),
     )
 )
+
+
+def _infer_embedding(ctx: Ctx) -> Shape:
+    table = ctx.param_shapes.get("weight")
+    if table is None or len(table) < 1 or table[0] < 1:
+        raise ctx.fail(
+            f"expected parameter `weight` to be a table of rows (rank >= 1, at least one row). "
+            f"Received: {table}"
+        )
+    return (*ctx.in_shapes[0], *table[1:])
+
+
+_op(
+    OpSchema(
+        "embedding",
+        params=("weight",),
+        infer=_infer_embedding,
+        doc=(
+            "rows of the table `weight` (V, ...) selected by integer indices in [0, V) (the "
+            "input must hold int64 ids: a graph input of dtype int64, possibly reshaped, "
+            "transposed, sliced or flattened): per-sample shape S -> S + weight.shape[1:]; "
+            "a lookup, no arithmetic (0 MACs, 0 FLOPs: its cost is the rows it reads)"
+        ),
+    )
+)

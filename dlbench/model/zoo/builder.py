@@ -30,10 +30,18 @@ class GraphBuilder:
         name: Model name.
         input_shape: Per-sample input shape, e.g. ``(3, 32, 32)``.
         seed: Seed of the NumPy generator used for every parameter.
+        input_dtype: ``"float32"``, or ``"int64"`` for token ids (read by ``embedding``).
     """
 
-    def __init__(self, name: str, input_shape: tuple[int, ...], seed: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        input_shape: tuple[int, ...],
+        seed: int = 0,
+        input_dtype: str = "float32",
+    ) -> None:
         self.name = name
+        self.input_dtype = input_dtype
         self.rng = np.random.default_rng(seed)
         self.input = "input"
         self.nodes: list[Node] = []
@@ -85,7 +93,7 @@ class GraphBuilder:
     def build(self, outputs: list[str], metadata: dict[str, Any] | None = None) -> ModelSpec:
         spec = ModelSpec(
             self.name,
-            [TensorInfo(self.input, (None, *self._shapes[self.input]))],
+            [TensorInfo(self.input, (None, *self._shapes[self.input]), self.input_dtype)],
             outputs,
             self.nodes,
             self.params,
