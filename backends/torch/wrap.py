@@ -24,6 +24,7 @@ from dlbench.backends.common.wrapping import (
     probe,
 )
 from dlbench.backends.torch.backend import TorchModel
+from dlbench.detection.wrapped import attach_detection, detector_settings, outputs_to_numpy
 from dlbench.errors import BackendError
 from dlbench.model.backend import parse_device
 
@@ -49,12 +50,29 @@ class WrappedTorchModel(TorchModel):
         return {**super().settings(), "wrapped": True, "input_shape": self.input_shape}
 
 
+class WrappedTorchDetector(WrappedTorchModel):
+    """A user's detector: every output comes back to the host (a dict / list of arrays as the
+    module returns them) for its post-processing (:mod:`dlbench.detection.wrapped`)."""
+
+    def to_numpy(self, y: Any) -> Any:
+        return outputs_to_numpy(
+            y,
+            lambda v: isinstance(v, torch.Tensor),
+            lambda v: v.detach().to("cpu").numpy(),
+            self.name,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return detector_settings(self, super().settings())
+
+
 def wrap_module(
     backend: Any,
     native: Any,
     device: str = "cpu",
     name: str | None = None,
     input_shape: Any = None,
+    detection: Any = None,
     **kwargs: Any,
 ) -> WrappedTorchModel:
     """Wrap ``native`` (an ``nn.Module``, put in eval mode) for ``device``.
@@ -63,16 +81,23 @@ def wrap_module(
         input_shape: Per-sample input shape, NCHW for images, e.g. ``(3, 32, 32)``. When given,
             one probe batch runs now (a wrong shape or a non-tensor output fails here) and every
             batch is checked against it; needed to export the model to ONNX.
+        detection: A detector's outputs: a :class:`dlbench.detection.DetectorOutputs` or a
+            :class:`dlbench.detection.Decoder` (see :mod:`dlbench.detection.wrapped`);
+            ``input_shape`` is then required, and one probe batch runs through the model and
+            the post-processing now. The accuracy scenario then gives the 12 COCO stats.
     """
-    check_wrap_kwargs("torch", kwargs, "device, name, input_shape")
+    check_wrap_kwargs("torch", kwargs, "device, name, input_shape, detection")
     if not isinstance(native, nn.Module):
         raise BackendError(f"Expected a torch.nn.Module. Received: {type(native).__name__}")
     backend.check_device(device)
     kind, index = parse_device(device)
     dev = f"cuda:{index}" if kind == "cuda" else "cpu"
-    model = WrappedTorchModel(
+    cls = WrappedTorchModel if detection is None else WrappedTorchDetector
+    model = cls(
         backend, native.eval(), dev, name or type(native).__name__, check_input_shape(input_shape)
     )
+    if detection is not None:
+        return attach_detection(model, detection)
     if model.input_shape is not None:
         probe(model)
     return model

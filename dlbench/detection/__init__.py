@@ -8,7 +8,9 @@ tested against; it imports no framework.
 - :func:`nms`: class-aware greedy NMS with a documented tie order and COCO's 100-per-image cap;
 - :func:`letterbox` / :func:`unletterbox_boxes`: into the model input and back to original pixels;
 - :func:`compare_detections`: parity of a native path's detections with the reference's;
-- :func:`to_coco_results`: kept detections -> COCO results (xywh, original pixels, category ids).
+- :func:`to_coco_results`: kept detections -> COCO results (xywh, original pixels, category ids);
+- :class:`DetectorOutputs`: how a user's wrapped detector's outputs become detections
+  (``get_backend(fw).wrap(model, input_shape=..., detection=...)``, :mod:`.wrapped`).
 
 Precision: the reference computes in float64, the native paths in float32. On the same raw
 outputs they keep the same detections except where float32 rounding decides: a score within
@@ -52,12 +54,14 @@ from dlbench.detection.nms import (
 )
 from dlbench.detection.parity import compare_detections
 from dlbench.detection.results import to_coco_results
+from dlbench.detection.wrapped import DetectorOutputs
 
 __all__ = [
     "native_nms",
     "COCO_MAX_DETECTIONS",
     "Decoder",
     "Detections",
+    "DetectorOutputs",
     "LetterboxParams",
     "box_iou",
     "check_input_size",

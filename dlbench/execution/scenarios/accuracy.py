@@ -30,6 +30,8 @@ def accuracy(
     """
     from dlbench.metrics.evaluate import evaluate_outputs
 
+    if detection is None:  # a wrapped detector carries its own (dlbench.detection.wrapped)
+        detection = getattr(model, "detection", None)
     if detection is not None:
         from dlbench.execution.scenarios.detection import detection_accuracy
 

@@ -49,6 +49,7 @@ __all__ = [
     "detection_accuracy",
     "model_task",
     "pipeline_for",
+    "pipeline_for_decoder",
 ]
 
 #: values of the backend option ``postprocess``
@@ -118,6 +119,8 @@ class DetectionPipeline:
         mode: ``"native"`` or ``"numpy"`` (the float64 reference).
         module: Where ``postprocess`` comes from.
         note: Why the mode differs from the one asked for, if it does.
+        keep_results: Put the COCO results the accuracy pass evaluated in its record
+            (``coco_results``: image_id, bbox xywh in original pixels, score, category_id).
     """
 
     decoder: Any
@@ -126,6 +129,7 @@ class DetectionPipeline:
     module: str
     note: str | None = None
     asked: str = field(default="native")
+    keep_results: bool = False
 
     def run(self, raw: np.ndarray) -> list:
         """Kept detections per image of a raw output batch ``(N, rows, cols)``."""
@@ -167,7 +171,20 @@ def pipeline_for(
         )
     from dlbench.model.zoo.detection import decoder_for
 
-    decoder = decoder_for(spec, **decoder_options)
+    return pipeline_for_decoder(decoder_for(spec, **decoder_options), backend, mode)
+
+
+def pipeline_for_decoder(decoder: Any, backend: str, mode: str = "native") -> DetectionPipeline:
+    """The pipeline of ``decoder`` (a :class:`~dlbench.detection.Decoder`) on ``backend``
+    (see :func:`pipeline_for`; a wrapped detector with a Decoder uses it too).
+
+    Raises:
+        ConfigError: ``mode`` is not one of :data:`POSTPROCESS_MODES`.
+    """
+    if mode not in POSTPROCESS_MODES:
+        raise ConfigError(
+            f"Expected the option postprocess in {POSTPROCESS_MODES}. Received: {mode!r}"
+        )
     framework = backend.split(">")[-1]
     reference = "dlbench.detection (float64 NumPy reference)"
     if mode == "numpy" or framework == "numpy":
@@ -285,18 +302,33 @@ def detection_accuracy(
             f"{dataset.info.name!r}"
         )
     classes = dataset.info.num_classes
-    if classes and pipeline.decoder.num_classes != classes:
+    # a wrapped detector's outputs function: its label map against the dataset's category ids
+    mapper = getattr(pipeline.decoder, "category_mapper", None)
+    if mapper is not None:
+        to_category = mapper(dataset)
+    else:
+        if classes and pipeline.decoder.num_classes != classes:
+            raise DataError(
+                f"Expected a detector with {classes} classes for {dataset.info.name!r}. "
+                f"Received: {pipeline.decoder.num_classes} classes"
+            )
+        to_category = getattr(dataset, "label_to_category_id", None)
+    want = getattr(model, "input_shape", None)
+    if want is not None and tuple(dataset.info.input_shape) != tuple(want):
         raise DataError(
-            f"Expected a detector with {classes} classes for {dataset.info.name!r}. Received: "
-            f"{pipeline.decoder.num_classes} classes"
+            f"Expected {dataset.info.name!r} letterboxed to the detector's input {tuple(want)} "
+            f"(load it with image_size={want[-1]}). Received: images of shape "
+            f"{tuple(dataset.info.input_shape)}"
         )
-    to_category = getattr(dataset, "label_to_category_id", None)
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     first_call = None
     if n:
         t0 = clock()
         pipeline.run(model.predict(dataset.get_batch([0]).inputs))
         first_call = clock() - t0
+        reset = getattr(pipeline.decoder, "reset_counts", None)
+        if reset is not None:  # a wrapped detector counts dropped detections: the pass's own
+            reset()
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     parts: list[dict[str, np.ndarray]] = []
     image_ids: list[int] = []
@@ -338,7 +370,7 @@ def detection_accuracy(
     if pipeline.note:
         notes.append(pipeline.note)
     e2e = float(np.sum(times["end_to_end"])) if n else 0.0
-    return {
+    record: dict[str, Any] = {
         "timing": None,
         "metrics": metrics,
         "evaluated_samples": n,
@@ -352,6 +384,9 @@ def detection_accuracy(
         },
         "validity": validity(reasons, notes, min_samples=1, requires_real_data=True),
     }
+    if pipeline.keep_results and n:
+        record["coco_results"] = {k: np.asarray(v).tolist() for k, v in merged.items()}
+    return record
 
 
 def stage_medians(cell: Mapping[str, Any]) -> dict[str, float | None]:
