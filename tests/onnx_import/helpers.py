@@ -6,12 +6,22 @@ import numpy as np
 
 
 def model(
-    nodes, x_shape, inits=None, outputs=("y",), opset=18, x_name="x", batch="N", domains=None
+    nodes,
+    x_shape,
+    inits=None,
+    outputs=("y",),
+    opset=18,
+    x_name="x",
+    batch="N",
+    domains=None,
+    x_dtype=np.float32,
 ):
-    """A one-input float model; ``inits`` maps name -> array; output shapes left to inference."""
+    """A one-input model (float, or ``x_dtype=np.int64`` for token ids); ``inits`` maps
+    name -> array; output shapes left to inference."""
     from onnx import TensorProto, helper, numpy_helper
 
-    inp = helper.make_tensor_value_info(x_name, TensorProto.FLOAT, [batch, *x_shape])
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(x_dtype))
+    inp = helper.make_tensor_value_info(x_name, elem, [batch, *x_shape])
     outs = []
     init = [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()]
     graph = helper.make_graph(nodes, "g", [inp], outs, init)
@@ -29,7 +39,7 @@ def model(
     )
     try:
         n = 2 if isinstance(batch, str) else batch
-        x = np.zeros((n, *[d if isinstance(d, int) else 2 for d in x_shape]), np.float32)
+        x = np.zeros((n, *[d if isinstance(d, int) else 2 for d in x_shape]), x_dtype)
         results = ReferenceEvaluator(m).run(None, {x_name: x})
     except Exception:  # a model meant to fail: leave the outputs of rank 1
         return m

@@ -565,3 +565,73 @@ def test_pow_with_another_exponent_is_refused():
     nodes = [node("Pow", ["x", "e"])]
     with pytest.raises(SpecError, match="constant exponent in"):
         from_onnx(model(nodes, (7,), {"e": np.array(1.7, np.float32)}))
+
+
+# -- integer token ids: Gather on a constant table -------------------------------------------------
+
+
+def _ids_model(nodes, inits, x_shape=(5,), x_dtype=np.int64):
+    return model(nodes, x_shape, inits, x_name="ids", x_dtype=x_dtype)
+
+
+def _ids(shape, vocab=11, seed=0, dtype=np.int64):
+    return np.random.default_rng(seed).integers(0, vocab, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("x_dtype", [np.int64, np.int32])
+def test_gather_of_a_constant_table_by_token_ids_is_an_embedding(x_dtype):
+    from onnx_import_helpers import reference, run_spec
+
+    from dlbench.spec import from_onnx
+
+    nodes = [
+        node("Cast", ["ids"], ["i64"], to=7),  # an integer cast changes nothing
+        node("Reshape", ["i64", "shape"], ["r"]),  # (N, 5) -> (N, 5, 1): ids stay ids
+        node("Gather", ["table", "r"], ["e"]),  # (N, 5, 1, 6)
+        node("Reshape", ["e", "flat"], ["f"]),  # (N, 5, 6)
+        node("MatMul", ["f", "w"], ["y"]),
+    ]
+    inits = {
+        "shape": np.array([0, 5, 1], np.int64),
+        "table": rand(11, 6),
+        "flat": np.array([0, 5, 6], np.int64),
+        "w": rand(6, 3, seed=2),
+    }
+    m = _ids_model(nodes, inits, x_dtype=x_dtype)
+    spec = from_onnx(m)
+    assert spec.inputs[0].dtype == "int64" and spec.input_desc().vocab == 11
+    assert [n.op for n in spec.nodes][:2] == ["reshape", "embedding"]
+    assert spec.params["table"].shape == (11, 6)  # the table is the spec weight, unchanged
+    ids = _ids((4, 5), dtype=x_dtype)
+    np.testing.assert_allclose(run_spec(spec, ids), reference(m, ids), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "nodes, inits, message",
+    [
+        (  # ids used as numbers
+            [node("Cast", ["ids"], ["c"], to=1), node("Relu", ["c"])],
+            {},
+            "a cast of integer token ids to element type 1 is not supported",
+        ),
+        (
+            [node("Gather", ["table", "ids"], ["y"], axis=1)],
+            {"table": rand(6, 11)},
+            "only a lookup of rows \\(axis 0\\) of a constant table is supported",
+        ),
+        ([node("Relu", ["ids"])], {}, "holds integer token ids"),
+    ],
+)
+def test_token_ids_used_otherwise_are_a_clear_error(nodes, inits, message):
+    from dlbench.spec import from_onnx
+
+    with pytest.raises(SpecError, match=message):
+        from_onnx(_ids_model(nodes, inits))
+
+
+def test_float_indices_into_a_constant_table_are_a_clear_error():
+    from dlbench.spec import from_onnx
+
+    m = model([node("Gather", ["table", "x"])], (5,), {"table": rand(11, 6)})
+    with pytest.raises(SpecError, match="expected the indices 'x' to be integer token ids"):
+        from_onnx(m)

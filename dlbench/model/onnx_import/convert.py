@@ -12,13 +12,17 @@ from dlbench.errors import SpecError
 from dlbench.model.onnx_import.load import check_elements, default_opset
 from dlbench.model.onnx_import.patterns import fuse
 from dlbench.model.onnx_import.values import BATCH, Act, Const
-from dlbench.model.ops import check_node
+from dlbench.model.ops import INT_PASS_OPS, check_node
 from dlbench.model.spec import ModelSpec, Node, TensorInfo
 
 #: Ops that make an activation's *shape* (not its values) a constant.
 SHAPE_OPS = {"Shape"}
 #: Ops whose output size a folded input decides: checked before evaluation.
 _SIZED = {"ConstantOfShape", "Expand", "Tile", "Range"}
+#: ONNX element types of a graph input: float (float, float16, double, bfloat16) and integer
+#: token ids (int64, int32: both become an int64 spec input).
+FLOAT_TYPES = (1, 10, 11, 16)
+INT_TYPES = (7, 6)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -63,6 +67,8 @@ class Converter:
         self.mapped: Counter[str] = Counter()
         self.folded = 0
         self.fused: Counter[str] = Counter()
+        #: spec tensors holding integer ids (the int64 inputs and their reshapes)
+        self.integer: set[str] = set()
 
     # -- names and emission ----------------------------------------------------------------------
 
@@ -90,6 +96,13 @@ class Converter:
     ) -> Act:
         """Append one spec node (checked now, so a mapping bug names its ONNX node)."""
         name = self.unique(hint or op, self.shapes)
+        ints = [a.name for a in inputs if a.name in self.integer]
+        if ints and op != "embedding" and op not in INT_PASS_OPS:
+            raise SpecError(
+                f"Node {hint or op!r}: tensor {ints[0]!r} holds integer token ids; dlbench reads "
+                f"them only with a table lookup (Gather on a constant table) after reshapes. "
+                f"Received: an op mapped to {op}"
+            )
         roles = {}
         for role, arr in (params or {}).items():
             roles[role] = arr if isinstance(arr, str) else self.param(f"{name}.{role}", arr)
@@ -108,6 +121,8 @@ class Converter:
         self.nodes.append(node)
         self.node_by_name[name] = node
         self.shapes[name] = out
+        if ints and op in INT_PASS_OPS:
+            self.integer.add(name)
         if like is not None:
             return Act(name, out, like.b, like.p, like.f)
         return Act(name, out, b)
@@ -186,9 +201,10 @@ class Converter:
             raise SpecError("The ONNX graph has no input (every input is an initializer)")
         for k, inp in enumerate(real):
             tt = inp.type.tensor_type
-            if not inp.type.HasField("tensor_type") or tt.elem_type not in (1, 10, 11, 16):
+            if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES + INT_TYPES:
                 raise SpecError(
-                    f"Graph input {inp.name!r}: expected a float tensor. Received: {inp.type}"
+                    f"Graph input {inp.name!r}: expected a float tensor or integer token ids "
+                    f"(int64, int32). Received: {inp.type}"
                 )
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
             if len(dims) < 2:
@@ -221,7 +237,10 @@ class Converter:
             s = tuple(int(d) for d in rest)
             self.values[inp.name] = Act(inp.name, s, 0)
             self.shapes[inp.name] = s
-            infos.append(TensorInfo(inp.name, (None, *s)))
+            dtype = "int64" if tt.elem_type in INT_TYPES else "float32"
+            if dtype == "int64":
+                self.integer.add(inp.name)
+            infos.append(TensorInfo(inp.name, (None, *s), dtype))
         return infos
 
     def _check_supported(self, nodes: list[Any]) -> None:

@@ -30,6 +30,17 @@ def _identity(cv, n, label, attrs):
 
 @handles("Cast")
 def _cast(cv, n, label, attrs):
+    x = cv.act(n.input[0], label, merged_ok=True)
+    if x.name in cv.integer:
+        # token ids stay ids: a cast between integer types changes nothing dlbench computes
+        if attrs.get("to") in (6, 7):
+            return [x]
+        raise _fail(
+            label,
+            "Cast",
+            f"a cast of integer token ids to element type {attrs.get('to')} is not supported "
+            "(ids are only read by a table lookup, Gather on a constant table)",
+        )
     if attrs.get("to") not in (1, 10, 11, 16):
         raise _fail(
             label, "Cast", f"only casts to float are supported. Received: to={attrs.get('to')}"

@@ -10,6 +10,7 @@ import numpy as np
 from dlbench.model.onnx_import.handlers import (
     _TO_END,
     _fail,
+    _weight_name,
     handles,
 )
 from dlbench.model.onnx_import.load import check_elements
@@ -328,8 +329,40 @@ def _split(cv, n, label, attrs):
     return outs
 
 
+def _lookup(cv, n, label, attrs) -> list:
+    """Gather of a constant table by integer ids computed from the input: an ``embedding``
+    (axis 0: the rows of the table; another axis is moved to the front first, when the ids
+    are the only axes before it in the output, i.e. the table has no axis before it)."""
+    table = np.asarray(cv.const(n.input[0], label, "data"))
+    ids = cv.act(n.input[1], label, "indices")
+    if ids.name not in cv.integer:
+        raise _fail(
+            label,
+            "Gather",
+            f"expected the indices {n.input[1]!r} to be integer token ids (an int64 graph input, "
+            "possibly reshaped)",
+        )
+    axis = int(attrs.get("axis", 0))
+    if table.ndim == 0 or not -table.ndim <= axis < table.ndim:
+        raise _fail(label, "Gather", f"axis {axis} is out of range for data of shape {table.shape}")
+    if axis % table.ndim != 0:
+        raise _fail(
+            label,
+            "Gather",
+            f"only a lookup of rows (axis 0) of a constant table is supported. Received: "
+            f"axis={axis} on data of shape {table.shape}",
+        )
+    if table.dtype.kind != "f":
+        raise _fail(label, "Gather", f"expected a float table. Received: {table.dtype}")
+    w = _weight_name(cv, n.input[0], table, f"{label}.weight")
+    y = cv.emit("embedding", [ids], {}, {"weight": w}, hint=label, b=ids.b)
+    return [y]
+
+
 @handles("Gather")
 def _gather(cv, n, label, attrs):
+    if isinstance(cv.get(n.input[0], label), Const):
+        return _lookup(cv, n, label, attrs)
     x = cv.act(n.input[0], label, "data")
     idx = np.asarray(cv.const(n.input[1], label, "indices"))
     axis = int(attrs.get("axis", 0)) % x.rank
