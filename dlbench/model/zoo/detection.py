@@ -73,6 +73,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / "fcos_mobilenet_v2_shape
 SHAPES_CLASSES = 4
 PRETRAINED_WIDTH = 0.5
 PRETRAINED_FPN = 64
+#: the input the shipped weights are evaluated at (their training crops are smaller, see the script)
+PRETRAINED_INPUT = DEFAULT_INPUT
 
 
 def _ch(c: int, width: float) -> int:
