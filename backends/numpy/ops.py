@@ -34,41 +34,59 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+#: Rows of one im2col block (float64 values): about 64 MiB, so a large batch never materialises
+#: every patch at once, and a block stays near the caches.
+_IM2COL_BLOCK = 1 << 23
+
+
 @OPS.register("conv2d")
 def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    """im2col + one BLAS matrix product per block of images (per group), in float64.
+
+    The patches are a strided view of the padded input (no copy) until the reshape to
+    ``(images * OH * OW, C * KH * KW)`` copies them; the product lands in an NHWC buffer that is
+    returned as an NCHW view (the next op reads any strides). Depthwise convolutions sum the
+    taps directly (no product to batch).
+    """
     x, w = xs[0], p["weight"]
     t, b, l, r = n.attrs["pads"]  # noqa: E741
     (sh, sw), (dh, dw), g = n.attrs["stride"], n.attrs["dilation"], n.attrs["groups"]
-    x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    if t or b or l or r:
+        x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
     o, cg, kh, kw = w.shape
     _, oh, ow = n.out_shape
-    nb = x.shape[0]
-    out = np.zeros((nb, o, oh, ow))
+    nb, c = x.shape[:2]
+    s_n, s_c, s_h, s_w = x.strides
+    patches = np.lib.stride_tricks.as_strided(  # (N, C, OH, OW, KH, KW), read-only view
+        x,
+        shape=(nb, c, oh, ow, kh, kw),
+        strides=(s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw),
+        writeable=False,
+    )
     og = o // g
-    for i in range(kh):
-        for j in range(kw):
-            xs_ij = x[
-                :,
-                :,
-                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
-                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
-            ]
-            w_ij = w[:, :, i, j]  # (O, Cg)
-            if g == 1:
-                out += np.einsum("nchw,oc->nohw", xs_ij, w_ij, optimize=True)
-            elif cg == 1 and og == 1:  # depthwise
-                out += xs_ij * w_ij[:, 0][None, :, None, None]
+    if g > 1 and cg == 1 and og == 1:  # depthwise: nine (KH*KW) multiply-adds over the input
+        out = np.zeros((nb, o, oh, ow))
+        for i in range(kh):
+            for j in range(kw):
+                out += patches[..., i, j] * w[:, 0, i, j][None, :, None, None]
+        if "bias" in p:
+            out += p["bias"][None, :, None, None]
+        return out
+    out = np.empty((nb, oh, ow, o))
+    step = max(1, _IM2COL_BLOCK // (cg * kh * kw * oh * ow))
+    for k in range(g):
+        w2 = w[k * og : (k + 1) * og].reshape(og, cg * kh * kw).T  # (Cg*KH*KW, Og)
+        group = patches[:, k * cg : (k + 1) * cg].transpose(0, 2, 3, 1, 4, 5)
+        for n0 in range(0, nb, step):
+            n1 = min(nb, n0 + step)
+            cols = group[n0:n1].reshape((n1 - n0) * oh * ow, cg * kh * kw)
+            if g == 1:  # the product written straight into the output
+                np.matmul(cols, w2, out=out[n0:n1].reshape(-1, o))
             else:
-                for k in range(g):
-                    out[:, k * og : (k + 1) * og] += np.einsum(
-                        "nchw,oc->nohw",
-                        xs_ij[:, k * cg : (k + 1) * cg],
-                        w_ij[k * og : (k + 1) * og],
-                        optimize=True,
-                    )
+                out[n0:n1, :, :, k * og : (k + 1) * og] = (cols @ w2).reshape(n1 - n0, oh, ow, og)
     if "bias" in p:
-        out += p["bias"][None, :, None, None]
-    return out
+        out += p["bias"]
+    return out.transpose(0, 3, 1, 2)
 
 
 @OPS.register("batch_norm")
@@ -202,3 +220,8 @@ def lstm(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
         h = sigmoid(o) * np.tanh(c)
         seq.append(h)
     return np.stack(seq, axis=1) if n.attrs["return_sequences"] else h
+
+
+@OPS.register("embedding")
+def embedding(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    return p["weight"][xs[0]]  # ids in [0, V): Model.to_device checks them on the host
