@@ -34,6 +34,9 @@ class SyntheticDataset(Dataset):
         num_classes: Number of classes; 0 gives a regression target (one float per sample).
         num_samples: Samples in the split.
         seed: Random seed.
+        vocab_size: When set, inputs are int64 token ids drawn uniformly from
+            ``[0, vocab_size)`` (for a text model whose input is integer ids) instead of
+            standard normal float32 values.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class SyntheticDataset(Dataset):
         num_classes: int = 10,
         num_samples: int = 1024,
         seed: int = 0,
+        vocab_size: int | None = None,
     ) -> None:
         shape = tuple(int(s) for s in (input_shape if input_shape is not None else shape))
         if not shape or any(s < 1 for s in shape):
@@ -60,6 +64,14 @@ class SyntheticDataset(Dataset):
             raise ConfigError(
                 f"Expected `num_classes` >= 0 (0 for regression). Received: {num_classes!r}"
             )
+        if vocab_size is not None and (
+            isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1
+        ):
+            raise ConfigError(
+                f"Expected `vocab_size` to be a positive int (token ids in [0, vocab_size)). "
+                f"Received: vocab_size={vocab_size!r}"
+            )
+        self.vocab_size = vocab_size
         self.shape = shape
         self.num_classes = int(num_classes)
         self.seed = int(seed)
@@ -77,11 +89,19 @@ class SyntheticDataset(Dataset):
             input_shape=shape,
             num_classes=self.num_classes,
             num_samples=n,
-            source=f"synthetic: random normal inputs, seed={self.seed} (timing only, never "
-            "accuracy)",
+            source=(
+                f"synthetic: random normal inputs, seed={self.seed} (timing only, never accuracy)"
+                if vocab_size is None
+                else f"synthetic: random token ids in [0, {vocab_size}), seed={self.seed} "
+                "(timing only, never accuracy)"
+            ),
             class_names=tuple(f"class_{i}" for i in range(self.num_classes)),
             synthetic=True,
-            transform={"distribution": "standard normal", "dtype": "float32"},
+            transform=(
+                {"distribution": "standard normal", "dtype": "float32"}
+                if vocab_size is None
+                else {"distribution": f"uniform token ids [0, {vocab_size})", "dtype": "int64"}
+            ),
         )
 
     @property
@@ -93,6 +113,8 @@ class SyntheticDataset(Dataset):
 
     def _sample(self, i: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self._split_key, 1, i])
+        if self.vocab_size is not None:
+            return rng.integers(0, self.vocab_size, self.shape, dtype=np.int64)
         return rng.standard_normal(self.shape, dtype=np.float32)
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
@@ -101,7 +123,8 @@ class SyntheticDataset(Dataset):
             raise IndexError(
                 f"Expected indices in [0, {len(self)}). Received min {idx.min()}, max {idx.max()}"
             )
-        x = np.empty((len(idx), *self.shape), dtype=np.float32)
+        dtype = np.float32 if self.vocab_size is None else np.int64
+        x = np.empty((len(idx), *self.shape), dtype=dtype)
         for k, i in enumerate(idx):
             x[k] = self._sample(int(i))
         return Batch(x, self._targets[idx].copy(), idx)

@@ -51,7 +51,8 @@ def run_original_job(job: dict[str, Any], events: Any) -> int:
         backend = get_backend(job["backend"], **(job.get("options") or {}))
         model = backend.wrap(job["onnx_path"], device="cpu", name=Path(job["onnx_path"]).stem)
         x = np.load(job["inputs_path"], allow_pickle=False)
-        out = np.asarray(model.predict(x.astype(np.float32, copy=False)))
+        ids = x.dtype.kind == "i"  # token ids go in as they are
+        out = np.asarray(model.predict(x if ids else x.astype(np.float32, copy=False)))
         np.save(job["out"], out)
         events.emit(
             {
@@ -92,7 +93,9 @@ def original_outputs(
     if message:
         return None, {"error": message}
     inputs_path = workdir / "onnx_original.inputs.npy"
-    np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))
+    inputs = np.asarray(inputs)
+    dtype = np.int64 if inputs.dtype.kind in "iu" else np.float32  # token ids stay integers
+    np.save(inputs_path, np.ascontiguousarray(inputs, dtype=dtype))
     job = {
         "kind": "onnx_original",
         "backend": runner,

@@ -215,6 +215,8 @@ class Converter:
             if dims[0] is not None:
                 self.fixed_batch = int(dims[0])
             rest = dims[1:]
+            if k == 0 and self.input_shape is not None and tt.elem_type in INT_TYPES:
+                self._check_ids_shape(inp.name, rest)
             if k == 0 and self.input_shape is not None:
                 if len(self.input_shape) != len(rest):
                     raise SpecError(
@@ -242,6 +244,31 @@ class Converter:
                 self.integer.add(inp.name)
             infos.append(TensorInfo(inp.name, (None, *s), dtype))
         return infos
+
+    def _check_ids_shape(self, name: str, dims: list[int | None]) -> None:
+        """``input_shape`` (a dataset's sample shape) against a token-id input: a mismatch says
+        what the model takes and how to feed it synthetic ids."""
+        want = tuple(self.input_shape or ())
+        if len(want) == len(dims) and all(d in (None, 0, w) for d, w in zip(dims, want)):
+            return
+        # the rows of the table the ids index (a Gather reached through reshapes and casts)
+        reach, rows = {name}, set()
+        tables = {t.name: list(t.dims) for t in self.model.graph.initializer}
+        for n in self.model.graph.node:
+            if n.op_type == "Gather" and len(n.input) > 1 and n.input[1] in reach:
+                if n.input[0] in tables and tables[n.input[0]]:
+                    rows.add(int(tables[n.input[0]][0]))
+            elif n.op_type in ("Reshape", "Unsqueeze", "Squeeze", "Cast", "Flatten", "Transpose"):
+                if n.input and n.input[0] in reach:
+                    reach.update(o for o in n.output if o)
+        seq = [d if d else "?" for d in dims]
+        vocab = min(rows) if rows else "V"
+        raise SpecError(
+            f"Graph input {name!r} takes integer token ids, shape {tuple(seq)} per sample"
+            + (f" (ids in [0, {vocab}))" if rows else "")
+            + f". Received: input_shape {want} (the dataset's sample shape). For timing on random "
+            f"ids: --dataset synthetic -D shape=[{', '.join(map(str, seq))}] -D vocab_size={vocab}"
+        )
 
     def _check_supported(self, nodes: list[Any]) -> None:
         """Every node that is not constant must have a handler; list all that do not."""
