@@ -17,6 +17,7 @@ import numpy as np
 
 from dlbench.backends.common import wrapping
 from dlbench.backends.jax.backend import JaxModel
+from dlbench.detection.wrapped import attach_detection, detector_settings, outputs_to_numpy
 from dlbench.errors import BackendError
 
 
@@ -60,6 +61,22 @@ class WrappedJaxModel(JaxModel):
         }
 
 
+class WrappedJaxDetector(WrappedJaxModel):
+    """A user's detector: every output comes back to the host (a dict / list of arrays as the
+    function returns them) for its post-processing (:mod:`dlbench.detection.wrapped`)."""
+
+    def to_numpy(self, y: Any) -> Any:
+        return outputs_to_numpy(
+            y,
+            lambda v: isinstance(v, jax.Array),
+            lambda v: np.asarray(jax.device_get(v)),
+            self.name,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return detector_settings(self, super().settings())
+
+
 def wrap_function(
     backend: Any,
     native: Any,
@@ -68,6 +85,7 @@ def wrap_function(
     name: str | None = None,
     input_shape: Any = None,
     layout: str = "NCHW",
+    detection: Any = None,
     **kwargs: Any,
 ) -> WrappedJaxModel:
     """Wrap ``native(params, x)``; ``params`` is any pytree (it is put on the device once).
@@ -77,12 +95,19 @@ def wrap_function(
             one probe batch runs now and every batch is checked; needed to export to ONNX.
         layout: ``NCHW`` (the function takes NCHW images) or ``NHWC`` (batches are transposed
             for it, outside the timed computation when timing ``compute``).
+        detection: A detector's outputs: a :class:`dlbench.detection.DetectorOutputs` or a
+            :class:`dlbench.detection.Decoder` (see :mod:`dlbench.detection.wrapped`);
+            ``input_shape`` is then required, and one probe batch runs through the function and
+            the post-processing now. The accuracy scenario then gives the 12 COCO stats.
     """
-    wrapping.check_wrap_kwargs("jax", kwargs, "params, device, name, input_shape, layout")
+    wrapping.check_wrap_kwargs(
+        "jax", kwargs, "params, device, name, input_shape, layout, detection"
+    )
     if not callable(native):
         raise BackendError(f"Expected a function fn(params, x). Received: {type(native).__name__}")
     backend.check_device(device)
-    model = WrappedJaxModel(
+    cls = WrappedJaxModel if detection is None else WrappedJaxDetector
+    model = cls(
         backend,
         native,
         params,
@@ -92,6 +117,8 @@ def wrap_function(
         wrapping.check_input_shape(input_shape),
         wrapping.check_layout(layout),
     )
+    if detection is not None:
+        return attach_detection(model, detection)
     if model.input_shape is not None:
         wrapping.probe(model)
     return model

@@ -24,8 +24,10 @@ from dlbench.backends.common.wrapping import (
     describe,
 )
 from dlbench.backends.onnxruntime.backend import OnnxRuntimeModel
+from dlbench.detection.wrapped import attach_detection, detector_settings
 from dlbench.errors import BackendError
 from dlbench.export.graph import load_onnx
+from dlbench.model.spec import InputDesc
 
 
 class WrappedOnnxModel(OnnxRuntimeModel):
@@ -58,6 +60,27 @@ class WrappedOnnxModel(OnnxRuntimeModel):
         return {**super().settings(), "wrapped": True, "input_shape": self.input_shape}
 
 
+class WrappedOnnxDetector(WrappedOnnxModel):
+    """A user's detector as an ONNX file: every graph output is computed and comes back to the
+    host, one array (a single output) or a dict by output name, for its post-processing
+    (:mod:`dlbench.detection.wrapped`)."""
+
+    def forward(self, x: Any) -> Any:
+        if self.kind == "cuda":
+            return super().forward(x)  # the I/O binding already binds every output
+        return self.session.run(self.output_names, {self.input_name: x})
+
+    def to_numpy(self, y: Any) -> Any:
+        arrays = y.copy_outputs_to_cpu() if self.kind == "cuda" else y
+        arrays = [np.asarray(a) for a in arrays]
+        if len(arrays) == 1:
+            return arrays[0]
+        return dict(zip(self.output_names, arrays))
+
+    def settings(self) -> dict[str, Any]:
+        return detector_settings(self, super().settings())
+
+
 def _graph_input(proto: onnx.ModelProto) -> onnx.ValueInfoProto:
     init = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in init]
@@ -81,6 +104,7 @@ def wrap_onnx(
     device: str = "cpu",
     name: str | None = None,
     input_shape: Any = None,
+    detection: Any = None,
     **kwargs: Any,
 ) -> WrappedOnnxModel:
     """Wrap an ONNX model given as a path, bytes or an ``onnx.ModelProto``.
@@ -88,23 +112,27 @@ def wrap_onnx(
     Args:
         input_shape: Per-sample input shape (NCHW for images). Optional when the graph fixes
             every non-batch dimension; checked against the graph when both are known.
+        detection: A detector's outputs: a :class:`dlbench.detection.DetectorOutputs` (its
+            function gets one array, or a dict by output name when the graph has several) or
+            a :class:`dlbench.detection.Decoder` (see :mod:`dlbench.detection.wrapped`); one
+            probe batch runs through the model and the post-processing now.
 
     Raises:
         OnnxFileError: the file is missing, not ONNX, or fails ``onnx.checker``.
         BackendError: several inputs, a non-float input, a first output that is not a tensor,
             ``input_shape`` against the graph, or ONNX Runtime refusing the model.
     """
-    check_wrap_kwargs("onnxruntime", kwargs, "device, name, input_shape")
+    check_wrap_kwargs("onnxruntime", kwargs, "device, name, input_shape, detection")
     proto = load_onnx(native)
     backend.check_device(device)
     vi = _graph_input(proto)
-    if (
-        not vi.type.HasField("tensor_type")
-        or vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT
+    if not vi.type.HasField("tensor_type") or vi.type.tensor_type.elem_type not in (
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.INT64,
     ):
         raise BackendError(
-            f"Expected the ONNX model's input {vi.name!r} to be a float32 tensor. Received: "
-            f"{onnx.helper.printable_type(vi.type)}"
+            f"Expected the ONNX model's input {vi.name!r} to be a float32 tensor or int64 token "
+            f"ids. Received: {onnx.helper.printable_type(vi.type)}"
         )
     out = proto.graph.output[0]
     if not out.type.HasField("tensor_type"):
@@ -128,4 +156,10 @@ def wrap_onnx(
         if shape is None and per_sample and all(d is not None for d in per_sample):
             shape = tuple(int(d) for d in per_sample)  # type: ignore[arg-type]
     label = name or proto.graph.name or (str(native) if isinstance(native, str) else "onnx")
-    return WrappedOnnxModel(backend, proto, device, label, shape)
+    if detection is not None:
+        model = WrappedOnnxDetector(backend, proto, device, label, shape)
+        return attach_detection(model, detection)
+    model = WrappedOnnxModel(backend, proto, device, label, shape)
+    if vi.type.tensor_type.elem_type == onnx.TensorProto.INT64:  # token ids, passed untouched
+        model.input_desc = InputDesc(vi.name, "int64")
+    return model

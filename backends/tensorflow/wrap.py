@@ -32,6 +32,7 @@ from dlbench.backends.common.wrapping import (
     nhwc,
     probe,
 )
+from dlbench.detection.wrapped import attach_detection, detector_settings, outputs_to_numpy
 from dlbench.errors import BackendError
 from dlbench.model.backend import Model, parse_device
 
@@ -168,6 +169,19 @@ class WrappedTensorFlowModel(Model):
         }
 
 
+class WrappedTensorFlowDetector(WrappedTensorFlowModel):
+    """A user's detector: every output comes back to the host (a dict / list of arrays as the
+    model returns them) for its post-processing (:mod:`dlbench.detection.wrapped`)."""
+
+    def to_numpy(self, y: Any) -> Any:
+        return outputs_to_numpy(
+            y, lambda v: isinstance(v, tf.Tensor) or hasattr(v, "numpy"), np.asarray, self.name
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return detector_settings(self, super().settings())
+
+
 def wrap_model(
     backend: Any,
     native: Any,
@@ -175,6 +189,7 @@ def wrap_model(
     name: str | None = None,
     input_shape: Any = None,
     layout: str | None = None,
+    detection: Any = None,
     **kwargs: Any,
 ) -> WrappedTensorFlowModel:
     """Wrap a ``keras.Model``, a ``tf.Module`` with ``__call__``, or a function of one tensor.
@@ -184,8 +199,12 @@ def wrap_model(
             from a Keras model's declared input when omitted. When known, one probe batch runs
             now and every batch is checked; needed to export to ONNX.
         layout: ``NHWC`` (default for TensorFlow) or ``NCHW``: what the model takes.
+        detection: A detector's outputs: a :class:`dlbench.detection.DetectorOutputs` or a
+            :class:`dlbench.detection.Decoder` (see :mod:`dlbench.detection.wrapped`); the
+            input shape is then required, and one probe batch runs through the model and the
+            post-processing now. The accuracy scenario then gives the 12 COCO stats.
     """
-    check_wrap_kwargs("tensorflow", kwargs, "device, name, input_shape, layout")
+    check_wrap_kwargs("tensorflow", kwargs, "device, name, input_shape, layout, detection")
     if not callable(native):
         raise BackendError(
             "Expected a keras.Model, a tf.Module with __call__, or a function of one tensor. "
@@ -195,7 +214,8 @@ def wrap_model(
     kind, index = parse_device(device)
     tf_device = f"/GPU:{index}" if kind == "cuda" else "/CPU:0"
     shape, layout = resolve_layout(native, check_input_shape(input_shape), layout)
-    model = WrappedTensorFlowModel(
+    cls = WrappedTensorFlowModel if detection is None else WrappedTensorFlowDetector
+    model = cls(
         backend,
         native,
         device,
@@ -204,6 +224,8 @@ def wrap_model(
         shape,
         layout,
     )
+    if detection is not None:
+        return attach_detection(model, detection)
     if model.input_shape is not None:
         probe(model)
     return model

@@ -355,6 +355,15 @@ class DetectorOutputs:
         for k, item in enumerate(self._items(raw)):
             boxes, scores, labels = self._unpack(item, k)
             xyxy = to_xyxy(boxes, self.box_format, self.normalized, (h, w))
+            inverted = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+            if inverted.any():
+                first = boxes[int(np.flatnonzero(inverted)[0])].tolist()
+                raise DataError(
+                    f"Expected boxes with x1 <= x2 and y1 <= y2 once read as {self.box_format}"
+                    f"{' (normalized)' if self.normalized else ''} for image {k} from the "
+                    f"outputs function {_fn_name(self.fn)!r}. Received {int(inverted.sum())} "
+                    f"inverted, first {first}: check box_format"
+                )
             xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0.0, float(w))
             xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0.0, float(h))
             index = np.arange(len(scores), dtype=np.int64)
