@@ -12,11 +12,14 @@ COMMON_OPTIONS: dict[str, Any] = {
     "intra_op_threads": None,
     "inter_op_threads": None,
     "precision": "float32",
+    # int8 post-training quantization: static (calibrated) or dynamic (weights only)
+    "quantization": "static",
     # a detector's post-processing: native (this framework) or numpy (the float64 reference);
     # read by the worker (dlbench.execution.scenarios.detection), not by the model
     "postprocess": "native",
 }
-PRECISIONS = ("float32",)
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+QUANTIZATIONS = ("static", "dynamic")
 THREAD_ENV = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -44,6 +47,7 @@ def check_common(backend: str, options: dict[str, Any]) -> None:
                 f"Received: {key}={v!r}"
             )
     check_choice(backend, options, "precision", PRECISIONS)
+    check_choice(backend, options, "quantization", QUANTIZATIONS)
 
 
 def thread_env() -> dict[str, str]:

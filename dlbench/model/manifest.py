@@ -33,7 +33,8 @@ from dlbench.errors import ConfigError, RegistryError
 #: (``make_trainer(spec, config, device)``), ``devices`` (device kinds it can use, resolved by
 #: the Backend's own ``devices()``).
 CAPABILITIES = ("build", "wrap", "export", "train", "devices")
-PRECISIONS = ("float32",)
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+QUANTIZATIONS = ("static", "dynamic")
 
 #: Out-of-memory markers every backend shares: Python/NumPy ``MemoryError`` (also NumPy's
 #: ``_ArrayMemoryError``) and the generic message.
@@ -115,11 +116,15 @@ class BackendOptions:
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     precision: str = "float32"
+    #: int8 post-training quantization: ``static`` (activations calibrated on the train split)
+    #: or ``dynamic`` (weights only; activations quantized at run time)
+    quantization: str = "static"
 
     def __post_init__(self) -> None:
         _check_positive_or_none(self.backend, "intra_op_threads", self.intra_op_threads)
         _check_positive_or_none(self.backend, "inter_op_threads", self.inter_op_threads)
         check_choice(self.backend, "precision", self.precision, PRECISIONS)
+        check_choice(self.backend, "quantization", self.quantization, QUANTIZATIONS)
 
     @classmethod
     def names(cls) -> list[str]:

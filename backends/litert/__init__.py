@@ -1,0 +1,1 @@
+"""The litert backend (see ``backend.py``); importing this package imports no framework."""
