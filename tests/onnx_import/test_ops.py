@@ -635,3 +635,46 @@ def test_float_indices_into_a_constant_table_are_a_clear_error():
     m = model([node("Gather", ["table", "x"])], (5,), {"table": rand(11, 6)})
     with pytest.raises(SpecError, match="expected the indices 'x' to be integer token ids"):
         from_onnx(m)
+
+
+# -- jax2onnx's window sum: a 6-D Conv of ones between Unsqueezes and a Squeeze ----------------------
+
+
+def _sum_pool_model(kernel, strides=(1, 1, 2, 2), pads=None, one_unsqueeze=False):
+    nodes = (
+        [node("Unsqueeze", ["x", "a01"], ["u2"])]
+        if one_unsqueeze
+        else [node("Unsqueeze", ["x", "a0"], ["u1"]), node("Unsqueeze", ["u1", "a1"], ["u2"])]
+    )
+    conv = {"strides": list(strides)} | ({"pads": pads} if pads else {})
+    nodes += [node("Conv", ["u2", "k"], ["c"], **conv), node("Squeeze", ["c", "a01"])]
+    inits = {
+        "a0": np.array([0], np.int64),
+        "a1": np.array([1], np.int64),
+        "a01": np.array([0, 1], np.int64),
+        "k": kernel,
+    }
+    return model(nodes, (3, 7, 8), inits)
+
+
+@pytest.mark.parametrize(
+    "kernel_hw, strides, pads, one_unsqueeze",
+    [
+        ((2, 2), (1, 1, 2, 2), None, False),  # lenet5's average pool (before its Mul by 1/4)
+        ((3, 2), (1, 1, 2, 3), [0, 0, 1, 0, 0, 0, 1, 1], True),  # padded, rectangular
+    ],
+)
+def test_six_d_window_sum_is_an_average_pool_times_the_window(
+    kernel_hw, strides, pads, one_unsqueeze
+):
+    k = np.ones((1, 1, 1, 1, *kernel_hw), np.float32)
+    spec = check(_sum_pool_model(k, strides, pads, one_unsqueeze), (3, 7, 8))
+    assert [n.op for n in spec.nodes] == ["pad"] * bool(pads) + ["avg_pool", "mul"]
+    assert spec.metadata["onnx_import"]["fused"] == {"sum_pool(6-D conv)": 1}
+
+
+def test_six_d_conv_that_is_not_a_window_sum_is_not_fused():
+    k = np.ones((1, 1, 1, 1, 2, 2), np.float32)
+    k[..., 0, 0] = 2.0  # a weighted window: not a sum
+    with pytest.raises(SpecError, match="only 2-D convolution and pooling are supported"):
+        check(_sum_pool_model(k), (3, 7, 8))

@@ -17,7 +17,6 @@ FAST = [("torch", "resnet20"), ("torch", "lstm")]
 
 #: What does not import yet, and why (strict: an unexpected pass fails, so this list stays true).
 NOT_YET = {
-    ("jax", "lenet5"): "average pooling written as a 6-D Conv over unsqueezed axes",
     ("jax", "lstm"): "the time loop is an ONNX Loop",
 }
 
@@ -28,12 +27,19 @@ FOLDED_WEIGHTS = {("tensorflow", "lstm"): 512 + 128}
 
 
 def _float_weights(path) -> int:
-    """Float initializer elements of an ONNX file that are weights: scalars (0.0, 6.0, 0.5...)
-    and Resize's scales/roi are operands, not weights."""
+    """Float initializer elements of an ONNX file that are weights: scalars (0.0, 6.0, 0.5...),
+    Resize's scales/roi and the all-ones window of jax2onnx's 6-D sum-pool Conv are operands,
+    not weights."""
     import onnx
+    from onnx import numpy_helper
 
     m = onnx.load(str(path))
     settings = {i for n in m.graph.node if n.op_type == "Resize" for i in n.input[1:]}
+    inits = {t.name: t for t in m.graph.initializer}
+    for n in m.graph.node:
+        k = inits.get(n.input[1]) if n.op_type == "Conv" and len(n.input) > 1 else None
+        if k is not None and len(k.dims) == 6 and (numpy_helper.to_array(k) == 1).all():
+            settings.add(k.name)
     return sum(
         int(np.prod(t.dims))
         for t in m.graph.initializer

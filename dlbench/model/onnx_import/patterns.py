@@ -8,7 +8,9 @@ The tanh approximation ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3))
 ``x * HardSigmoid(x)`` with alpha 1/6 and beta 0.5 is ``HardSwish``. ``Where(IsNaN(s), 0, s)``
 on a Softmax output ``s`` (PyTorch's scaled-dot-product attention guards fully masked rows so)
 is ``s`` itself: a softmax is NaN only where a whole row of scores is -inf or NaN, which an
-attention mask that keeps at least one position per row never makes.
+attention mask that keeps at least one position per row never makes. jax2onnx's window sum
+(a 6-D ``Conv`` of ones between two Unsqueezes and a Squeeze, how JAX writes average pooling)
+is an ``AveragePool`` times the window size.
 """
 
 from __future__ import annotations
@@ -177,7 +179,132 @@ def _fuse(nodes, consts, producer, users, outputs, counter, helper):
                 "HardSwish", [x], [nodes[m_i].output[0]], name=nodes[m_i].name or f"hswish_{i}"
             )
             counter["hard_swish(x*hard_sigmoid)"] += 1
-    return [replace.get(i, n) for i, n in enumerate(nodes) if i not in skip]
+        elif n.op_type == "Conv" and i not in skip:
+            match = _sum_pool_6d(nodes, i, consts, producer, only_user, helper)
+            if match is None:
+                continue
+            chain, last, new = match
+            skip.update(c for c in chain if c != last)
+            replace[last] = new
+            counter["sum_pool(6-D conv)"] += 1
+    out: list[Any] = []
+    for i, n in enumerate(nodes):
+        if i in skip:
+            continue
+        r = replace.get(i, n)
+        out.extend(r if isinstance(r, list) else [r])
+    return out
+
+
+def _axes_of(node, consts) -> list[int] | None:
+    """The axes of an Unsqueeze/Squeeze: its second input (opset 13+) or attribute."""
+    import onnx
+
+    if len(node.input) > 1 and node.input[1]:
+        v = consts.get(node.input[1])
+        return None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+    for a in node.attribute:
+        if a.name == "axes":
+            return [int(x) for x in onnx.helper.get_attribute_value(a)]
+    return None
+
+
+def _sum_pool_6d(nodes, c_i, consts, producer, only_user, helper):
+    """jax2onnx's ``reduce_window`` sum (how JAX writes average pooling, before its Mul by
+    1/(kh*kw)): ``Unsqueeze(x, 0)``, ``Unsqueeze(., 1)`` -> ``(1, 1, N, C, H, W)``, a 6-D
+    ``Conv`` with an all-ones ``(1, 1, 1, 1, kh, kw)`` kernel, strides ``(1, 1, sh, sw)``, then
+    ``Squeeze(., [0, 1])``. That is a window sum over H and W: an ``AveragePool`` (padding
+    counted) times ``kh * kw``. Returns (chain, last, replacement nodes) or None."""
+    import onnx
+
+    conv = nodes[c_i]
+    if len(conv.input) != 2:
+        return None
+    kernel = consts.get(conv.input[1])
+    if kernel is None or kernel.ndim != 6 or kernel.shape[:4] != (1, 1, 1, 1):
+        return None
+    if not np.all(kernel == 1):
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}
+    strides = list(attrs.get("strides", [1] * 4))
+    pads = list(attrs.get("pads", [0] * 8))
+    if (
+        attrs.get("group", 1) != 1
+        or any(d != 1 for d in attrs.get("dilations", [1] * 4))
+        or attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "")
+        or len(strides) != 4
+        or strides[:2] != [1, 1]
+        or len(pads) != 8
+        or any(pads[a] or pads[a + 4] for a in (0, 1))
+    ):
+        return None
+    # the two Unsqueezes in front (or one with axes [0, 1])
+    u2_i = producer.get(conv.input[0])
+    if u2_i is None or nodes[u2_i].op_type != "Unsqueeze" or only_user(conv.input[0]) != c_i:
+        return None
+    chain = [u2_i]
+    axes = _axes_of(nodes[u2_i], consts)
+    if axes == [1]:
+        u1_i = producer.get(nodes[u2_i].input[0])
+        if (
+            u1_i is None
+            or nodes[u1_i].op_type != "Unsqueeze"
+            or _axes_of(nodes[u1_i], consts) != [0]
+            or only_user(nodes[u2_i].input[0]) != u2_i
+        ):
+            return None
+        chain.append(u1_i)
+        x = nodes[u1_i].input[0]
+    elif axes == [0, 1]:
+        x = nodes[u2_i].input[0]
+    else:
+        return None
+    sq_i = only_user(conv.output[0])
+    if sq_i is None or nodes[sq_i].op_type != "Squeeze" or _axes_of(nodes[sq_i], consts) != [0, 1]:
+        return None
+    kh, kw = int(kernel.shape[4]), int(kernel.shape[5])
+    out = nodes[sq_i].output[0]
+    name = nodes[sq_i].name or f"sum_pool_{c_i}"
+    k_name, avg = f"{out}__window_size", f"{out}__window_mean"
+    hw_pads = [pads[2], pads[3], pads[6], pads[7]]  # (top, left, bottom, right)
+    new = []
+    if hw_pads[0] != hw_pads[2] or hw_pads[1] != hw_pads[3]:
+        # zeros added first (a sum counts them as 0), then an unpadded window
+        p_name, padded = f"{out}__window_pads", f"{out}__window_padded"
+        new += [
+            helper.make_node(
+                "Constant",
+                [],
+                [p_name],
+                name=f"{name}/pads",
+                value=helper.make_tensor(
+                    p_name, onnx.TensorProto.INT64, [8], [0, 0, *hw_pads[:2], 0, 0, *hw_pads[2:]]
+                ),
+            ),
+            helper.make_node("Pad", [x, p_name], [padded], name=f"{name}/pad"),
+        ]
+        x, hw_pads = padded, [0, 0, 0, 0]
+    new += [
+        helper.make_node(
+            "Constant",
+            [],
+            [k_name],
+            name=f"{name}/window_size",
+            value=helper.make_tensor(k_name, onnx.TensorProto.FLOAT, [], [float(kh * kw)]),
+        ),
+        helper.make_node(
+            "AveragePool",
+            [x],
+            [avg],
+            name=f"{name}/mean",
+            kernel_shape=[kh, kw],
+            strides=strides[2:],
+            pads=hw_pads,
+            count_include_pad=1,
+        ),
+        helper.make_node("Mul", [avg, k_name], [out], name=name),
+    ]
+    return [*chain, c_i, sq_i], sq_i, new
 
 
 def _tanh_gelu(nodes, t_i, consts, producer, only_user, other, is_scalar):
