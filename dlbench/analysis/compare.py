@@ -182,14 +182,26 @@ def fairness_differences(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str
         if ca.get(k) != cb.get(k):
             unfair.append(f"{k}: {_fmt(ca.get(k))} vs {_fmt(cb.get(k))}")
     ea, eb = a.get("environment") or {}, b.get("environment") or {}
-    cpu_a, cpu_b = (ea.get("cpu") or {}).get("model"), (eb.get("cpu") or {}).get("model")
-    if cpu_a != cpu_b:
-        unfair.append(f"CPU model: {cpu_a!r} vs {cpu_b!r}")
-    gpus_a = [g.get("name") for g in ea.get("gpus") or []]
-    gpus_b = [g.get("name") for g in eb.get("gpus") or []]
-    uses_gpu = any(c.get("device", "cpu") != "cpu" for c in (a.get("cells") or []))
-    if gpus_a != gpus_b and uses_gpu:
-        unfair.append(f"GPUs: {gpus_a} vs {gpus_b}")
+    # issue 18: runs on a Ray cluster are timed on its nodes, compared node by node
+    nodes_a = (ea.get("executor") or {}).get("nodes") or {}
+    nodes_b = (eb.get("executor") or {}).get("nodes") or {}
+    machines = [
+        (f"node {n} ", nodes_a[n].get("environment") or {}, nodes_b[n].get("environment") or {})
+        for n in sorted(set(nodes_a) & set(nodes_b))
+    ]
+    if not (nodes_a and nodes_b):
+        machines = [("", ea, eb)]
+    for who, ma, mb in machines:
+        cpu_a, cpu_b = (ma.get("cpu") or {}).get("model"), (mb.get("cpu") or {}).get("model")
+        if cpu_a != cpu_b:
+            unfair.append(f"{who}CPU model: {cpu_a!r} vs {cpu_b!r}")
+        gpus_a = [g.get("name") for g in ma.get("gpus") or []]
+        gpus_b = [g.get("name") for g in mb.get("gpus") or []]
+        uses_gpu = any(
+            c.get("device", "cpu").split("@")[0] != "cpu" for c in (a.get("cells") or [])
+        )
+        if gpus_a != gpus_b and uses_gpu:
+            unfair.append(f"{who}GPUs: {gpus_a} vs {gpus_b}")
     ba, bb = a.get("backends") or {}, b.get("backends") or {}
     for backend in sorted(set(ba) & set(bb)):
         for device in sorted(set(ba[backend]) & set(bb[backend])):

@@ -59,3 +59,28 @@ def test_configs_and_the_runner_never_import_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _fleet_doc(cpu_b: str, driver_cpu: str) -> dict:
+    nodes = {
+        name: {"environment": {"cpu": {"model": cpu}, "gpus": []}}
+        for name, cpu in (("a", "Xeon A"), ("b", cpu_b))
+    }
+    return {
+        "model": {"fingerprint": "f"},
+        "dataset": {},
+        "config": {},
+        "environment": {"cpu": {"model": driver_cpu}, "executor": {"nodes": nodes}},
+        "backends": {},
+        "cells": [{"device": "cpu@a"}, {"device": "cpu@b"}],
+    }
+
+
+def test_compare_checks_a_fleets_machines_node_by_node():
+    from dlbench.analysis.compare import fairness_differences
+
+    # the driver's own CPU does not time anything in a Ray run: not a difference
+    unfair, _ = fairness_differences(_fleet_doc("Epyc B", "laptop"), _fleet_doc("Epyc B", "other"))
+    assert unfair == []
+    unfair, _ = fairness_differences(_fleet_doc("Epyc B", "x"), _fleet_doc("Graviton", "x"))
+    assert unfair == ["node b CPU model: 'Epyc B' vs 'Graviton'"]
