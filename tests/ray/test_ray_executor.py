@@ -115,3 +115,28 @@ def test_a_node_selector_that_matches_nothing_is_refused(ray_cluster, tmp_path):
             | {"executor": "ray"},
             out=tmp_path / "r2.json",
         )
+
+
+@pytest.mark.slow
+def test_a_resource_selector_keeps_only_its_nodes(ray_cluster, tmp_path):
+    import dlbench
+
+    config = {
+        "backends": ["numpy", "onnxruntime"],
+        "scenarios": ["latency"],
+        "intra_op_threads": 1,
+        "stop_rule": {"min_iters": 5, "min_time": 0.05, "max_time": 1},
+        "executor": "ray",
+        "nodes": "site_b=1",
+    }
+    doc = dlbench.run(config, out=tmp_path / "sel.json")
+    b = _node_of(doc, "site_b")
+    assert list(doc["environment"]["executor"]["nodes"]) == [b]
+    assert [(c["node"], c["status"]) for c in doc["cells"]] == [(b, "ok"), (b, "ok")]
+    assert {c["device"] for c in doc["cells"]} == {"cpu"}  # not a fleet: no node in the id
+    spans = sorted(
+        (a["started"], a["finished"])
+        for items in doc["environment"]["executor"]["groups"].values()
+        for a in items
+    )
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # one timed group at a time
