@@ -147,6 +147,7 @@ def check_against_references(rec, ds, w, b) -> None:
     np.testing.assert_array_equal([g[:2] for g in got], [h[:2] for h in want])
     np.testing.assert_allclose([g[2:] for g in got], [h[2:] for h in want], atol=1e-3)
     stats = np.array([rec["metrics"][k] for k in STAT_ORDER])
+    assert stats.max() > 0  # some stat above zero: the comparison is informative
     np.testing.assert_allclose(stats, pycocotools_stats(ds.coco_ground_truth(), rec), atol=1e-9)
     assert rec["evaluated_samples"] == len(ds) and rec["validity"]["valid"]
     for s in STAGES:
