@@ -83,11 +83,15 @@ def _calibrated(module: Any, calibration: np.ndarray) -> Any:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    example = (torch.from_numpy(np.ascontiguousarray(calibration[:1], dtype=np.float32)),)
+    example = (torch.from_numpy(np.array(calibration[:1], np.float32, order="C")),)
     prepared = prepare_fx(module, get_default_qconfig_mapping("x86"), example_inputs=example)
     with torch.inference_mode():
         for i in range(0, len(calibration), CALIBRATION_BATCH):
-            chunk = np.ascontiguousarray(calibration[i : i + CALIBRATION_BATCH], dtype=np.float32)
+            # a fresh C-order copy: a size-1 channel axis may carry any stride, and a stride
+            # that looks channels-last sends the convolutions down another oneDNN path whose
+            # sums differ in the last bit; the observers must see the same values for the
+            # same data however the caller's array is laid out (calibration determinism)
+            chunk = np.array(calibration[i : i + CALIBRATION_BATCH], np.float32, order="C")
             prepared(torch.from_numpy(chunk))
     return convert_fx(prepared)
 

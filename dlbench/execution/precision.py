@@ -202,7 +202,8 @@ def calibration_batch(dataset: Any, samples: int, seed: int) -> np.ndarray:
     """The calibration inputs (NCHW float32) from ``dataset`` (the train split of the run's
     dataset): :func:`calibration_indices` of it."""
     idx = calibration_indices(len(dataset), samples, seed)
-    return np.ascontiguousarray(dataset.get_batch(idx).inputs, dtype=np.float32)
+    # a fresh C-order copy, canonical strides on every axis (a size-1 axis included)
+    return np.array(dataset.get_batch(idx).inputs, dtype=np.float32, order="C", copy=True)
 
 
 def skipped_cell_record(cell: dict[str, Any], reason: str) -> dict[str, Any]:
