@@ -248,11 +248,15 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
     for note in invalid_cells(doc):
         console.print(f"[bold red]{note}[/]", highlight=False)
     cells = doc.get("cells") or []
-    count = {k: sum(1 for c in cells if c.get("status") == k) for k in ("ok", "invalid", "failed")}
+    count = {
+        k: sum(1 for c in cells if c.get("status") == k)
+        for k in ("ok", "invalid", "failed", "skipped")
+    }
     colour = "bold red" if count["invalid"] or count["failed"] else "green"
+    skipped = f", {count['skipped']} skipped (precision)" if count["skipped"] else ""
     console.print(
         f"[{colour}]{len(cells)} cells: {count['ok']} ok, {count['invalid']} INVALID, "
-        f"{count['failed']} failed[/]",
+        f"{count['failed']} failed{skipped}[/]",
         highlight=False,
     )
     for sentence in winner_sentences(rows):

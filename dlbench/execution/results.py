@@ -46,7 +46,7 @@ SCHEMA_VERSION = 1
 #: ``dlbench/execution/schema/train-result-v1.json``.
 TRAIN_SCHEMA_NAME = "dlbench.train-result"
 TRAIN_SCHEMA_VERSION = 1
-CELL_STATUSES = ("ok", "invalid", "failed")
+CELL_STATUSES = ("ok", "invalid", "failed", "skipped")
 
 
 def now() -> str:

@@ -20,6 +20,7 @@ finished survives if it crashes later.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.execution.memory import peak_rss_bytes
+from dlbench.execution.precision import UnsupportedPrecision
 
 
 class _Events:
@@ -48,9 +50,12 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def backend_options(config: Any, name: str, options_of: str | None = None) -> dict[str, Any]:
+def backend_options(
+    config: Any, name: str, options_of: str | None = None, precision: str | None = None
+) -> dict[str, Any]:
     """The options backend ``name`` is built with: the shared settings it accepts (per its
-    manifest, nothing imported), then the user's own for ``options_of`` (default ``name``).
+    manifest, nothing imported), then the user's own for ``options_of`` (default ``name``);
+    ``precision`` is the cell group's (default: the run's first).
     Checked by the manifest: an unknown option or a bad value is a ConfigError, raised in the
     parent before any worker starts (:func:`dlbench.execution.runner.run`)."""
     from dlbench.registry import backends
@@ -59,7 +64,7 @@ def backend_options(config: Any, name: str, options_of: str | None = None) -> di
     shared = {
         "intra_op_threads": config.intra_op_threads,
         "inter_op_threads": config.inter_op_threads,
-        "precision": config.precision,
+        "precision": precision or config.precisions()[0],
     }
     accepted = set(manifest.option_names())
     opts = {k: v for k, v in shared.items() if k in accepted}
@@ -109,6 +114,7 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
     from dlbench.registry import backends as backend_registry
 
     name, device = job["backend"], job["device"]
+    precision = job.get("precision") or "float32"
     try:
         config = BenchmarkConfig.from_dict(job["config"])
         dataset = datasets.load(
@@ -119,15 +125,18 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
         composite = backend_registry.manifest(name).composite
         if composite is not None:  # e.g. torch>onnxruntime: the exported file in the target
             target = composite[1]
+            if precision != "float32":
+                raise UnsupportedPrecision(
+                    name, precision, device, "a via-ONNX row runs the exported float32 file"
+                )
             t0 = time.perf_counter()
             backend = get_backend(target, **backend_options(config, target))
             model = backend.wrap(job["onnx_path"], device=device, name=spec.name)
         else:
-            t0 = time.perf_counter()
-            backend = get_backend(name, **backend_options(config, name))
-            model = backend.build(spec, device)
+            backend, model, t0 = _build_at_precision(config, name, spec, device, precision)
         build_time = time.perf_counter() - t0
         settings = model.settings()
+        settings.update(_precision_settings(config, name, device, precision, settings))
         # a detector: its decoding and post-processing on this backend (option postprocess)
         runs_on = composite[1] if composite is not None else name
         detection = pipeline_for(
@@ -159,6 +168,10 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
         first_call = time.perf_counter() - t0
         np.save(job["parity_path"], out, allow_pickle=False)
         events.emit({"type": "parity", "path": job["parity_path"], "first_call_s": first_call})
+    except UnsupportedPrecision as exc:  # not a failure: the cells are skipped with the reason
+        events.emit({"type": "skipped", "reason": exc.reason, "error": str(exc)})
+        events.emit({"type": "done"})
+        return 0
     except BaseException as exc:  # report, whatever it was
         return _fatal(events, exc)
 
@@ -202,6 +215,77 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             )
     events.emit({"type": "done"})
     return 0
+
+
+def _build_at_precision(
+    config: Any, name: str, spec: Any, device: str, precision: str
+) -> tuple[Any, Any, float]:
+    """``(backend, model, t0)``: ``spec`` built by backend ``name`` at ``precision``.
+
+    float32 is the backend's own ``build``. Another precision is built by the backend
+    package's ``precision`` module, by convention (``dlbench.backends.torch.precision``:
+    ``build_precision(backend, spec, device, precision, calibration)``), beside its
+    ``backend.py``; int8 gets the run's calibration batch (:func:`calibration_inputs`), not
+    timed as build.
+
+    Raises:
+        UnsupportedPrecision: the backend has no precision module, or it cannot do this one.
+    """
+    from dlbench.model.backend import get_backend
+
+    backend = get_backend(name, **backend_options(config, name, precision=precision))
+    if precision == "float32":
+        t0 = time.perf_counter()
+        return backend, backend.build(spec, device), t0
+    module = f"{type(backend).__module__.rpartition('.')[0]}.precision"
+    hook = None
+    if importlib.util.find_spec(module) is not None:
+        hook = getattr(importlib.import_module(module), "build_precision", None)
+    if hook is None:
+        raise UnsupportedPrecision(
+            name, precision, device, f"the backend has no precision module ({module})"
+        )
+    calibration = calibration_inputs(config) if precision == "int8" else None
+    t0 = time.perf_counter()
+    return backend, hook(backend, spec, device, precision, calibration), t0
+
+
+def calibration_inputs(config: Any) -> np.ndarray:
+    """The int8 calibration batch: ``config.calibration_samples`` samples of the dataset's
+    train split drawn with ``config.seed`` (:func:`dlbench.execution.precision.calibration_batch`)."""
+    from dlbench import datasets
+    from dlbench.execution.precision import calibration_batch
+
+    train = datasets.load(
+        config.dataset, root=config.dataset_root, split="train", **config.dataset_options
+    )
+    return calibration_batch(train, config.calibration_samples, config.seed)
+
+
+def _precision_settings(
+    config: Any, name: str, device: str, precision: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The precision a cell group ran at, checked against what the backend reports: a backend
+    that builds a non-float32 model must say so in ``precision_in_force`` (else it ignored the
+    request: the cells are skipped, never timed as what they are not)."""
+    out: dict[str, Any] = {"precision": precision}
+    if precision == "float32":
+        return out
+    in_force = settings.get("precision_in_force")
+    if in_force != precision:
+        raise UnsupportedPrecision(
+            name,
+            precision,
+            device,
+            f"the backend does not implement it (it reports precision_in_force={in_force!r})",
+        )
+    if precision == "int8":
+        out["calibration"] = {
+            "split": "train",
+            "samples": config.calibration_samples,
+            "seed": config.seed,
+        }
+    return out
 
 
 #: Scenarios whose measured loop the energy meters are read around.

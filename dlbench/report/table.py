@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dlbench.execution.precision import PRECISIONS, cell_precision, row_name, split_row
+
 
 def fmt_time(seconds: float | None) -> str:
     """A duration with a sensible unit: ``812 µs``, ``3.41 ms``, ``1.20 s``."""
@@ -274,10 +276,15 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "error": info.get("error"),
             }
     for cell in doc.get("cells") or []:
+        name = row_name(cell["backend"], cell_precision(cell))  # onnxruntime@int8: its own row
         row = rows.setdefault(
-            (cell["backend"], cell["device"]),
-            {"backend": cell["backend"], "device": cell["device"]},
+            (name, cell["device"]),
+            {"backend": name, "device": cell["device"]},
         )
+        if cell.get("status") == "skipped":  # its backend cannot do its precision here
+            row.setdefault("skipped", []).append(cell["scenario"])
+            row["skip_reason"] = cell.get("skip_reason")
+            continue
         if cell.get("status") == "failed":
             row.setdefault("failed", []).append(cell["scenario"])
             continue
@@ -334,6 +341,7 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     devices = {r["device"] for r in rows.values()}
     for r in rows.values():
         r["label"] = r["backend"] if len(devices) <= 1 else f"{r['backend']}/{r['device']}"
+        r["precision"] = split_row(r["backend"])[1]
     return list(rows.values())
 
 
@@ -607,9 +615,20 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     backends whose intervals overlap the best one's are a "tie within noise". Figures without
     an interval (memory, energy) need a margin of :data:`NO_INTERVAL_MARGIN`. INVALID figures
     take no part (a sentence says which were left out); an accuracy of untrained weights is a
-    timing-only figure, never a result.
+    timing-only figure, never a result. Rows of different precisions are never ranked against
+    each other: each precision gets its own sentences, prefixed ``[int8]``.
     """
     from dlbench.report.detection import ap_sentences
+
+    precisions = sorted({r.get("precision") or "float32" for r in rows}, key=_precision_order)
+    if len(precisions) > 1:
+        return [
+            f"[{p}] {sentence}"
+            for p in precisions
+            for sentence in winner_sentences(
+                [r for r in rows if (r.get("precision") or "float32") == p]
+            )
+        ]
 
     out = ap_sentences(rows)
     for col in visible_columns(rows):
@@ -705,6 +724,10 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
             f"{ratio:.2f}x better than {r2['label']} ({col.fmt(v2)}){ci_txt}{excluded}."
         )
     return out
+
+
+def _precision_order(precision: str) -> int:
+    return PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS)
 
 
 def _ratio(v1: float, v2: float, col: Column) -> float:
