@@ -678,3 +678,96 @@ def test_six_d_conv_that_is_not_a_window_sum_is_not_fused():
     k[..., 0, 0] = 2.0  # a weighted window: not a sum
     with pytest.raises(SpecError, match="only 2-D convolution and pooling are supported"):
         check(_sum_pool_model(k), (3, 7, 8))
+
+
+# -- Loop with a static trip count: unrolled ------------------------------------------------------
+
+
+def _rnn_loop_model(trips=4, cond_body=None, extra_body=()):
+    """x (N, T=4, D=3) -> a tanh RNN over time as a Loop (jax2onnx's lax.scan form): carried h,
+    scan output every h; outputs the last h and the sequence batch-first."""
+    from onnx import TensorProto, helper
+
+    vi = helper.make_tensor_value_info
+    body_nodes = [
+        node("Gather", ["seq", "it"], ["xt"], axis=0),
+        node("MatMul", ["xt", "W"], ["a"]),
+        node("MatMul", ["h", "U"], ["b"]),
+        node("Add", ["a", "b"], ["s"]),
+        node("Tanh", ["s"], ["h2"]),
+        node("Identity", ["h2"], ["h_scan"]),
+        node("Identity", ["seq"], ["seq2"]),
+        *extra_body,
+        *(cond_body or [node("Identity", ["c"], ["c2"])]),
+    ]
+    body = helper.make_graph(
+        body_nodes,
+        "body",
+        [
+            vi("it", TensorProto.INT64, []),
+            vi("c", TensorProto.BOOL, []),
+            vi("h", TensorProto.FLOAT, None),
+            vi("seq", TensorProto.FLOAT, None),
+        ],
+        [
+            vi("c2", TensorProto.BOOL, []),
+            vi("h2", TensorProto.FLOAT, None),
+            vi("seq2", TensorProto.FLOAT, None),
+            vi("h_scan", TensorProto.FLOAT, None),
+        ],
+    )
+    loop = helper.make_node(
+        "Loop", ["M", "cond", "h0", "tm"], ["h_last", "seq_out", "hs"], name="loop", body=body
+    )
+    nodes = [
+        node("Transpose", ["x"], ["tm"], perm=[1, 0, 2]),
+        loop,
+        node("Transpose", ["hs"], ["seq_bf"], perm=[1, 0, 2]),
+        node("ReduceMean", ["seq_bf", "ax1"], ["m"], keepdims=0),
+        node("Add", ["h_last", "m"]),
+    ]
+    inits = {
+        "M": np.array(trips, np.int64),
+        "cond": np.array(True),
+        "h0": np.zeros((1, 5), np.float32),
+        "W": rand(3, 5),
+        "U": rand(5, 5, seed=2),
+        "ax1": np.array([1], np.int64),
+    }
+    return model(nodes, (4, 3), inits)
+
+
+def test_loop_with_a_static_trip_count_is_unrolled():
+    # against ONNX Runtime: ONNX's reference evaluator concatenates scan outputs along axis 0
+    # instead of stacking them along a new axis as the operator's definition (and ORT) does
+    ort = pytest.importorskip("onnxruntime")
+    from onnx_import_helpers import run_spec
+
+    from dlbench.spec import from_onnx
+
+    m = _rnn_loop_model()
+    spec = from_onnx(m)
+    x = rand(3, 4, 3, seed=5)
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run_spec(spec, x), want, rtol=1e-4, atol=1e-5)
+    onnx_ops = spec.metadata["onnx_import"]["onnx_ops"]
+    assert onnx_ops["Loop"] == 1 and onnx_ops["Tanh"] == 4  # the body, once per iteration
+    w = [n.params["weight"] for n in spec.nodes if n.op == "dense"]
+    assert len(set(w)) == 2  # W and U: one weight each however many copies use them
+
+
+def test_loop_body_ops_that_do_not_map_are_listed_before_anything_is_built():
+    from dlbench.spec import from_onnx
+
+    cond = [node("ReduceMax", ["h2"], ["mx"], keepdims=0), node("Less", ["mx", "one"], ["c2"])]
+    m = _rnn_loop_model(cond_body=cond, extra_body=[node("Constant", [], ["one"], value_float=1.0)])
+    with pytest.raises(SpecError, match=r"ReduceMax x1: loop/reducemax_mx") as info:
+        from_onnx(m)
+    assert "Less x1: loop/less_c2" in str(info.value)
+
+
+def test_loop_with_an_absurd_trip_count_is_a_clear_error():
+    from dlbench.spec import from_onnx
+
+    with pytest.raises(SpecError, match="expected a trip count that unrolls into at most"):
+        from_onnx(_rnn_loop_model(trips=10**9))

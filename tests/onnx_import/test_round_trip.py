@@ -16,14 +16,13 @@ from dlbench.errors import SpecError  # noqa: E402
 FAST = [("torch", "resnet20"), ("torch", "lstm")]
 
 #: What does not import yet, and why (strict: an unexpected pass fails, so this list stays true).
-NOT_YET = {
-    ("jax", "lstm"): "the time loop is an ONNX Loop",
-}
+NOT_YET: dict[tuple[str, str], str] = {}
 
 
 #: Weights that are folded constants, not initializers of the file: tf2onnx's unrolled LSTM keeps
-#: the zero initial state, so h0 @ R (512) and c0 (128) fold into constant operands.
-FOLDED_WEIGHTS = {("tensorflow", "lstm"): 512 + 128}
+#: the zero initial state, so h0 @ R (512) and c0 (128) fold into constant operands; likewise
+#: jax2onnx's Loop once its first iteration is unrolled.
+FOLDED_WEIGHTS = {("tensorflow", "lstm"): 512 + 128, ("jax", "lstm"): 512 + 128}
 
 
 def _float_weights(path) -> int:

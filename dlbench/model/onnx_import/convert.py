@@ -274,14 +274,26 @@ class Converter:
         """Every node that is not constant must have a handler; list all that do not."""
         const = set(self.values) - {n for n, v in self.values.items() if isinstance(v, Act)}
         missing: dict[str, list[str]] = {}
-        for i, n in enumerate(nodes):
-            key = _op_key(n)
-            ins = [x for x in n.input if x]
-            foldable = key == n.op_type and (n.op_type in SHAPE_OPS or all(x in const for x in ins))
-            if foldable and n.op_type not in ("If", "Loop", "Scan"):
-                const.update(o for o in n.output if o)
-            elif key not in self.handlers:
-                missing.setdefault(key, []).append(n.name or f"#{i}")
+
+        def walk(nodes: list[Any], const: set[str], where: str = "") -> None:
+            for i, n in enumerate(nodes):
+                key = _op_key(n)
+                ins = [x for x in n.input if x]
+                foldable = key == n.op_type and (
+                    n.op_type in SHAPE_OPS or all(x in const for x in ins)
+                )
+                if foldable and n.op_type not in ("If", "Loop", "Scan"):
+                    const.update(o for o in n.output if o)
+                elif key not in self.handlers:
+                    missing.setdefault(key, []).append(where + (n.name or f"#{i}"))
+                if n.op_type == "Loop" and key in self.handlers:  # its body, unrolled later
+                    body = next((a.g for a in n.attribute if a.name == "body"), None)
+                    if body is not None:
+                        inner = const | {t.name for t in body.initializer}
+                        inner |= {b.name for b in body.input[:2]}  # iteration number, cond
+                        walk(list(body.node), inner, f"{n.name or f'#{i}'}/")
+
+        walk(nodes, const)
         if missing:
             lines = [
                 f"  {op} x{len(names)}: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
@@ -292,8 +304,10 @@ class Converter:
                 "import yet (op, count, node names):\n" + "\n".join(lines)
             )
 
-    def _node(self, n: Any, index: int) -> None:
+    def _node(self, n: Any, index: int, prefix: str = "") -> None:
         label = n.name or f"{n.op_type}#{index}"
+        if prefix:  # a node of an unrolled loop body: one copy per iteration
+            label = f"{prefix}/{label}"
         ins = [self.get(x, label) for x in n.input]
         attrs = _attrs(n)
         if n.op_type in SHAPE_OPS and isinstance(ins[0], Act):
@@ -302,7 +316,11 @@ class Converter:
             self.values[n.output[0]] = Const(shape[start:end])
             self.folded += 1
             return
-        if all(v is None or isinstance(v, Const) for v in ins) and _op_key(n) == n.op_type:
+        if (
+            all(v is None or isinstance(v, Const) for v in ins)
+            and _op_key(n) == n.op_type
+            and n.op_type != "Loop"  # unrolled by its handler (its body reads outer values)
+        ):
             self._fold(n, label, [None if v is None else v.value for v in ins])
             return
         handler = self.handlers[_op_key(n)]

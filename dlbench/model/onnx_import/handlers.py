@@ -79,6 +79,7 @@ def _weight_name(cv, onnx_name: str, array: np.ndarray, hint: str, tag: str = ""
 
 # the handler families register themselves on import
 from dlbench.model.onnx_import import (  # noqa: E402, F401
+    map_control,
     map_layers,
     map_shape,
     map_spatial,
