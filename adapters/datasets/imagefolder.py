@@ -21,6 +21,14 @@ Two layouts:
   ``classes.txt`` file (first token per line) next to the images or in ``root``, or else the
   sorted distinct names in the labels file.
 
+``limit=N`` (``dlbench run --limit N``) keeps the first N images in a fixed, documented order:
+for class folders, round-robin over the classes (the first image of each class in class order,
+then the second of each, ...; within a class, sorted paths), so a small subset spans the
+classes; for the ILSVRC val layout, sorted file-name order (``ILSVRC2012_val_00000001`` first:
+the same images whichever labels file is used, and their classes are already mixed). The
+subset is recorded: ``info.num_samples`` is N, ``info.source`` says "first N of M images" and
+``describe()`` has ``limit``, ``total_images`` and ``order``.
+
 Transform (the standard ImageNet evaluation one): resize the shorter side to 256 (bilinear),
 centre-crop 224, ``(x / 255 - mean) / std`` with the ImageNet mean
 ``(0.485, 0.456, 0.406)`` and std ``(0.229, 0.224, 0.225)``; float32 NCHW.
@@ -78,6 +86,8 @@ class ImageFolder(Dataset):
         crop_size: Side of the centre crop.
         mean: Per-channel mean (in [0, 1] units).
         std: Per-channel std.
+        limit: Keep only the first ``limit`` images in the order described in the module
+            docstring (round-robin over classes, or sorted file names).
     """
 
     def __init__(
@@ -93,12 +103,17 @@ class ImageFolder(Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         download: bool = False,
+        limit: int | None = None,
     ) -> None:
         if download:
             raise ConfigError(
                 "imagefolder cannot be downloaded: ImageNet needs an account. Expected "
                 "download=False and root= pointing at your copy."
             )
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ConfigError(f"Expected `limit` to be a positive int. Received: limit={limit!r}")
         if crop_size > resize_size:
             raise ConfigError(
                 f"Expected crop_size <= resize_size. Received: crop_size={crop_size}, "
@@ -139,6 +154,19 @@ class ImageFolder(Dataset):
                 f"No images found in {folder}. Expected one sub-folder of images per class, "
                 "or a flat folder of images with a labels file."
             )
+        self.total_images = len(files)
+        self.limit = limit
+        self.order = "round-robin over classes" if layout == "class-folders" else "file name"
+        source = str(folder)
+        if limit is not None:
+            keep = (
+                _round_robin(labels)
+                if layout == "class-folders"
+                else sorted(range(len(files)), key=lambda i: files[i].name)
+            )
+            keep = keep[:limit]
+            files, labels = [files[i] for i in keep], [labels[i] for i in keep]
+            source += f" (first {len(files)} of {self.total_images} images, {self.order} order)"
         self.files = files
         self.targets = np.asarray(labels, dtype=np.int64)
         self.layout = layout
@@ -149,7 +177,7 @@ class ImageFolder(Dataset):
             input_shape=(3, self.crop_size, self.crop_size),
             num_classes=len(names),
             num_samples=len(files),
-            source=str(folder),
+            source=source,
             class_names=tuple(names),
             transform={
                 "type": "resize_center_crop",
@@ -297,7 +325,20 @@ class ImageFolder(Dataset):
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"layout": self.layout, "labels_file": str(self.labels_file or "")}
+        out = {"layout": self.layout, "labels_file": str(self.labels_file or "")}
+        if self.limit is not None:
+            out.update(limit=self.limit, total_images=self.total_images, order=self.order)
+        return out
+
+
+def _round_robin(labels: Sequence[int]) -> list[int]:
+    """Indices in round-robin class order: the first image of each class (in class order),
+    then the second of each, ...; within a class, the original (sorted path) order."""
+    by_class: dict[int, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_class.setdefault(int(lab), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    return [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
 
 
 def _has_images(p: Path) -> bool:
