@@ -23,7 +23,14 @@ import numpy as np
 from dlbench.errors import BackendError
 from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
-from dlbench.train.trainable import TRAINED_OPS, logits_spec, trained_param_names
+from dlbench.train.trainable import (
+    dropout_nodes,
+    logits_spec,
+    state_param_names,
+    state_roles,
+    trained_param_names,
+    trained_roles,
+)
 
 #: a host array in the framework's layout -> the same weight in the spec's canonical layout
 ToCanonical = Callable[[np.ndarray], np.ndarray]
@@ -125,6 +132,10 @@ class SpecTrainer(ABC):
         self.config = config
         #: spec names of the trained parameters, in graph order
         self.names = trained_param_names(self.spec)
+        #: spec names of the train-mode state (batch-norm running statistics), in graph order
+        self.state_names = state_param_names(self.spec)
+        #: ``(node, rate, per-sample shape)`` of every dropout node
+        self.dropout = dropout_nodes(self.spec)
         self._handles: dict[str, Any] = {}
         self._to_canonical: dict[str, ToCanonical] = {}
         self.build(device)
@@ -144,8 +155,12 @@ class SpecTrainer(ABC):
         """The current value of a located parameter as a host array (framework layout)."""
 
     @abstractmethod
-    def to_device(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """Host batch (NCHW float32, int labels) -> native tensors (not timed)."""
+    def to_device(
+        self, x: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray] | None = None
+    ) -> Any:
+        """Host batch (NCHW float32, int labels) and the step's shared dropout masks (node ->
+        canonical-layout array, see :func:`dlbench.train.augment.dropout_masks`; None: the
+        framework's own RNG) -> native tensors (not timed)."""
 
     @abstractmethod
     def train_step(self, batch: Any, lr: float) -> float:
@@ -158,11 +173,11 @@ class SpecTrainer(ABC):
     # -- shared ------------------------------------------------------------------------------
 
     def bind_parameters(self) -> list[Any]:
-        """Locate and check every trained parameter; their handles in :attr:`names` order."""
+        """Locate and check every trained parameter and state array; the trained parameters'
+        handles in :attr:`names` order (the state's are in :attr:`state_handles`)."""
         for rn in self.spec.resolved():
-            if rn.op not in TRAINED_OPS:
-                continue
-            for role, pname in rn.param_names.items():
+            for role in (*trained_roles(rn), *state_roles(rn)):
+                pname = rn.param_names[role]
                 found = self.locate(rn, role)
                 if found is None or not np.array_equal(
                     found[1](self.host(found[0])), rn.params[role].astype(np.float32)
@@ -174,11 +189,18 @@ class SpecTrainer(ABC):
                 self._handles[pname], self._to_canonical[pname] = found
         return [self._handles[n] for n in self.names]
 
+    @property
+    def state_handles(self) -> list[Any]:
+        """Handles of the train-mode state arrays, in :attr:`state_names` order."""
+        return [self._handles[n] for n in self.state_names]
+
     def export_params(self) -> dict[str, np.ndarray]:
-        """Trained parameters by spec name, canonical layout (OIHW, ``(out, in)``)."""
+        """Trained parameters and running statistics by spec name, canonical layout (OIHW,
+        ``(out, in)``)."""
+        # copies: a host view of a CPU tensor would alias the live parameter
         return {
-            n: np.ascontiguousarray(
-                self._to_canonical[n](self.host(self._handles[n])), dtype=np.float32
+            n: np.array(
+                self._to_canonical[n](self.host(self._handles[n])), dtype=np.float32, order="C"
             )
-            for n in self.names
+            for n in (*self.names, *self.state_names)
         }

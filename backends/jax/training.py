@@ -1,21 +1,28 @@
-"""JAX training step: the spec's pure ``apply(params, x)`` trained with ``jax.value_and_grad``
-inside one ``jax.jit``-compiled step.
+"""JAX training step: the spec run in train mode as a pure function, trained with
+``jax.value_and_grad`` inside one ``jax.jit``-compiled step.
 
-The params pytree is the backend's own (``{node: {role: array}}``, canonical layout); only the
-trained ops' leaves are differentiated. The shared
+The forward pass walks the spec with the backend's op table (:data:`dlbench.backends.jax.ops.OPS`)
+except where training differs from inference: ``batch_norm`` (batch statistics, running
+statistics returned as new state, PyTorch's momentum and unbiased running variance), ``dropout``
+(the shared mask given to the step, or ``jax.random.bernoulli`` with a key folded from the step
+number) and ``lstm`` (its two biases stay separate trained parameters, as in ``torch.nn.LSTM``).
+Trained leaves are ``{node: {role: array}}`` in canonical layout. The shared
 :func:`~dlbench.backends.common.training.update_rule` runs on every leaf, the same expressions
 as in the PyTorch and TensorFlow training modules; :class:`JaxTrainer` subclasses
-:class:`~dlbench.backends.common.training.SpecTrainer`. Same function names in every framework's ``training.py``: :func:`cross_entropy`,
-:func:`init_optimizer_state`, :func:`apply_update`, :func:`make_trainer`.
+:class:`~dlbench.backends.common.training.SpecTrainer`. Same function names in every
+framework's ``training.py``: :func:`cross_entropy`, :func:`init_optimizer_state`,
+:func:`apply_update`, :func:`make_trainer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from dlbench.backends.common.training import (
     SpecTrainer,
@@ -23,12 +30,12 @@ from dlbench.backends.common.training import (
     optimizer_slots,
     update_all,
 )
-from dlbench.backends.jax.backend import make_apply
+from dlbench.backends.jax.ops import OPS
 from dlbench.errors import BackendError
 from dlbench.model.backend import parse_device
 from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
-from dlbench.train.trainable import TRAINED_OPS
+from dlbench.train.trainable import state_roles, trained_roles
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -62,8 +69,79 @@ def apply_update(
     return tree.unflatten(new_p), new_state
 
 
+def batch_norm_train(
+    x: jax.Array, p: dict[str, jax.Array], s: dict[str, jax.Array], eps: float, momentum: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Train-mode batch norm over axis 1 (as ``torch.nn.BatchNorm*d``): ``(y, new running
+    statistics)``; biased batch variance in ``y``, unbiased in the running variance."""
+    axes = (0, *range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - mean.reshape(shape)), axis=axes)
+    n = x.size // x.shape[1]
+    y = (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + eps)
+    y = y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
+    mean, var = lax.stop_gradient(mean), lax.stop_gradient(var)
+    new = {
+        "mean": (1.0 - momentum) * s["mean"] + momentum * mean,
+        "var": (1.0 - momentum) * s["var"] + momentum * var * (n / max(n - 1, 1)),
+    }
+    return y, new
+
+
+def batch_norm_eval(x: jax.Array, p: dict[str, jax.Array], s: dict[str, jax.Array], eps: float):
+    """Eval-mode batch norm with the running statistics (PyTorch's formula)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - s["mean"].reshape(shape)) * lax.rsqrt(s["var"].reshape(shape) + eps)
+    return y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
+
+
+def make_train_apply(spec: ModelSpec, config: TrainConfig) -> Callable[..., Any]:
+    """``run(params, frozen, bn, x, masks, key, train) -> (logits, new_bn)``: the spec in train
+    (``train=True``) or eval mode; ``masks`` maps a dropout node to its mask (None: drawn from
+    ``key``)."""
+    plan = spec.resolved()
+    OPS.check(plan)
+    input_name, output = spec.inputs[0].name, spec.outputs[0]
+    momentum = config.bn_momentum
+
+    def run(params, frozen, bn, x, masks, key, train: bool):
+        env = {input_name: x}
+        new_bn = {}
+        for i, rn in enumerate(plan):
+            xs = [env[n] for n in rn.inputs]
+            p = {**frozen.get(rn.name, {}), **params.get(rn.name, {})}
+            if rn.op == "batch_norm":
+                if train:
+                    y, new_bn[rn.name] = batch_norm_train(
+                        xs[0], p, bn[rn.name], rn.attrs["eps"], momentum
+                    )
+                else:
+                    y = batch_norm_eval(xs[0], p, bn[rn.name], rn.attrs["eps"])
+            elif rn.op == "dropout":
+                rate = rn.attrs["rate"]
+                if not train or rate == 0:
+                    y = xs[0]
+                elif masks is not None:
+                    y = xs[0] * masks[rn.name]
+                else:
+                    keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, xs[0].shape)
+                    y = jnp.where(keep, xs[0] * (1.0 / (1.0 - rate)), 0.0)
+            elif rn.op == "lstm":
+                q = {"weight_ih": p["weight_ih"], "weight_hh": p["weight_hh"]}
+                q["bias"] = p["bias_ih"] + p["bias_hh"]
+                y = OPS["lstm"](xs, q, rn)
+            else:
+                y = OPS.lookup(rn)(xs, p, rn)
+            env[rn.name] = y
+        return env[output], new_bn
+
+    return run
+
+
 class JaxTrainer(SpecTrainer):
-    """A spec's apply function, its trained params pytree and optimizer state on one device."""
+    """A spec's train-mode function, its trained params pytree, running statistics and
+    optimizer state on one device."""
 
     framework = "jax"
 
@@ -73,54 +151,75 @@ class JaxTrainer(SpecTrainer):
         if index >= len(devs):
             raise BackendError(f"JAX sees {len(devs)} {kind} device(s); asked for {device!r}")
         self.jax_device = devs[index]
-        apply, params = make_apply(self.spec)
-        trained = {rn.name for rn in self.spec.resolved() if rn.op in TRAINED_OPS}
-        self.params = params  # host arrays while the parameters are located
+        params: dict[str, dict[str, np.ndarray]] = {}
+        frozen: dict[str, dict[str, np.ndarray]] = {}
+        bn: dict[str, dict[str, np.ndarray]] = {}
+        for rn in self.spec.resolved():
+            trained, state = trained_roles(rn), state_roles(rn)
+            for role, arr in rn.params.items():
+                a = np.asarray(arr, np.float32)
+                where = params if role in trained else bn if role in state else frozen
+                where.setdefault(rn.name, {})[role] = a
+        self.params, self.bn = params, bn  # host arrays while the parameters are located
         self.bind_parameters()
         put = lambda t: jax.device_put(t, self.jax_device)  # noqa: E731
-        self.params = put({k: v for k, v in params.items() if k in trained})
-        frozen = put({k: v for k, v in params.items() if k not in trained})
+        self.params, self.bn = put(params), put(bn)
+        frozen = put(frozen)
         self.state = put(init_optimizer_state(self.params, self.config))
+        self.key = jax.random.PRNGKey(self.config.seed)
+        self.steps = 0
         config = self.config
+        run = make_train_apply(self.spec, config)
 
-        def loss_fn(p: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-            return cross_entropy(apply({**frozen, **p}, x), y)
+        def loss_fn(p, bn, x, y, masks, key):
+            logits, new_bn = run(p, frozen, bn, x, masks, key, True)
+            return cross_entropy(logits, y), new_bn
 
-        def step(p: Any, s: Any, x: jax.Array, y: jax.Array, lr: jax.Array) -> Any:
-            loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        def step(p, s, bn, x, y, masks, key, lr):
+            (loss, new_bn), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                p, bn, x, y, masks, key
+            )
             p, s = apply_update(p, grads, s, lr, config)
-            return p, s, loss
+            return p, s, new_bn, loss
 
         self._step = jax.jit(step)
-        self._forward = jax.jit(lambda p, x: apply({**frozen, **p}, x))
+        self._forward = jax.jit(lambda p, bn, x: run(p, frozen, bn, x, None, None, False)[0])
 
-    def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str], Any] | None:
-        """The ``(node, role)`` leaf of the params pytree (canonical layout)."""
-        if role not in self.params.get(rn.name, {}):
-            return None
-        return (rn.name, role), _same
+    def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str, str], Any] | None:
+        """The ``(tree, node, role)`` leaf (``tree``: ``params`` or ``bn``; canonical layout)."""
+        for tree in ("params", "bn"):
+            if role in getattr(self, tree).get(rn.name, {}):
+                return (tree, rn.name, role), _same
+        return None
 
-    def host(self, handle: tuple[str, str]) -> np.ndarray:
-        node, role = handle
-        return np.asarray(jax.device_get(self.params[node][role]))
+    def host(self, handle: tuple[str, str, str]) -> np.ndarray:
+        tree, node, role = handle
+        return np.asarray(jax.device_get(getattr(self, tree)[node][role]))
 
-    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        return (
-            jax.device_put(np.asarray(x, dtype=np.float32), self.jax_device),
-            jax.device_put(np.asarray(y, dtype=np.int32), self.jax_device),
-        )
+    def to_device(
+        self, x: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray] | None = None
+    ) -> tuple[jax.Array, jax.Array, Any]:
+        put = lambda a: jax.device_put(a, self.jax_device)  # noqa: E731
+        m = None if masks is None else {k: put(np.asarray(v, np.float32)) for k, v in masks.items()}
+        return put(np.asarray(x, dtype=np.float32)), put(np.asarray(y, dtype=np.int32)), m
 
-    def train_step(self, batch: tuple[jax.Array, jax.Array], lr: float) -> float:
+    def train_step(self, batch: tuple[jax.Array, jax.Array, Any], lr: float) -> float:
         """``value_and_grad`` + update in one jitted call; returns the loss (a sync point)."""
-        self.params, self.state, loss = self._step(
-            self.params, self.state, batch[0], batch[1], np.float32(lr)
+        x, y, masks = batch
+        # the framework's own RNG (no shared masks): a key folded from the step number
+        key = (
+            jax.random.fold_in(self.key, self.steps) if masks is None and self.dropout else self.key
         )
+        self.params, self.state, self.bn, loss = self._step(
+            self.params, self.state, self.bn, x, y, masks, key, np.float32(lr)
+        )
+        self.steps += 1
         return float(loss)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits (canonical layout) of a host batch."""
+        """Logits (canonical layout) of a host batch, eval mode (running statistics)."""
         xd = jax.device_put(np.asarray(x, dtype=np.float32), self.jax_device)
-        return np.asarray(self._forward(self.params, xd))
+        return np.asarray(self._forward(self.params, self.bn, xd))
 
 
 def _same(a: np.ndarray) -> np.ndarray:

@@ -1,10 +1,15 @@
-"""TensorFlow training step: the spec's ``tf.Module`` trained with ``GradientTape`` in a
-``tf.function``.
+"""TensorFlow training step: the spec run in train mode by a ``tf.Module``, trained with
+``GradientTape`` in a ``tf.function``.
 
-The backend's module holds its weights as (non-trainable) ``tf.Variable`` in TensorFlow layout
-(HWIO filters, ``(in, out)`` kernels, NHWC activations); the tape watches them explicitly and the
-shared :func:`~dlbench.backends.common.training.update_rule` runs on them, the same expressions
-as in the PyTorch and JAX training modules. Export transposes back to the canonical layout with
+:class:`TrainModule` holds the weights as (non-trainable) ``tf.Variable`` in TensorFlow layout
+(HWIO filters, ``(in, out)`` kernels, NHWC activations) and walks the spec with the backend's op
+table (:data:`dlbench.backends.tensorflow.ops.OPS`) except where training differs from
+inference: ``batch_norm`` (batch statistics; running statistics assigned with PyTorch's momentum
+and unbiased variance), ``dropout`` (the shared mask given to the step, or
+``tf.nn.experimental.stateless_dropout`` seeded by the step number) and ``lstm`` (its two biases
+stay separate variables, as in ``torch.nn.LSTM``). The tape watches the trained variables
+explicitly and the shared :func:`~dlbench.backends.common.training.update_rule` runs on them, the
+same expressions as in the PyTorch and JAX training modules. Export transposes back to the canonical layout with
 the inverse transforms of :func:`dlbench.backends.tensorflow.ops.weight_layout`. Same function names in every framework's ``training.py``: :func:`cross_entropy`,
 :func:`init_optimizer_state`, :func:`apply_update`, :func:`make_trainer`.
 """
@@ -25,9 +30,17 @@ from dlbench.backends.common.training import (  # noqa: E402
     optimizer_slots,
     update_all,
 )
-from dlbench.backends.common.weights import nchw_to_nhwc  # noqa: E402
-from dlbench.backends.tensorflow.backend import SpecModule  # noqa: E402
-from dlbench.backends.tensorflow.ops import weight_layout  # noqa: E402
+from dlbench.backends.common.weights import NCHW_TO_NHWC, nchw_to_nhwc  # noqa: E402
+from dlbench.backends.tensorflow.ops import (  # noqa: E402
+    CANON,
+    NHWC,
+    OPS,
+    Value,
+    canon,
+    nhwc,
+    weight_layout,
+)
+from dlbench.errors import BackendError  # noqa: E402
 from dlbench.model.backend import parse_device  # noqa: E402
 from dlbench.model.spec import ModelSpec, ResolvedNode  # noqa: E402
 from dlbench.train.config import TrainConfig  # noqa: E402
@@ -73,6 +86,101 @@ def _power(base: float, t: tf.Tensor) -> tf.Tensor:
     return tf.pow(tf.constant(base, tf.float32), t)
 
 
+#: roles kept as raw (canonical) variables in training: batch-norm parameters and statistics,
+#: the two LSTM biases (inference folds them)
+_RAW = {"batch_norm": ("weight", "bias", "mean", "var"), "lstm": ("bias_ih", "bias_hh")}
+
+
+class TrainModule(tf.Module):
+    """The spec's variables and its forward pass in train or eval mode."""
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        super().__init__(name=None)
+        self.plan = spec.resolved()
+        OPS.check(self.plan)
+        self.config = config
+        self.layouts = {rn.name: weight_layout(rn) for rn in self.plan}
+        self.weights: dict[str, dict[str, tf.Variable]] = {}
+        for rn in self.plan:
+            w = {}
+            for role, arr in rn.params.items():
+                raw = role in _RAW.get(rn.op, ())
+                key, fwd = (role, None) if raw else self.layouts[rn.name][role][:2]
+                a = np.asarray(arr, np.float64 if fwd else np.float32)
+                a = np.ascontiguousarray(fwd(a) if fwd else a, dtype=np.float32)
+                w[key] = tf.Variable(a, trainable=False, name=f"{rn.name}.{key}".replace("/", "_"))
+            self.weights[rn.name] = w
+        self.input_name = spec.inputs[0].name
+        self.input_rank = len(spec.input_shape) + 1
+        self.output = spec.outputs[0]
+        self.seed = tf.constant(config.seed, tf.int64)
+
+    def locate(self, rn: ResolvedNode, role: str) -> tuple[tf.Variable, Any] | None:
+        if role in _RAW.get(rn.op, ()):
+            return self.weights[rn.name][role], _same
+        layout = self.layouts[rn.name].get(role)
+        if layout is None:
+            return None
+        key, _, to_canonical = layout
+        var = self.weights[rn.name].get(key)
+        return None if var is None else (var, to_canonical)
+
+    def batch_norm(self, v: Value, w: dict[str, tf.Variable], rn: ResolvedNode, train: bool):
+        rank = v.tensor.shape.rank
+        if rank == 4:
+            x, layout, axes, shape = nhwc(v), NHWC, [0, 1, 2], [1, 1, 1, -1]
+        else:
+            x, layout = canon(v), CANON
+            axes, shape = ([0, 2], [1, -1, 1]) if rank == 3 else ([0], [1, -1])
+        eps, m = rn.attrs["eps"], self.config.bn_momentum
+        if train:
+            mean = tf.reduce_mean(x, axis=axes)
+            var = tf.reduce_mean(tf.square(x - tf.reshape(mean, shape)), axis=axes)
+            n = tf.cast(tf.size(x) // tf.shape(x)[-1 if rank == 4 else 1], tf.float32)
+            w["mean"].assign((1.0 - m) * w["mean"] + m * tf.stop_gradient(mean))
+            unbiased = tf.stop_gradient(var) * (n / tf.maximum(n - 1.0, 1.0))
+            w["var"].assign((1.0 - m) * w["var"] + m * unbiased)
+        else:
+            mean, var = w["mean"], w["var"]
+        y = (x - tf.reshape(mean, shape)) * tf.math.rsqrt(tf.reshape(var, shape) + eps)
+        return Value(y * tf.reshape(w["weight"], shape) + tf.reshape(w["bias"], shape), layout)
+
+    def __call__(
+        self, x: tf.Tensor, masks: dict[str, tf.Tensor] | None, step: Any, train: bool
+    ) -> tf.Tensor:
+        env = {self.input_name: Value(x, NHWC if self.input_rank == 4 else CANON)}
+        for i, rn in enumerate(self.plan):
+            xs = [env[n] for n in rn.inputs]
+            w = self.weights[rn.name]
+            if rn.op == "batch_norm":
+                y = self.batch_norm(xs[0], w, rn, train)
+            elif rn.op == "dropout":
+                rate, v = rn.attrs["rate"], xs[0]
+                if not train or rate == 0:
+                    y = v
+                elif masks:
+                    mask = masks[rn.name]
+                    if v.layout == NHWC:
+                        mask = tf.transpose(mask, NCHW_TO_NHWC)
+                    y = Value(v.tensor * mask, v.layout)
+                else:
+                    seed = tf.stack([self.seed, tf.cast(step, tf.int64) * 1000 + i])
+                    t = tf.nn.experimental.stateless_dropout(v.tensor, rate, seed)
+                    y = Value(t, v.layout)
+            elif rn.op == "lstm":
+                q = {"kernel": w["kernel"], "recurrent_kernel": w["recurrent_kernel"]}
+                q["bias"] = w["bias_ih"] + w["bias_hh"]
+                y = OPS["lstm"](xs, q, rn)
+            else:
+                y = OPS.lookup(rn)(xs, w, rn)
+            env[rn.name] = y
+        return canon(env[self.output])
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
+
+
 class TensorFlowTrainer(SpecTrainer):
     """A spec's ``tf.Module``, its trained variables and optimizer state on one device."""
 
@@ -82,56 +190,76 @@ class TensorFlowTrainer(SpecTrainer):
         kind, index = parse_device(device)
         self.tf_device = f"/GPU:{index}" if kind == "cuda" else "/CPU:0"
         with tf.device(self.tf_device):
-            self.module = SpecModule(self.spec)
+            self.module = TrainModule(self.spec, self.config)
             self.params = self.bind_parameters()
             self.state = init_optimizer_state(self.params, self.config)
+            self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
         shape = list(self.spec.input_shape)
         self._nhwc = len(shape) == 3
         if self._nhwc:
             c, h, w = shape
             shape = [h, w, c]
         x_sig = tf.TensorSpec([None, *shape], tf.float32)
+        self._shared = self.config.dropout_rng == "shared" and bool(self.dropout)
+        mask_sig = {n: tf.TensorSpec([None, *s], tf.float32) for n, _, s in self.dropout}
         self._step = tf.function(
             self._step_impl,
-            input_signature=[x_sig, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float32)],
+            input_signature=[
+                x_sig,
+                tf.TensorSpec([None], tf.int64),
+                tf.TensorSpec([], tf.float32),
+                mask_sig if self._shared else {},
+            ],
         )
-        self._forward = tf.function(self.module.__call__, input_signature=[x_sig])
+        self._forward = tf.function(
+            lambda x: self.module(x, None, None, False), input_signature=[x_sig]
+        )
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tf.Variable, Any] | None:
         """The module's variable for ``role`` (TensorFlow layout, see ``weight_layout``)."""
-        layout = weight_layout(rn).get(role)
-        if layout is None:
-            return None
-        key, _, to_canonical = layout
-        var = self.module.weights[rn.name].get(key)
-        return None if var is None else (var, to_canonical)
+        return self.module.locate(rn, role)
 
     def host(self, handle: tf.Variable) -> np.ndarray:
         return handle.numpy()
 
-    def _step_impl(self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+    def _step_impl(
+        self, x: tf.Tensor, y: tf.Tensor, lr: tf.Tensor, masks: dict[str, tf.Tensor]
+    ) -> tf.Tensor:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.params)
-            loss = cross_entropy(self.module(x), y)
+            loss = cross_entropy(self.module(x, masks, self.steps, True), y)
         grads = tape.gradient(loss, self.params)
         apply_update(self.params, grads, self.state, lr, self.config)
+        self.steps.assign_add(1)
         return loss
 
     def _host(self, x: np.ndarray) -> np.ndarray:
         a = np.asarray(x, dtype=np.float32)
         return np.ascontiguousarray(nchw_to_nhwc(a) if self._nhwc else a)
 
-    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.device(self.tf_device):
-            return (
-                tf.identity(tf.convert_to_tensor(self._host(x))),
-                tf.identity(tf.convert_to_tensor(np.asarray(y, dtype=np.int64))),
-            )
+    def to_device(
+        self, x: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray] | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        def put(a: np.ndarray) -> tf.Tensor:
+            return tf.identity(tf.convert_to_tensor(a))
 
-    def train_step(self, batch: tuple[tf.Tensor, tf.Tensor], lr: float) -> float:
-        """Forward, loss, ``GradientTape.gradient``, update; returns the loss (a sync point)."""
         with tf.device(self.tf_device):
-            loss = self._step(batch[0], batch[1], tf.constant(lr, tf.float32))
+            m = (
+                {}
+                if masks is None
+                else {k: put(np.asarray(v, np.float32)) for k, v in masks.items()}
+            )
+            return put(self._host(x)), put(np.asarray(y, dtype=np.int64)), m
+
+    def train_step(self, batch: tuple[tf.Tensor, tf.Tensor, Any], lr: float) -> float:
+        """Forward, loss, ``GradientTape.gradient``, update; returns the loss (a sync point)."""
+        x, y, masks = batch
+        if self._shared and not masks:
+            raise BackendError(
+                "Expected the step's shared dropout masks (dropout_rng='shared'). Received none"
+            )
+        with tf.device(self.tf_device):
+            loss = self._step(x, y, tf.constant(lr, tf.float32), masks if self._shared else {})
         return float(loss.numpy())
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ from dlbench.execution.config import default_threads
 from dlbench.options import strict_from_dict
 
 OPTIMIZERS = ("sgd", "adam")
+DROPOUT_RNGS = ("shared", "framework")
 SCHEDULES = ("constant", "step", "cosine")
 
 
@@ -77,6 +78,11 @@ class TrainConfig:
         eval_batch_size: Batch size of the per-epoch evaluation passes.
         intra_op_threads: Threads inside one op, the same for every framework.
         inter_op_threads: Threads running independent ops concurrently.
+        bn_momentum: Batch-norm momentum as PyTorch defines it (weight of the new batch
+            statistic in the running statistics; Keras / Flax momentum = 1 - this).
+        dropout_rng: ``shared`` (every framework multiplies by the same masks, drawn from one
+            seeded NumPy stream: step-for-step comparable) or ``framework`` (each framework's
+            own RNG, inside its step: the idiomatic cost, runs no longer comparable step by step).
     """
 
     optimizer: str = "sgd"
@@ -103,6 +109,8 @@ class TrainConfig:
     eval_batch_size: int = 512
     intra_op_threads: int = field(default_factory=default_threads)
     inter_op_threads: int = 1
+    bn_momentum: float = 0.1
+    dropout_rng: str = "shared"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -184,6 +192,11 @@ class TrainConfig:
         integer("eval_batch_size", 1)
         integer("intra_op_threads", 1)
         integer("inter_op_threads", 1)
+        num("bn_momentum", 0.0, 1.0)
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise ConfigError(
+                f"Expected `dropout_rng` in {DROPOUT_RNGS}. Received: dropout_rng={self.dropout_rng!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -3,7 +3,7 @@
 :func:`fit` drives any trainer with the same small interface (each framework's
 ``make_trainer`` in ``dlbench.backends.<framework>.training``)::
 
-    trainer.to_device(x, y) -> batch      # host NumPy -> native tensors (not timed)
+    trainer.to_device(x, y, masks) -> batch  # host NumPy -> native tensors (not timed)
     trainer.train_step(batch, lr) -> float  # one step; returns the loss (a sync point)
     trainer.predict(x) -> np.ndarray      # logits of a host batch
     trainer.export_params() -> {name: array}  # canonical layout
@@ -26,13 +26,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from dlbench.analysis.stats import summarize
+from dlbench.train.augment import dropout_masks
 from dlbench.train.config import TrainConfig
 from dlbench.train.data import batch_indices
 from dlbench.train.diagnose import LearningCurve, diagnose
 
 
 class Trainer(Protocol):  # pragma: no cover - an interface
-    def to_device(self, x: np.ndarray, y: np.ndarray) -> Any: ...
+    def to_device(self, x: np.ndarray, y: np.ndarray, masks: Any = None) -> Any: ...
     def train_step(self, batch: Any, lr: float) -> float: ...
     def predict(self, x: np.ndarray) -> np.ndarray: ...
     def export_params(self) -> dict[str, np.ndarray]: ...
@@ -93,6 +94,7 @@ def fit(
     tta_s = tta_epoch = None
     step = 0
     ebs = config.eval_batch_size
+    drop = getattr(trainer, "dropout", []) if config.dropout_rng == "shared" else []
     for epoch in range(config.epochs):
         batches = batch_indices(orders[epoch], config.batch_size, config.drop_last)
         if meter is not None:
@@ -100,7 +102,8 @@ def fit(
         t_epoch = time.perf_counter()
         epoch_losses = []
         for idx in batches:
-            batch = trainer.to_device(x_tr[idx], y_tr[idx])
+            masks = dropout_masks(drop, len(idx), config.seed, step) if drop else None
+            batch = trainer.to_device(x_tr[idx], y_tr[idx], masks)
             t0 = time.perf_counter()
             loss = trainer.train_step(batch, float(lrs[step]))
             step_times.append(time.perf_counter() - t0)

@@ -1,11 +1,19 @@
 """Which specs can be trained, the logits spec a framework trains, and the export back.
 
-Training refuses ops whose training-mode behaviour differs from inference and cannot be made
-identical across frameworks here: ``batch_norm`` (batch statistics and running-statistic
-updates) and ``dropout`` (random masks cannot be the same in every framework's RNG). It also
-refuses ops whose weights some backends store fused or transformed (``lstm``,
-``multi_head_attention``) and ``add`` / ``mul`` with a constant parameter. Trained parameters
-are those of ``conv2d``, ``dense`` and ``layer_norm``.
+Every op of the zoo trains, in train mode, identically in every framework:
+
+* ``batch_norm`` normalises with the batch statistics (biased variance) and updates its running
+  statistics as ``torch.nn.BatchNorm*d(momentum=0.1)`` does: ``running = (1 - m) * running + m *
+  batch``, the running variance from the *unbiased* batch variance (``n / (n - 1)``); the running
+  statistics are state carried from step to step, used by evaluation and exported with the
+  weights (``mean`` / ``var``). Its ``weight`` and ``bias`` are trained.
+* ``dropout`` multiplies by a mask (``keep / (1 - rate)``); by default every framework is given
+  the same masks, drawn from one seeded NumPy stream (:mod:`dlbench.train.augment`), so runs stay
+  step-for-step comparable; ``TrainConfig(dropout_rng="framework")`` uses each framework's own RNG.
+* ``lstm`` and ``multi_head_attention`` are trained through their spec weights (PyTorch layout:
+  ``bias_ih`` and ``bias_hh`` stay two parameters, as in ``torch.nn.LSTM``), ``layer_norm``
+  through ``weight`` / ``bias``; a constant operand of ``add`` (a position embedding) is trained,
+  one of ``mul`` / ``div`` (a fixed scale) is not.
 
 A spec that ends with ``softmax`` is trained on the logits before it: the final softmax node is
 dropped for training (the loss applies log-softmax itself) and kept in the exported spec.
@@ -18,28 +26,46 @@ from typing import Any
 import numpy as np
 
 from dlbench.errors import ConfigError
-from dlbench.model.spec import ModelSpec
+from dlbench.model.ops import OPS as OP_SET
+from dlbench.model.spec import ModelSpec, ResolvedNode
 
-#: ops whose parameters are trained
-TRAINED_OPS = ("conv2d", "dense", "layer_norm")
-#: ops refused for training, with the reason
-REFUSED = {
-    "batch_norm": "train-mode batch statistics are not implemented identically in every "
-    "framework; dlbench refuses batch_norm for training",
-    "dropout": "random dropout masks cannot be identical across frameworks; dlbench refuses "
-    "dropout for training",
-    "lstm": "its weights are stored fused in some backends; not supported for training",
-    "multi_head_attention": "its weights are stored fused in some backends; not supported for "
-    "training",
+#: op -> roles whose parameters are trained (every role of the op when None)
+TRAINED_ROLES: dict[str, tuple[str, ...] | None] = {
+    "conv2d": None,
+    "dense": None,
+    "layer_norm": None,
+    "batch_norm": ("weight", "bias"),
+    "lstm": None,
+    "multi_head_attention": None,
+    "add": ("other",),
 }
+#: ops with trained parameters
+TRAINED_OPS = tuple(TRAINED_ROLES)
+#: op -> roles that are train-mode state (updated by the forward pass, not by gradients)
+STATE_ROLES: dict[str, tuple[str, ...]] = {"batch_norm": ("mean", "var")}
+#: ops refused for training, with the reason (none today; kept for third-party op sets)
+REFUSED: dict[str, str] = {}
+
+
+def trained_roles(rn: ResolvedNode) -> list[str]:
+    """The node's parameter roles that gradients update."""
+    if rn.op not in TRAINED_ROLES:
+        return []
+    roles = TRAINED_ROLES[rn.op]
+    return [r for r in rn.params if roles is None or r in roles]
+
+
+def state_roles(rn: ResolvedNode) -> list[str]:
+    """The node's parameter roles that are train-mode state (batch-norm running statistics)."""
+    return [r for r in STATE_ROLES.get(rn.op, ()) if r in rn.params]
 
 
 def check_trainable(spec: ModelSpec) -> None:
     """Raise :class:`ConfigError` naming the first node whose op cannot be trained."""
     for rn in spec.resolved():
         reason = REFUSED.get(rn.op)
-        if reason is None and rn.op in ("add", "mul") and rn.params:
-            reason = "a constant parameter operand is not trained; not supported for training"
+        if reason is None and rn.op not in OP_SET:
+            reason = "not an op of dlbench's op set"
         if reason:
             raise ConfigError(
                 f"Model {spec.name!r} cannot be trained: node {rn.name!r} uses op {rn.op!r} "
@@ -70,9 +96,25 @@ def trained_param_names(spec: ModelSpec) -> list[str]:
     """Names (in ``spec.params``) of every trained parameter, in graph order."""
     out: list[str] = []
     for rn in spec.resolved():
-        if rn.op in TRAINED_OPS:
-            out.extend(p for p in rn.param_names.values() if p not in out)
+        out.extend(rn.param_names[r] for r in trained_roles(rn) if rn.param_names[r] not in out)
     return out
+
+
+def state_param_names(spec: ModelSpec) -> list[str]:
+    """Names (in ``spec.params``) of every train-mode state array (running statistics)."""
+    out: list[str] = []
+    for rn in spec.resolved():
+        out.extend(rn.param_names[r] for r in state_roles(rn) if rn.param_names[r] not in out)
+    return out
+
+
+def dropout_nodes(spec: ModelSpec) -> list[tuple[str, float, tuple[int, ...]]]:
+    """``(node, rate, per-sample shape)`` of every dropout node with a rate above 0."""
+    return [
+        (rn.name, float(rn.attrs["rate"]), tuple(rn.out_shape))
+        for rn in spec.resolved()
+        if rn.op == "dropout" and rn.attrs["rate"] > 0
+    ]
 
 
 def export_spec(
