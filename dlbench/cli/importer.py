@@ -39,14 +39,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(path: str, spec: Any) -> dict[str, Any]:
-    from dlbench.analysis.parity import compare, make_batch
+    from dlbench.analysis.parity import compare, make_input
     from dlbench.model.backend import get_backend
     from dlbench.registry import backends
 
     ort = backends.onnx_runtime()
     if ort is None:
         return {"ok": False, "error": "no backend that runs ONNX files is installed"}
-    batch = make_batch(spec.input_shape, 4, seed=0)
+    # a file exported at a fixed batch runs at that batch; token-id inputs get valid ids
+    n = spec.metadata.get("onnx_import", {}).get("fixed_batch") or 4
+    batch = make_input(spec, n, seed=0)
     ref = get_backend(ort).wrap(path, input_shape=spec.input_shape).predict(batch)
     out = get_backend("numpy").build(spec).predict(batch)
     return compare(ref, out)

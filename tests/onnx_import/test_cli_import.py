@@ -136,3 +136,12 @@ def test_run_of_a_token_model_on_synthetic_ids_checks_the_original_file(tmp_path
     assert "token ids" in doc["dataset"]["source"]
     assert doc["model"]["onnx_original"]["parity"]["ok"]  # ONNX Runtime ran the file on the ids
     assert [c["parity_ok"] for c in doc["cells"]] == [True]
+
+
+def test_import_check_of_a_token_model_feeds_valid_ids(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    src = _ids_file(tmp_path)
+    assert main(["import", str(src), "--check"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "embedding" in out and "argmax agreement 100%: ok" in out
+    assert ModelSpec.load(tmp_path / "ids").inputs[0].dtype == "int64"
