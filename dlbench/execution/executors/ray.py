@@ -109,7 +109,20 @@ def _capture_environment() -> dict[str, Any]:
 
 
 @ray.remote(max_calls=1, max_retries=0)
-def _group_task(
+def _group_task(*args: Any) -> Iterator[dict[str, Any]]:
+    """One group on this node (:func:`_group_items`), its items streamed as generator items."""
+    yield from _group_items(*args)
+
+
+@ray.remote(max_calls=1, max_retries=0)
+def _group_task_queued(out: Any, *args: Any) -> None:
+    """The same through a ``ray.util.queue.Queue`` ``out``: Ray Client (``ray://``) has no
+    generator tasks."""
+    for item in _group_items(*args):
+        out.put(item)
+
+
+def _group_items(
     job: dict[str, Any],
     env_set: dict[str, str],
     env_unset: list[str],
@@ -322,8 +335,9 @@ class RayExecutor:
                     run_one(job, cells)
             except _Cancelled:
                 pass
-            except BaseException as exc:  # handed to the main thread
+            except BaseException as exc:  # the others are stopped, the error raised in the caller
                 errors.append(exc)
+                self.cancel()
 
         threads = [
             threading.Thread(target=body, args=group, daemon=True, name="dlbench-group")
@@ -373,6 +387,7 @@ class RayExecutor:
         same contract as :func:`~dlbench.execution.supervisor.supervise`. A node or Ray worker
         that dies is an :class:`Outcome` that crashed with the reason, after ``retries``
         re-runs of the cells it had not finished on other nodes."""
+        group = f"{job['backend']}/{job['device']}"
         device, pinned = split_device(job["device"])
         job = {**job, "device": device}
         gpus = 0 if device.startswith("cpu") else 1
@@ -382,7 +397,7 @@ class RayExecutor:
         files = self._job_files(job)
         retries_left = self.config.retries
         tried: list[str] = []
-        record = self._groups.setdefault(f"{job['backend']}/{job['device']}", [])
+        record = self._groups.setdefault(group, [])
         reported: set[str] = set()
         while True:
             node = self._acquire(pinned, gpus, tried)
@@ -403,6 +418,7 @@ class RayExecutor:
                     on_start,
                     reported,
                     gpus,
+                    attempt,
                 )
             finally:
                 self._release(node)
@@ -429,23 +445,32 @@ class RayExecutor:
         on_start: Callable[[Any], None] | None,
         reported: set[str],
         gpus: int,
+        attempt: dict[str, Any],
     ) -> tuple[Outcome, str | None]:
         """One remote task on ``node``: its outcome, and why the node or Ray worker was lost
         (None when the worker ended on its own terms)."""
-        gen = _group_task.options(
-            num_cpus=self.cpus_needed(),
-            num_gpus=gpus,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
-        ).remote(job, env_set, env_unset, files, self._data, tag, timeout)
-        self.inflight.add(gen)
+        options = {
+            "num_cpus": self.cpus_needed(),
+            "num_gpus": gpus,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+        }
+        args = (job, env_set, env_unset, files, self._data, tag, timeout)
+        if _client_mode():
+            from ray.util.queue import Queue
+
+            out = Queue(actor_options={"num_cpus": 0})
+            ref = _group_task_queued.options(**options).remote(out, *args)
+            stream = _from_queue(ref, out)
+        else:
+            ref = _group_task.options(**options).remote(*args)
+            stream = (ray.get(item) for item in ref)
+        self.inflight.add(ref)
         parity_path = job["parity_path"]
         try:
             while True:
                 with self._unlocked():
                     try:
-                        item = ray.get(next(gen))
-                    except StopIteration:
-                        item = None
+                        item = next(stream, None)
                     except ray.exceptions.TaskCancelledError:
                         raise _Cancelled from None
                     except ray.exceptions.RayError as exc:
@@ -459,8 +484,12 @@ class RayExecutor:
                     why = f"the Ray task on node {node.name} ended without an outcome"
                     return Outcome(exit_reason=why), why
                 kind = item["kind"]
-                if kind == "worker" and on_start is not None:
-                    on_start(_RemoteWorker(item["pid"]))
+                if kind == "node":  # the Ray worker process (max_calls=1: a fresh one)
+                    attempt["ray_worker_pid"] = item["pid"]
+                elif kind == "worker":  # the dlbench worker it started
+                    attempt["worker_pid"] = item["pid"]
+                    if on_start is not None:
+                        on_start(_RemoteWorker(item["pid"]))
                 elif kind == "event":
                     ev = item["event"]
                     if ev.get("type") == "parity":
@@ -482,7 +511,7 @@ class RayExecutor:
                     why = f"the Ray task on node {node.name} failed: {item['error']}"
                     return Outcome(exit_reason=why), None
         finally:
-            self.inflight.discard(gen)
+            self.inflight.discard(ref)
 
     def _lost(self, node: Node, exc: BaseException) -> str:
         """Why an attempt was lost, naming the node (marked dead when Ray says it is)."""
@@ -550,6 +579,42 @@ class RayExecutor:
     def _warn(self, message: str) -> None:
         if self.doc is not None and message not in self.doc["warnings"]:
             self.doc["warnings"].append(message)
+
+
+def _client_mode() -> bool:
+    """Whether the driver is a Ray Client (``ray://``)."""
+    try:
+        from ray.util.client import ray as client
+
+        return bool(client.is_connected())
+    except Exception:  # pragma: no cover - an older or newer layout: assume a plain driver
+        return False
+
+
+def _from_queue(ref: Any, out: Any, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
+    """The items a queued task puts into ``out``, until it has ended and ``out`` is drained;
+    the task's own error (a lost node or worker, a cancel) is raised here."""
+    from ray.util.queue import Empty
+
+    try:
+        while True:
+            try:
+                yield out.get(block=True, timeout=poll_s)
+                continue
+            except Empty:
+                pass
+            done, _ = ray.wait([ref], timeout=0)
+            if done:
+                while True:
+                    try:
+                        yield out.get_nowait()
+                    except Empty:
+                        break
+                ray.get(ref)  # raises when the task failed
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            ray.kill(out.actor)
 
 
 def _custom(resources: dict[str, float]) -> dict[str, float]:
