@@ -123,15 +123,18 @@ def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | N
     return int(value)
 
 
-def _threshold(name: str, value: Any, lo: float, hi: float) -> float | None:
+def _threshold(
+    name: str, value: Any, lo: float, hi: float, *, finite: bool = False
+) -> float | None:
     if value is None:
         return None
     try:
         v = float(value)
     except (TypeError, ValueError):
         v = math.nan
-    if isinstance(value, bool) or not lo <= v <= hi:
-        raise ConfigError(f"Expected `{name}` in [{lo}, {hi}] or None. Received: {name}={value!r}")
+    if isinstance(value, bool) or not lo <= v <= hi or (finite and not math.isfinite(v)):
+        what = "to be a finite number" if finite else f"in [{lo}, {hi}]"
+        raise ConfigError(f"Expected `{name}` {what} or None. Received: {name}={value!r}")
     return v
 
 
@@ -193,7 +196,9 @@ class DetectorOutputs:
                 f"Expected `normalized` to be a bool. Received: normalized={self.normalized!r}"
             )
         self.label_map = _label_map(self.label_map)
-        self.score_threshold = _threshold("score_threshold", self.score_threshold, -1e300, 1e300)
+        self.score_threshold = _threshold(
+            "score_threshold", self.score_threshold, -math.inf, math.inf, finite=True
+        )
         self.iou_threshold = _threshold("iou_threshold", self.iou_threshold, 0.0, 1.0)
         self.max_detections = _positive_int("max_detections", self.max_detections)
         self.stride = _positive_int("stride", self.stride, allow_none=True)

@@ -406,6 +406,10 @@ def test_input_size_and_contract_errors() -> None:
         DetectorOutputs(detr_style, label_map={"cat": 1})
     with pytest.raises(ConfigError, match="Expected `iou_threshold`"):
         DetectorOutputs(detr_style, iou_threshold=1.5)
+    with pytest.raises(ConfigError, match="Expected `score_threshold` to be a finite number"):
+        DetectorOutputs(detr_style, score_threshold=float("nan"))
+    with pytest.raises(ConfigError, match="Expected `max_detections` to be a positive int"):
+        DetectorOutputs(detr_style, max_detections=0)
     dec = Decoder("points", input_size=128, num_classes=CLASSES)
     with pytest.raises(ConfigError, match=r"Decoder's input size \(128, 128\)"):
         _torch_wrap(_dict_out, dec)
