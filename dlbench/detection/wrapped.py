@@ -470,14 +470,23 @@ def pipeline_for_wrapped(
     """
     from dlbench.execution.scenarios.detection import DetectionPipeline, pipeline_for_decoder
 
+    mode = (getattr(backend, "options", None) or {}).get("postprocess", "native")
     if isinstance(detection, DetectorOutputs):
         bound = detection.bind(input_size)
+        note = None
+        if mode != "numpy":
+            note = (
+                f"backend option postprocess={mode!r} applies to Decoder heads: a "
+                "DetectorOutputs detector is post-processed by its outputs function and the "
+                "float64 NumPy reference"
+            )
         return DetectionPipeline(
             bound,
             lambda spec, raw: spec.postprocess(raw),
             "numpy",
             "dlbench.detection.wrapped (the user's outputs function, float64 NumPy NMS)",
-            asked="numpy",
+            note,
+            asked=mode,
         )
     if isinstance(detection, Decoder):
         if tuple(detection.hw) != tuple(input_size):
@@ -485,7 +494,6 @@ def pipeline_for_wrapped(
                 f"Expected the Decoder's input size {detection.hw} to match the wrapped "
                 f"input_shape. Received: input size {tuple(input_size)}"
             )
-        mode = (getattr(backend, "options", None) or {}).get("postprocess", "native")
         pipe = pipeline_for_decoder(detection, backend.name, mode)
         pipe.postprocess = _decoder_run(detection, pipe.postprocess)
         return pipe

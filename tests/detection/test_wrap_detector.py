@@ -185,6 +185,9 @@ def test_torch_detector_accuracy_equals_pycocotools_and_a_hand_computation(shape
     desc = rec["pipeline"]["postprocess"]["decoder"]
     assert desc["kind"] == "outputs_fn" and desc["label_map"] == {"0": 1, "1": 2, "2": 3, "3": 4}
     assert model.settings()["task"] == "detection"
+    # the backend option postprocess=native does not apply to an outputs function: said
+    assert rec["pipeline"]["postprocess"]["asked"] == "native"
+    assert any("applies to Decoder heads" in n for n in rec["validity"]["notes"])
     # the timing scenarios take a wrapped detector as they take any model
     lat = run_scenario(
         "latency", model, shapes, batch_size=1, stop_rule={"min_iters": 3, "min_time": 0.0}
