@@ -102,10 +102,11 @@ def _node_name(node: dict[str, Any], hosts: list[str]) -> str:
 
 @ray.remote(max_calls=1, max_retries=0, num_cpus=0)
 def _capture_environment() -> dict[str, Any]:
-    """A node's environment (the same capture as a local run's), in a fresh Ray worker."""
+    """A node's environment (the same capture as a local run's) and whether it is busy now, in
+    a fresh Ray worker."""
     from dlbench.execution import environment
 
-    return environment.capture()
+    return {**environment.capture(), "busy": environment.busy_message(environment.machine_load())}
 
 
 @ray.remote(max_calls=1, max_retries=0)
@@ -135,6 +136,7 @@ def _group_items(
     process, each event yielded as it comes (a parity event carries its outputs)."""
     import queue
 
+    from dlbench.execution import environment
     from dlbench.execution.executors import shipped
     from dlbench.execution.supervisor import run_workdir, supervise
 
@@ -155,10 +157,18 @@ def _group_items(
             plugins = [p for p in env.get("DLBENCH_WORKER_PLUGINS", "").split(",") if p]
             env["DLBENCH_WORKER_PLUGINS"] = ",".join([shipped.__name__, *plugins])
         events: queue.Queue = queue.Queue()
+        before: dict[str, Any] = {}
 
         def on_event(ev: dict[str, Any]) -> bool:
-            if ev.get("type") == "parity":
+            kind = ev.get("type")
+            if kind == "parity":
                 ev = {**ev, "outputs": np.load(ev["path"], allow_pickle=False)}
+            elif kind == "start":  # this node's load around each cell, not the driver's
+                before[ev["id"]] = environment.machine_load()
+            elif kind == "cell" and isinstance(ev.get("record"), dict):
+                after = environment.machine_load()
+                machine = {"before": before.get(ev["id"], after), "after": after}
+                ev = {**ev, "record": {**ev["record"], "machine": machine}}
             events.put({"kind": "event", "event": ev})
             return ev.get("type") == "fatal"
 
@@ -278,7 +288,10 @@ class RayExecutor:
             ]
         )
         for node, env in zip(chosen, envs):
+            busy = env.pop("busy", None)
             node.environment = env
+            if busy:
+                self._warn(f"Ray node {node.name}: {busy}")
         doc["environment"]["executor"] = {
             "name": self.name,
             "ray_version": ray.__version__,
