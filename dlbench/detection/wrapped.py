@@ -520,7 +520,8 @@ def attach_detection(model: Any, detection: Any) -> Any:
             f"dataset, e.g. image_size=H). Received: input_shape={shape!r}"
         )
     model.detection = pipeline_for_wrapped(detection, model.backend, (shape[1], shape[2]))
-    batch = np.zeros((PROBE_BATCH, *shape), np.float32)
+    probe = int(getattr(model, "fixed_batch", None) or PROBE_BATCH)  # an ONNX file may fix it
+    batch = np.zeros((probe, *shape), np.float32)
     try:
         raw = model.predict(batch)
     except (BackendError, DataError):
@@ -534,10 +535,10 @@ def attach_detection(model: Any, detection: Any) -> Any:
     dets = model.detection.run(raw)
     if isinstance(model.detection.decoder, DetectorOutputs):
         model.detection.decoder.reset_counts()  # the probe's zeros do not count
-    if len(dets) != PROBE_BATCH:
+    if len(dets) != probe:
         raise DataError(
             f"Expected one detection list per image from detector {model.name!r} (a probe "
-            f"batch of {PROBE_BATCH}). Received: {len(dets)}"
+            f"batch of {probe}). Received: {len(dets)}"
         )
     return model
 

@@ -233,7 +233,10 @@ def test_jax_detector_same_detections(shapes, weights) -> None:
     check_against_references(accuracy(model, shapes), shapes, w, b)
 
 
-def test_onnx_detector_two_outputs(shapes, weights, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", ["batch", 1])
+def test_onnx_detector_two_outputs(shapes, weights, tmp_path: Path, batch) -> None:
+    """A graph with two outputs (the function gets them by name); a graph exported for batch 1
+    is probed at batch 1."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
@@ -262,10 +265,10 @@ def test_onnx_detector_two_outputs(shapes, weights, tmp_path: Path) -> None:
     graph = helper.make_graph(
         nodes,
         "tiny_detr",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])],
         [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 16, k - 4]),
-            helper.make_tensor_value_info("pred_boxes", TensorProto.FLOAT, ["batch", 16, 4]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 16, k - 4]),
+            helper.make_tensor_value_info("pred_boxes", TensorProto.FLOAT, [batch, 16, 4]),
         ],
         [numpy_helper.from_array(v, n) for n, v in consts.items()],
     )
