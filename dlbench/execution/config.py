@@ -32,6 +32,8 @@ from dlbench.errors import ConfigError
 from dlbench.execution import scenarios as scenario_registry
 from dlbench.execution.allocator import check as check_allocator
 from dlbench.execution.measure import MODES, StopRule
+from dlbench.execution.precision import PRECISIONS as _PRECISIONS
+from dlbench.execution.precision import parse_precisions
 from dlbench.export.requirements import SOURCES as _EXPORT_SOURCES
 from dlbench.model.backend import parse_device
 from dlbench.options import strict_from_dict
@@ -45,7 +47,8 @@ else:  # pragma: no cover
 #: Backends a model can be exported to ONNX from (a live view of the registry: those whose
 #: manifest declares ``export``), and the separator of a via-ONNX (composite) backend name.
 EXPORT_SOURCES = _EXPORT_SOURCES
-PRECISIONS = ("float32",)
+#: float32 | bfloat16 | float16 | int8 (:mod:`dlbench.execution.precision`)
+PRECISIONS = _PRECISIONS
 DEFAULT_SCENARIOS = ("latency", "throughput", "accuracy")
 #: The float64 parity reference: left out of the default backends (``with_reference``).
 REFERENCE_BACKEND = "numpy"
@@ -53,16 +56,19 @@ REFERENCE_BACKEND = "numpy"
 
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work: a scenario on one backend and device at one batch size."""
+    """One unit of work: a scenario on one backend and device at one batch size and precision
+    (the id names a precision other than float32: ``onnxruntime/cpu/latency/bs1/int8``)."""
 
     backend: str
     device: str
     scenario: str
     batch_size: int
+    precision: str = "float32"
 
     @property
     def id(self) -> str:
-        return f"{self.backend}/{self.device}/{self.scenario}/bs{self.batch_size}"
+        tail = "" if self.precision == "float32" else f"/{self.precision}"
+        return f"{self.backend}/{self.device}/{self.scenario}/bs{self.batch_size}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "id": self.id}
@@ -110,7 +116,10 @@ class BenchmarkConfig:
         batch_sizes: Batch sizes for the throughput sweep (latency and server always use 1).
         accuracy_batch_size: Batch size used to run the split in the accuracy scenario.
         accuracy_limit: Evaluate only the first N samples (None: the whole split).
-        precision: Numeric precision (``float32``).
+        precision: Numeric precision, or a list of them (a cell dimension): ``float32``,
+            ``bfloat16``, ``float16``, ``int8`` (see :mod:`dlbench.execution.precision`).
+        calibration_samples: Samples of the dataset's train split that int8 post-training
+            quantization calibrates on (drawn with ``seed``: the same data every run).
         intra_op_threads: Threads inside one op, the same for every backend (default: usable cores).
         inter_op_threads: Threads running independent ops concurrently (default 1).
         timing_mode: ``compute`` (inputs on device, ends with sync) or ``end_to_end``.
@@ -157,7 +166,8 @@ class BenchmarkConfig:
     batch_sizes: list[int] = field(default_factory=lambda: [32])
     accuracy_batch_size: int = 256
     accuracy_limit: int | None = None
-    precision: str = "float32"
+    precision: str | list[str] = "float32"
+    calibration_samples: int = 128
     intra_op_threads: int = field(default_factory=default_threads)
     inter_op_threads: int = 1
     timing_mode: str = "compute"
@@ -237,10 +247,9 @@ class BenchmarkConfig:
         need_int("accuracy_batch_size", self.accuracy_batch_size)
         if self.accuracy_limit is not None:
             need_int("accuracy_limit", self.accuracy_limit)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"Expected precision in {PRECISIONS}. Received: precision={self.precision!r}"
-            )
+        wanted = parse_precisions(self.precision)
+        self.precision = wanted[0] if len(wanted) == 1 else wanted
+        need_int("calibration_samples", self.calibration_samples)
         need_int("intra_op_threads", self.intra_op_threads)
         need_int("inter_op_threads", self.inter_op_threads)
         if self.timing_mode not in MODES:
@@ -350,6 +359,10 @@ class BenchmarkConfig:
         return scenario.make_options({k: v for k, v in shared.items() if k in own})
 
     # -- expansion --------------------------------------------------------------------------
+    def precisions(self) -> list[str]:
+        """The precisions of the run (``precision`` as a list)."""
+        return [self.precision] if isinstance(self.precision, str) else list(self.precision)
+
     def resolved_backends(self) -> list[str]:
         """Backend names of the run; with ``via_onnx``, ``<source>>onnxruntime`` follows them
         for every export source among them."""
@@ -373,16 +386,18 @@ class BenchmarkConfig:
         return names
 
     def cells(self) -> list[Cell]:
-        """The cells of this benchmark, grouped by backend then device (one worker each)."""
+        """The cells of this benchmark, grouped by backend, device then precision (one worker
+        each)."""
         out: list[Cell] = []
         for backend in self.resolved_backends():
             for device in self.devices:
-                for scenario in self.scenarios:
-                    if scenario in ("latency", "server"):
-                        sizes = [1]
-                    elif scenario == "accuracy":
-                        sizes = [self.accuracy_batch_size]
-                    else:
-                        sizes = self.batch_sizes
-                    out.extend(Cell(backend, device, scenario, b) for b in sizes)
+                for precision in self.precisions():
+                    for scenario in self.scenarios:
+                        if scenario in ("latency", "server"):
+                            sizes = [1]
+                        elif scenario == "accuracy":
+                            sizes = [self.accuracy_batch_size]
+                        else:
+                            sizes = self.batch_sizes
+                        out.extend(Cell(backend, device, scenario, b, precision) for b in sizes)
         return out

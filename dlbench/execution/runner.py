@@ -25,6 +25,8 @@ from dlbench.execution import allocator, environment
 from dlbench.execution import results as res
 from dlbench.execution.config import BenchmarkConfig, Cell
 from dlbench.execution.onnx_source import file_summary, is_onnx_path
+from dlbench.execution.precision import parity_verdict, row_name, skipped_cell_record, split_row
+from dlbench.execution.precision import tolerance as precision_tolerance
 from dlbench.execution.supervisor import STDERR_TAIL, WorkerProcess, run_workdir, supervise
 from dlbench.execution.worker import backend_options
 
@@ -104,20 +106,23 @@ def _settings_warnings(doc: dict[str, Any]) -> list[str]:
     (torch eager/compile, TF function/XLA, JAX jit, ORT optimisation level) have no common scale:
     they are recorded per backend, not compared. Each backend reports these common keys itself.
     """
-    seen: dict[str, dict[str, Any]] = {k: {} for k in COMMON_SETTINGS}
+    # rows of another precision (onnxruntime@int8) are compared among themselves only
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
     for backend, per_device in doc["backends"].items():
+        precision = split_row(backend)[1]
         for device, info in per_device.items():
             settings = info.get("settings") or {}
             for k in COMMON_SETTINGS:
                 if k in GPU_ONLY_SETTINGS and not device.startswith("cuda"):
                     continue
                 if k in settings:
-                    seen[k][f"{backend}/{device}"] = settings[k]
+                    seen.setdefault((k, precision), {})[f"{backend}/{device}"] = settings[k]
     out = []
-    for k, values in seen.items():
+    for (k, precision), values in seen.items():
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
             detail = ", ".join(f"{who}={v}" for who, v in sorted(values.items()))
-            out.append(f"Settings differ across backends for {k}: {detail}")
+            at = "" if precision == "float32" else f" (at {precision})"
+            out.append(f"Settings differ across backends{at} for {k}: {detail}")
     from dlbench.analysis.settings_check import run_warnings
 
     out.extend(run_warnings(doc))  # requested settings a backend could not put in force
@@ -340,9 +345,9 @@ def _run(
     )
     state.save()
 
-    groups: dict[tuple[str, str], list[Cell]] = {}
-    for c in todo:
-        groups.setdefault((c.backend, c.device), []).append(c)
+    groups: dict[tuple[str, str, str], list[Cell]] = {}
+    for c in todo:  # one worker per backend, device and precision (each builds its own model)
+        groups.setdefault((c.backend, c.device, c.precision), []).append(c)
 
     env = {**os.environ, **thread_env(config.intra_op_threads, config.inter_op_threads)}
     env = allocator.worker_env(env, config.allocator)  # issue 23: the same for every backend
@@ -362,23 +367,24 @@ def _run(
         if is_onnx_path(config.model):
             _check_original(state, parity_inputs, reference, workdir, env)
         try:
-            for (backend, device), group_cells in groups.items():
+            for (backend, device, precision), group_cells in groups.items():
+                row = row_name(backend, precision)  # onnxruntime@int8: its own labelled row
                 if backend in missing_framework:
-                    doc["backends"].setdefault(backend, {})[device] = {
+                    doc["backends"].setdefault(row, {})[device] = {
                         "status": "failed",
                         "error": missing_framework[backend],
                     }
                     for c in group_cells:
                         state.fail(c, missing_framework[backend])
                     continue
-                job = {**base_job, "backend": backend, "device": device}
+                job = {**base_job, "backend": backend, "device": device, "precision": precision}
                 composite = backend_registry.composite_parts(backend)
                 if composite is not None:  # its preparation step: an export job (once per source)
                     source = composite[0]
                     if source not in exports:
                         exports[source] = export_onnx(config, source, spec_path, workdir, env)
                     export = exports[source]
-                    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+                    binfo = doc["backends"].setdefault(row, {}).setdefault(device, {})
                     binfo["export"] = export.get("report")
                     if not export["ok"]:
                         binfo.update({"status": "failed", "error": export["error"]})
@@ -395,6 +401,10 @@ def _run(
 
     if detection_summary(doc):  # a detector: COCO stats per backend, the largest AP difference
         doc["detection"] = detection_summary(doc)
+    if config.precisions() != ["float32"]:  # each precision against its backend's float32 row
+        from dlbench.report.precision import precision_summary
+
+        doc["precision"] = precision_summary(doc)
     doc["status"] = "interrupted" if interrupted else "complete"
     state.save()
     if state.unsaved:
@@ -472,14 +482,15 @@ def _run_group(
 
     config, doc = state.config, state.doc
     backend, device = base_job["backend"], base_job["device"]
+    precision = base_job.get("precision") or "float32"
     remaining = list(cells)
     attempt = 0
-    binfo = doc["backends"].setdefault(backend, {}).setdefault(device, {})
+    binfo = doc["backends"].setdefault(row_name(backend, precision), {}).setdefault(device, {})
     machine_before: dict[str, dict[str, Any]] = {}
     while remaining:
         attempt += 1
         left_before = len(remaining)
-        tag = f"{backend}-{device.replace(':', '_')}-{attempt}"
+        tag = f"{row_name(backend, precision)}-{device.replace(':', '_')}-{attempt}"
         job = {
             **base_job,
             "kind": "cells",
@@ -513,7 +524,7 @@ def _run_group(
                 state.save()
             elif kind == "parity":
                 out = np.load(ev["path"], allow_pickle=False)
-                parity = _parity(compare, reference, out, config.parity_tolerance)
+                parity = _parity_at(compare, reference, out, config.parity_tolerance, precision)
                 binfo["parity"] = parity
                 if state.original is not None:  # --model x.onnx: also against the file itself
                     binfo["parity_onnx_original"] = _parity(
@@ -535,6 +546,12 @@ def _run_group(
                         "different computation."
                     )
                 state.save()
+            elif kind == "skipped":  # the backend cannot do this precision here: not a failure
+                binfo.update({"status": "skipped", "error": None, "skip_reason": ev["reason"]})
+                for c in list(remaining):
+                    state.record(skipped_cell_record(c.to_dict(), ev["reason"]))
+                remaining.clear()
+                state.warn(f"Skipped {backend} at {precision} on {device}: {ev['reason']}")
             elif kind == "fatal":
                 fatal = ev["error"]
                 binfo.update({"status": "failed", "error": fatal})
@@ -661,6 +678,17 @@ def _check_original(
             "Every backend runs the imported model, so its timings compare another computation."
         )
     state.save()
+
+
+def _parity_at(
+    compare: Any, reference: np.ndarray, out: np.ndarray, tolerance: float, precision: str
+) -> dict[str, Any]:
+    """Parity of a row at ``precision``: float32 within the run's tolerance; others within
+    their own (:data:`dlbench.execution.precision.TOLERANCES`), judged by its rule."""
+    if precision == "float32":
+        return _parity(compare, reference, out, tolerance)
+    loose = precision_tolerance(precision, tolerance) or 1.0
+    return parity_verdict(_parity(compare, reference, out, loose), precision)
 
 
 def _parity(
