@@ -148,21 +148,21 @@ def precision_summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 def markdown_table(doc: dict[str, Any]) -> str:
     """A Markdown table, one line per backend x precision (float32 first): latency, size,
-    accuracy and, for the reduced precisions, the ratios to float32; skipped rows say why."""
+    peak resident memory of its worker, accuracy and, for the reduced precisions, the ratios to float32; skipped rows say why."""
     rows = precision_rows(doc)
     records = {(t["backend"], t["device"], t["precision"]): t for t in trade_offs(rows)}
     order = {p: i for i, p in enumerate(PRECISIONS)}
     rows.sort(key=lambda r: (r["base"], r["device"], order.get(r["precision"], 99)))
     devices = {r["device"] for r in rows}
     lines = [
-        "| backend | precision | latency p50 | weights | accuracy | vs float32 |",
-        "|---|---|---|---|---|---|",
+        "| backend | precision | latency p50 | weights | peak RSS | accuracy | vs float32 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         who = r["base"] if len(devices) <= 1 else f"{r['base']}/{r['device']}"
         if r.get("skipped") and _time_per_sample(r) is None and r.get("accuracy") is None:
             lines.append(
-                f"| {who} | {r['precision']} | - | - | - | skipped: {r.get('skip_reason')} |"
+                f"| {who} | {r['precision']} | - | - | - | - | skipped: {r.get('skip_reason')} |"
             )
             continue
         t = _time_per_sample(r)
@@ -174,6 +174,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {who} | {r['precision']} | {fmt_time(t) if t else '-'} | "
             f"{fmt_bytes(r.get('weight_bytes')) if r.get('weight_bytes') else '-'} | "
+            f"{fmt_bytes(r.get('peak_rss_bytes')) if r.get('peak_rss_bytes') else '-'} | "
             f"{f'{acc * 100:.2f}%' if acc is not None else '-'} | {vs} |"
         )
     return "\n".join(lines)
