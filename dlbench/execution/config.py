@@ -154,6 +154,15 @@ class BenchmarkConfig:
             is left out of the timing and accuracy cells (it dominates real runs' time).
         skip_memory_check: Start cells whose estimated peak memory exceeds the memory
             available (:mod:`dlbench.analysis.memory_estimate`); refused otherwise.
+        executor: Where cell groups run: ``local`` (fresh processes here) or ``ray`` (Ray
+            tasks on a cluster, :mod:`dlbench.execution.executors.ray`).
+        ray_address: The cluster of the ray executor (``auto``, ``ray://host:port``...;
+            None: ``ray.init()``'s default, a local cluster when none runs).
+        nodes: Ray placement: ``all`` (every alive node runs the whole benchmark, a fleet
+            comparison), ``KEY=VALUE`` (nodes with that label or custom resource), or None
+            (groups spread over every node).
+        allow_colocate: Let two timed groups run on one Ray node at the same time.
+        retries: Times a group whose Ray node or worker died is re-run on another node.
     """
 
     model: str = "digits_cnn"
@@ -189,6 +198,11 @@ class BenchmarkConfig:
     allocator: str = "tuned"
     with_reference: bool = False
     skip_memory_check: bool = False
+    executor: str = "local"
+    ray_address: str | None = None
+    nodes: str | None = None
+    allow_colocate: bool = False
+    retries: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -273,6 +287,9 @@ class BenchmarkConfig:
                     f"{name}={getattr(self, name)!r}"
                 )
         check_allocator(self.allocator)
+        from dlbench.execution.executors import check_executor_fields  # issue 18
+
+        check_executor_fields(self)
         if not isinstance(self.via_onnx, bool):
             raise ConfigError(
                 f"Expected `via_onnx` to be true or false. Received: via_onnx={self.via_onnx!r}"

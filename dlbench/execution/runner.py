@@ -145,6 +145,8 @@ class _Run:
         self.emit = emit
         #: Why the document is in memory only (nowhere could be written), else None.
         self.unsaved: str | None = None
+        #: Where cell groups run (issue 18; set by :func:`_run`).
+        self.executor: Any = None
         #: outputs of the original ONNX file in ONNX Runtime on the parity batch (``--model
         #: x.onnx``), each backend's outputs are also compared with them
         self.original: np.ndarray | None = None
@@ -272,7 +274,11 @@ def _run(
     else:
         doc = res.new_document(cfg_dict, environment.capture())
     state = _Run(config, doc, out_path, on_event or (lambda kind, payload: None))
-    environment.check_devices(config.devices)  # a missing GPU stops the run before any worker
+    from dlbench.execution.executors import get_executor
+
+    state.executor = executor = get_executor(config)  # issue 18: local (default) or ray
+    if executor.name == "local":  # a Ray node's GPU is checked by its own worker
+        environment.check_devices(config.devices)  # a missing GPU stops the run before any worker
     # issue 22: a busy machine and more threads than usable cores are said up front
     for message in [
         environment.busy_message(environment.machine_load()),
@@ -336,7 +342,7 @@ def _run(
     parity_inputs = dataset.get_batch(np.asarray(parity_indices)).inputs
     reference = get_backend("numpy").build(spec).predict(parity_inputs)
 
-    cells = config.cells()
+    cells = executor.expand(config.cells(), doc, dataset)  # --nodes all: one copy per node
     done = res.done_cell_ids(doc) if resume else set()
     todo = [c for c in cells if c.id not in done]
     state.emit(
@@ -366,10 +372,11 @@ def _run(
         exports: dict[str, dict[str, Any]] = {}
         if is_onnx_path(config.model):
             _check_original(state, parity_inputs, reference, workdir, env)
+        pending: list[tuple[dict[str, Any], list[Cell]]] = []  # run by the executor
         try:
             for (backend, device, precision), group_cells in groups.items():
                 row = row_name(backend, precision)  # onnxruntime@int8: its own labelled row
-                if backend in missing_framework:
+                if backend in missing_framework and executor.name == "local":
                     doc["backends"].setdefault(row, {})[device] = {
                         "status": "failed",
                         "error": missing_framework[backend],
@@ -392,9 +399,14 @@ def _run(
                             state.fail(c, export["error"])
                         continue
                     job.update(onnx_path=export["path"], export=export["report"])
-                _run_group(state, job, group_cells, reference, workdir, env)
+                pending.append((job, group_cells))
+            executor.run_groups(
+                pending, lambda job, cs: _run_group(state, job, cs, reference, workdir, env)
+            )
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            executor.close()
     for message in [*_settings_warnings(doc), *allocator.fault_warnings(doc["cells"])]:
         state.warn(message)
     from dlbench.report.detection import detection_summary
@@ -571,7 +583,9 @@ def _run_group(
                 current = None
             return fatal is not None
 
-        outcome = supervise(job, env, workdir, tag, on_event, config.cell_timeout, on_start)
+        outcome = state.executor.supervise(
+            job, env, workdir, tag, on_event, config.cell_timeout, on_start
+        )
         if outcome.timed_out:
             where = f"cell {current.id}" if current else "building the model"
             reason = f"timed out after {config.cell_timeout:g} s ({where})"
@@ -603,8 +617,11 @@ def _run_group(
 def _record_machine(rec: dict[str, Any], before: dict[str, Any] | None) -> None:
     """The machine's load, CPU frequency and throttling before and after the cell (issue 22),
     and a validity note (not a reason) when it was busy or throttled."""
-    after = environment.machine_load()
-    before = before or after
+    if isinstance(rec.get("machine"), dict):  # issue 18: measured on the Ray node of the cell
+        before, after = rec["machine"]["before"], rec["machine"]["after"]
+    else:
+        after = environment.machine_load()
+        before = before or after
     rec["machine"] = {"before": before, "after": after}
     notes = environment.cell_load_notes(before, after)
     if notes and isinstance(rec.get("validity"), dict):
