@@ -84,3 +84,27 @@ def test_compare_checks_a_fleets_machines_node_by_node():
     assert unfair == []
     unfair, _ = fairness_differences(_fleet_doc("Epyc B", "x"), _fleet_doc("Graviton", "x"))
     assert unfair == ["node b CPU model: 'Epyc B' vs 'Graviton'"]
+
+
+def test_shipped_data_is_the_split_the_driver_loaded(tmp_path, monkeypatch):
+    """What a Ray node's worker loads in place of the dataset: the driver's arrays, for the
+    run's dataset and split only (another split, e.g. int8 calibration, loads as usual)."""
+    import numpy as np
+
+    import dlbench.datasets as datasets
+    from dlbench.execution.executors import shipped
+
+    original = datasets.load("digits", split="test")
+    inputs, targets = original.get_batch(np.arange(len(original))).inputs, None
+    targets = original.get_batch(np.arange(len(original))).targets
+    folder = shipped.write(
+        tmp_path / "d", "digits", inputs * 0 + 7, targets, original.info.to_dict()
+    )
+    monkeypatch.setattr(datasets, "load", datasets.load)  # restored after the test
+    shipped._install(str(folder))
+    got = datasets.load("digits", split="test")
+    assert got.info == original.info and len(got) == len(original)
+    assert np.all(got.get_batch(np.arange(3)).inputs == 7)  # the shipped arrays, not the files
+    assert np.array_equal(got.get_batch(np.arange(len(got))).targets, targets)
+    train = datasets.load("digits", split="train")
+    assert train.info.split == "train" and not np.all(train.get_batch([0]).inputs == 7)

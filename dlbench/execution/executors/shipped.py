@@ -48,12 +48,13 @@ def _install(folder: str) -> None:
     import dlbench.datasets as datasets
 
     original = datasets.load
-    name = json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))["name"]
+    meta = json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
+    name, shipped_split = meta["name"], meta["info"]["split"]
 
-    def load(dataset: str, *args: Any, **kwargs: Any) -> Any:
-        if dataset == name:
-            return read(folder)
-        return original(dataset, *args, **kwargs)
+    def load(dataset: str, root: Any = None, split: str = "test", **kwargs: Any) -> Any:
+        if dataset == name and split == shipped_split:  # another split (int8 calibration):
+            return read(folder)  # read from the node's own files
+        return original(dataset, root=root, split=split, **kwargs)
 
     datasets.load = load
 
