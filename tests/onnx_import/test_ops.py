@@ -771,3 +771,20 @@ def test_loop_with_an_absurd_trip_count_is_a_clear_error():
 
     with pytest.raises(SpecError, match="expected a trip count that unrolls into at most"):
         from_onnx(_rnn_loop_model(trips=10**9))
+
+
+def test_constant_gather_elements_folds_where_onnx_reference_fails():
+    # BERT's token-type ids: GatherElements of a (1, 512) buffer by (1, 128) position ids, which
+    # ONNX's reference evaluator cannot compute; folded with take_along_axis
+    nodes = [node("GatherElements", ["buf", "pos"], ["t"], axis=1), node("Add", ["x", "t"])]
+    inits = {
+        "buf": np.arange(512, dtype=np.float32)[None] * 0.5,
+        "pos": np.arange(3, 131, dtype=np.int64)[None],
+    }
+    from onnx_import_helpers import run_spec
+
+    from dlbench.spec import from_onnx
+
+    spec = from_onnx(model(nodes, (128,), inits))
+    x = rand(2, 128)
+    np.testing.assert_allclose(run_spec(spec, x), x + np.arange(3, 131)[None] * 0.5, rtol=1e-6)

@@ -349,8 +349,16 @@ class Converter:
             if name:
                 feeds[name] = arr
         try:
-            ev = ReferenceEvaluator(n, opsets={"": self.opset})
-            results = ev.run(None, feeds)
+            if n.op_type == "GatherElements":
+                # ONNX's reference evaluator mis-reshapes some shapes (data (1, 512), indices
+                # (1, 128): BERT's token-type ids); it is take_along_axis
+                data, idx = (np.asarray(a) for a in arrays[:2])
+                axis = int(_attrs(n).get("axis", 0)) % max(data.ndim, 1)
+                idx = np.where(idx < 0, idx + data.shape[axis], idx)
+                results = [np.take_along_axis(data, idx, axis=axis)]
+            else:
+                ev = ReferenceEvaluator(n, opsets={"": self.opset})
+                results = ev.run(None, feeds)
         except SpecError:
             raise
         except Exception as exc:
