@@ -16,8 +16,8 @@ letterboxed image in, the model, the post-processing, boxes back through the let
   (DETR's "no object" class), and is counted. Without ``label_map`` the labels are the dataset's
   contiguous labels ``0..C-1``, as for the zoo's detectors. Then (float64 NumPy): boxes converted
   to xyxy input pixels and clipped to the input, ``score > score_threshold`` kept, class-aware NMS
-  at ``iou_threshold`` (None: none, for set-prediction detectors whose outputs are final), the
-  ``max_detections`` best kept (ties: lower index first; COCO evaluates 100 per image).
+  at ``iou_threshold`` on the ``pre_nms_top_k`` best (None: no NMS, for set-prediction detectors
+  whose outputs are final), the ``max_detections`` best kept (ties: lower index first; COCO evaluates 100 per image).
 - a :class:`~dlbench.detection.Decoder`: the model returns one raw head tensor in the zoo's layout
   ``(N, L, 4 [+1] + C)``; the backend's own post-processing runs (its option ``postprocess``:
   ``native`` or ``numpy``), exactly as for a zoo detector.
@@ -161,6 +161,8 @@ class DetectorOutputs:
             i's id); unlisted labels are dropped. None: labels are the dataset's ``0..C-1``.
         score_threshold: Keep only scores strictly greater (None: keep all).
         iou_threshold: Class-aware NMS threshold (None: no NMS).
+        pre_nms_top_k: Best candidates NMS looks at (None: all; NMS compares every pair of
+            them, so thousands of raw candidates cost memory and time).
         max_detections: Detections kept per image (COCO: 100).
         stride: The detector's largest stride: the input size must be a multiple of it.
         input_size: ``(height, width)`` of the model input; ``wrap`` sets it from
@@ -173,6 +175,7 @@ class DetectorOutputs:
     label_map: Mapping[int, int] | Sequence[int] | None = None
     score_threshold: float | None = None
     iou_threshold: float | None = None
+    pre_nms_top_k: int | None = 1000
     max_detections: int = COCO_MAX_DETECTIONS
     stride: int | None = None
     input_size: tuple[int, int] | None = None
@@ -201,6 +204,7 @@ class DetectorOutputs:
         )
         self.iou_threshold = _threshold("iou_threshold", self.iou_threshold, 0.0, 1.0)
         self.max_detections = _positive_int("max_detections", self.max_detections)
+        self.pre_nms_top_k = _positive_int("pre_nms_top_k", self.pre_nms_top_k, allow_none=True)
         self.stride = _positive_int("stride", self.stride, allow_none=True)
         if self.input_size is not None:
             self.input_size = self._checked_size(self.input_size)
@@ -382,12 +386,22 @@ class DetectorOutputs:
                     index[listed],
                 )
             thr = -math.inf if self.score_threshold is None else self.score_threshold
+            order = candidate_order(scores, thr)  # by score, ties: lower index first
             if self.iou_threshold is None:
-                order = candidate_order(scores, thr)[: self.max_detections]
-                kept = Detections(xyxy[order], scores[order], labels[order], order)
+                sel = order[: self.max_detections]
             else:
-                kept = nms(xyxy, scores, labels, self.iou_threshold, thr, self.max_detections)
-            out.append(Detections(kept.boxes, kept.scores, kept.labels, index[kept.indices]))
+                if self.pre_nms_top_k is not None:
+                    order = order[: self.pre_nms_top_k]
+                kept = nms(
+                    xyxy[order],
+                    scores[order],
+                    labels[order],
+                    self.iou_threshold,
+                    thr,
+                    self.max_detections,
+                )
+                sel = order[kept.indices]
+            out.append(Detections(xyxy[sel], scores[sel], labels[sel], index[sel]))
         return out
 
     def reset_counts(self) -> None:
@@ -409,6 +423,7 @@ class DetectorOutputs:
             "stride": self.stride,
             "score_threshold": self.score_threshold,
             "iou_threshold": self.iou_threshold,
+            "pre_nms_top_k": self.pre_nms_top_k,
             "max_detections": self.max_detections,
             "dropped_unmapped": self.dropped,
         }

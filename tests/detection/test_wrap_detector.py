@@ -461,6 +461,11 @@ def test_formats_label_map_thresholds_nms_and_cap() -> None:
     with_nms = dataclasses.replace(spec, iou_threshold=0.5).postprocess(None)[0]
     ref = nms(np.array([[10, 10, 30, 30], [11, 11, 31, 31]], float), scores[:2], labels[:2], 0.5)
     assert with_nms.indices.tolist() == ref.indices.tolist() == [0]
+    # NMS looks at the pre_nms_top_k best only
+    top1 = dataclasses.replace(spec, iou_threshold=0.99, pre_nms_top_k=1).postprocess(None)[0]
+    assert top1.indices.tolist() == [0]
+    top2 = dataclasses.replace(spec, iou_threshold=0.99, pre_nms_top_k=2).postprocess(None)[0]
+    assert top2.indices.tolist() == [0, 1]
     # threshold and cap
     assert dataclasses.replace(spec, score_threshold=0.85).postprocess(None)[
         0
