@@ -79,8 +79,11 @@ def numpy_forward(w: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[str, np.n
     return {"logits": o[..., 4:], "pred_boxes": 1.0 / (1.0 + np.exp(-o[..., :4]))}
 
 
-def hand_results(ds, w, b, box_format: str = "cxcywh") -> list[tuple]:
-    """COCO results ``(image_id, category_id, x, y, w, h, score)`` computed here, sorted."""
+def hand_results(
+    ds, w, b, box_format: str = "cxcywh", *, space: str = "original", sort: bool = True
+) -> list[tuple]:
+    """COCO results ``(image_id, category_id, x, y, w, h, score)`` computed here, sorted (in
+    original image pixels, or ``space="input"``: the letterboxed input's)."""
     rows = []
     for i in range(len(ds)):
         batch = ds.get_batch([i])
@@ -100,9 +103,11 @@ def hand_results(ds, w, b, box_format: str = "cxcywh") -> list[tuple]:
             oy1 = min(max((y1 - t["pad_y"]) / t["scale"], 0), t["orig_height"])
             ox2 = min(max((x2 - t["pad_x"]) / t["scale"], 0), t["orig_width"])
             oy2 = min(max((y2 - t["pad_y"]) / t["scale"], 0), t["orig_height"])
+            if space == "input":
+                ox1, oy1, ox2, oy2 = x1, y1, x2, y2
             cat = int(q.argmax()) + 1
             rows.append((int(t["image_id"]), cat, ox1, oy1, ox2 - ox1, oy2 - oy1, float(q.max())))
-    return sorted(rows)
+    return sorted(rows) if sort else rows
 
 
 def recorded(rec) -> list[tuple]:
@@ -277,6 +282,44 @@ def test_onnx_detector_two_outputs(shapes, weights, tmp_path: Path, batch) -> No
     onnx.save(proto, path)
     model = get_backend("onnxruntime").wrap(str(path), detection=outputs())
     check_against_references(accuracy(model, shapes), shapes, w, b)
+
+
+def greedy_nms_by_hand(rows: list[tuple], iou_threshold: float) -> list[tuple]:
+    """Per image and category, best score first, drop a box overlapping a kept one by more."""
+
+    def iou(a, b) -> float:
+        ax2, ay2, bx2, by2 = a[2] + a[4], a[3] + a[5], b[2] + b[4], b[3] + b[5]
+        iw = max(0.0, min(ax2, bx2) - max(a[2], b[2]))
+        ih = max(0.0, min(ay2, by2) - max(a[3], b[3]))
+        union = a[4] * a[5] + b[4] * b[5] - iw * ih
+        return iw * ih / union if union > 0 and a[4] * a[5] > 0 and b[4] * b[5] > 0 else 0.0
+
+    kept: list[tuple] = []
+    for r in sorted(rows, key=lambda r: -r[6]):
+        if not any(k[:2] == r[:2] and iou(k, r) > iou_threshold for k in kept):
+            kept.append(r)
+    return sorted(kept)
+
+
+def test_nms_config_keeps_what_a_greedy_nms_by_hand_keeps(shapes, weights) -> None:
+    """A raw head with a decode + NMS config (score threshold, class-aware NMS): the recorded
+    detections are those of a greedy NMS written here on the hand computation's boxes in input
+    pixels (where dlbench runs it: a box reaching into the letterbox padding has another IoU
+    once clipped to the original image)."""
+    w, b = weights
+    spec = outputs(score_threshold=0.33, iou_threshold=0.8)
+    model = get_backend("torch").wrap(
+        torch_detector(w, b), input_shape=(3, SIZE, SIZE), detection=spec
+    )
+    got = recorded(accuracy(model, shapes))
+    original = hand_results(shapes, w, b, sort=False)
+    inputs = hand_results(shapes, w, b, space="input", sort=False)
+    pairs = [(i, o) for i, o in zip(inputs, original) if i[6] > 0.33]
+    kept = set(greedy_nms_by_hand([i for i, _ in pairs], 0.8))
+    want = sorted(o for i, o in pairs if i in kept)
+    assert 0 < len(want) < len(pairs) < len(original)  # the threshold and NMS removed some
+    assert [g[:2] for g in got] == [h[:2] for h in want]
+    np.testing.assert_allclose([g[2:] for g in got], [h[2:] for h in want], atol=1e-3)
 
 
 # -- the checks can fail ----------------------------------------------------------------------
