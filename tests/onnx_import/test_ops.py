@@ -788,3 +788,11 @@ def test_constant_gather_elements_folds_where_onnx_reference_fails():
     spec = from_onnx(model(nodes, (128,), inits))
     x = rand(2, 128)
     np.testing.assert_allclose(run_spec(spec, x), x + np.arange(3, 131)[None] * 0.5, rtol=1e-6)
+
+
+def test_a_graph_input_neither_float_nor_ids_is_a_clear_error():
+    from dlbench.spec import from_onnx
+
+    m = model([node("Not", ["x"], ["n"]), node("Cast", ["n"], to=1)], (4,), x_dtype=np.bool_)
+    with pytest.raises(SpecError, match="expected a float tensor or integer token ids"):
+        from_onnx(m)
