@@ -371,6 +371,16 @@ def _compare_cell(
         verdict="unchanged",
     )
     sa, sb = ca.get("status"), cb.get("status")
+    if sa == "skipped" or sb == "skipped":  # a precision its backend cannot run: no figure
+        if sa == sb:
+            change.verdict = "skipped"
+            change.notes.append(f"skipped in both runs: {cb.get('skip_reason')}")
+        elif sb == "skipped":  # b lost a precision that a ran
+            change.verdict = "regression"
+            change.notes.append(f"skipped in b: {cb.get('skip_reason')}")
+        else:
+            change.notes.append(f"skipped in a: {ca.get('skip_reason')}")
+        return change
     if sa == "failed" or sb == "failed":
         if sa == "failed" and sb == "failed":
             change.verdict = "failed"
@@ -519,5 +529,15 @@ def compare(
     )
 
 
-def _key(cell: dict[str, Any]) -> tuple[str, str, str, int]:
-    return (cell["backend"], cell["device"], cell["scenario"], int(cell["batch_size"]))
+def _key(cell: dict[str, Any]) -> tuple[str, str, str, int, str]:
+    """A cell is matched with the cell of the other run at the same precision only (an int8
+    cell is never compared with a float32 one)."""
+    from dlbench.execution.precision import cell_precision
+
+    return (
+        cell["backend"],
+        cell["device"],
+        cell["scenario"],
+        int(cell["batch_size"]),
+        cell_precision(cell),
+    )

@@ -85,3 +85,16 @@ def test_figure_has_the_pareto_front() -> None:
 
     fig = precision_figure(_doc())
     assert fig is not None and fig.name == "precision"
+
+
+def test_compare_matches_cells_of_the_same_precision_only() -> None:
+    from dlbench.analysis.compare import _compare_cell, _key
+
+    f32 = _cell("onnxruntime", "float32", "latency", 2e-3)
+    int8 = _cell("onnxruntime", "int8", "latency", 1e-3)
+    assert _key(f32) != _key(int8)
+    assert _key({k: v for k, v in f32.items() if k != "precision"}) == _key(f32)  # old files
+    skipped = _cell("onnxruntime", "int8", "latency", None, "skipped", skip_reason="gone")
+    change = _compare_cell(int8, skipped, 0.05, 0.01, 0.01)
+    assert change.verdict == "regression" and "skipped in b: gone" in change.notes[0]
+    assert _compare_cell(skipped, skipped, 0.05, 0.01, 0.01).verdict == "skipped"
