@@ -382,6 +382,27 @@ def test_a_zoo_detector_wrapped_with_its_decoder_scores_as_the_zoo(shapes) -> No
         get_backend("torch").wrap(built.module, input_shape=(3, SIZE, SIZE), detection=wrong)
 
 
+@pytest.mark.slow
+def test_a_zoo_detector_wrapped_in_jax_scores_as_the_zoo(shapes) -> None:
+    """The same in JAX: the zoo's FCOS as a plain ``fn(params, x)`` with its Decoder runs JAX's
+    native (fixed-size) NMS and scores as the zoo's own JAX model."""
+    pytest.importorskip("jax")
+    spec = zoo.get(
+        "fcos_mobilenet_v2", num_classes=4, input_shape=(3, SIZE, SIZE), seed=3, pretrained=False
+    )
+    built = get_backend("jax").build(spec)
+    zoo_pipe = pipeline_for(spec, "jax", score_threshold=0.0)
+    want = run_scenario("accuracy", built, shapes, batch_size=1, limit=2, detection=zoo_pipe)
+    model = get_backend("jax").wrap(
+        built.apply, built.params, input_shape=(3, SIZE, SIZE), detection=zoo_pipe.decoder
+    )
+    assert model.detection.mode == "native" and "jax" in model.detection.module
+    got = run_scenario("accuracy", model, shapes, batch_size=1, limit=2)
+    for k in STAT_ORDER:
+        assert got["metrics"][k] == pytest.approx(want["metrics"][k], abs=1e-12)
+    assert got["metrics"]["detections"] == want["metrics"]["detections"] > 0
+
+
 # -- bad detectors, bad inputs ----------------------------------------------------------------
 
 
