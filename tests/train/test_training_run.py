@@ -73,11 +73,13 @@ def test_record_and_export(runs) -> None:
         assert acc == pytest.approx(rec["final"]["test_accuracy"], abs=1e-9), f
 
 
-def test_refuses_batch_norm_and_dropout_naming_the_op() -> None:
-    with pytest.raises(ConfigError, match=r"node 'stem.bn' uses op 'batch_norm'"):
-        check_trainable(zoo.get("resnet20"))
-    with pytest.raises(ConfigError, match="dropout|batch_norm"):
-        check_trainable(zoo.get("vgg11_bn"))
+def test_refuses_a_model_with_two_outputs() -> None:
+    spec = zoo.get("mlp")
+    two = spec.copy()
+    two.outputs = [*spec.outputs, spec.nodes[0].name]
+    two._invalidate()
+    with pytest.raises(ConfigError, match="one output"):
+        check_trainable(two)
 
 
 def test_final_softmax_is_dropped_for_training_and_kept_on_export() -> None:
