@@ -13,6 +13,11 @@ would copy them once more), and a file on disk is read through a memory map (the
 views of the page cache instead of a private copy of the file): loading a 30 MB batch from a
 path costs two copies less than ``pickle.load(open(path, "rb"))``.
 
+:func:`safe_load_lazy` goes one step further for the big array of a CIFAR batch: its bytes are
+not unpickled at all but left in the file, and the array comes back as an :class:`ArraySpan`
+(shape, dtype, where its bytes lie) that the caller reads with one copy straight into its own
+output (see :func:`safe_load_lazy` for how this stays under the same rules).
+
 Resource limits: an array's bytes travel inside the pickle, so a real dataset pickle never
 needs more array memory than its own size. A pickle that calls the allowed ``numpy.ndarray``
 constructor directly (to allocate from a declared shape) may allocate at most
@@ -70,17 +75,22 @@ class _PendingArray:
         shape, dtype, fortran, raw = st[-4:]
         if not isinstance(dtype, np.dtype) or dtype.hasobject:
             raise _Refused(f"array dtype {dtype!r} is not allowed")
-        if not isinstance(raw, (bytes, bytearray)):
+        spliced = isinstance(raw, _Splice)
+        if not spliced and not isinstance(raw, (bytes, bytearray)):
             raise _Refused(f"array data of type {type(raw).__name__} is not allowed")
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ValueError(f"array shape {shape} has a negative dimension")
         count = math.prod(shape)
-        if len(raw) != count * dtype.itemsize:
+        nbytes = raw.nbytes if spliced else len(raw)
+        if nbytes != count * dtype.itemsize:
             raise ValueError(
-                f"array data holds {len(raw)} bytes, expected {count * dtype.itemsize} for "
+                f"array data holds {nbytes} bytes, expected {count * dtype.itemsize} for "
                 f"shape {shape} and dtype {dtype}"
             )
+        if spliced:
+            raw.claims += 1
+            return ArraySpan(raw.source, raw.offset, shape, dtype, bool(fortran), raw.stat)
         arr = np.frombuffer(raw, dtype=dtype, count=count)
         return arr.reshape(shape, order="F" if fortran else "C")
 
@@ -178,15 +188,27 @@ class _NdarrayGuard:
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`."""
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`.
+
+    ``splice`` (internal, see :func:`safe_load_lazy`): the one persistent id this unpickler
+    answers, once; every other persistent id is refused.
+    """
 
     created = 0  # array stubs made by this unpickler
 
-    def __init__(self, file: BinaryIO, *, size: int | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        size: int | None = None,
+        splice: _Splice | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(file, **kw)
         size = _MIN_ALLOC_LIMIT if size is None else size
         budget = max(ALLOC_LIMIT_FACTOR * size, _MIN_ALLOC_LIMIT)
         self._ndarray = _NdarrayGuard(budget, size)
+        self._splice = splice
 
     def _reconstruct(self, cls: Any, shape: Any, typecode: Any) -> _PendingArray:
         stub = _safe_reconstruct(np.ndarray if cls is self._ndarray else cls, shape, typecode)
@@ -207,6 +229,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:
+        splice, self._splice = self._splice, None  # answered at most once
+        if splice is not None and isinstance(pid, bytes) and pid == splice.token:
+            return splice
         raise _Refused(f"it uses a persistent id ({pid!r}), which is not allowed")
 
 
@@ -291,11 +316,16 @@ def safe_load(source: str | Path | bytes | BinaryIO, *, name: str | None = None)
     return _load(source, name or getattr(source, "name", "<stream>"), size)
 
 
-def _load(f: BinaryIO, label: str, size: int | None = None) -> Any:
+def _load(f: BinaryIO, label: str, size: int | None = None, splice: _Splice | None = None) -> Any:
     try:
-        unpickler = RestrictedUnpickler(f, encoding="bytes", size=size)
-        obj = unpickler.load()
-        return _resolve(obj, [unpickler.created])
+        unpickler = RestrictedUnpickler(f, encoding="bytes", size=size, splice=splice)
+        try:
+            obj = unpickler.load()
+            created = unpickler.created
+        finally:
+            unpickler.memo.clear()  # drop what the memo holds now (it may hold a bound method)
+            del unpickler
+        return _resolve(obj, [created])
     except _Refused as e:
         raise UnsafeDataError(f"Refused to unpickle {label}: {e}.") from None
     except _TooLarge as e:
@@ -316,3 +346,209 @@ def _load(f: BinaryIO, label: str, size: int | None = None) -> Any:
             f"Could not unpickle {label}: expected a CIFAR python batch (a pickled dict), "
             f"received a corrupt or truncated file ({type(e).__name__}: {e})."
         ) from None
+
+
+# ---------------------------------------------------------------------------- lazy arrays
+
+LAZY_MIN_BYTES = 1 << 20
+"""A pickled string at least this long (the pixel data of a CIFAR batch) is left in the file by
+:func:`safe_load_lazy`."""
+
+_BINSTRING = ord("T")
+
+
+class ArraySpan:
+    """An array whose bytes are left where they lie in the pickle, to be read with one copy.
+
+    Attributes:
+        shape, dtype, fortran: The array as the pickle declares it (already checked: ``nbytes``
+            is exactly ``prod(shape) * dtype.itemsize``, the dtype holds no objects).
+        offset, nbytes: Where the bytes lie in the source.
+    """
+
+    __slots__ = ("_source", "offset", "shape", "dtype", "fortran", "nbytes", "_stat")
+
+    def __init__(
+        self,
+        source: Path | bytes | memoryview,
+        offset: int,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        fortran: bool,
+        stat: tuple[int, ...] | None,
+    ) -> None:
+        self._source = source
+        self.offset = offset
+        self.shape = shape
+        self.dtype = dtype
+        self.fortran = fortran
+        self.nbytes = math.prod(shape) * dtype.itemsize
+        self._stat = stat
+
+    def __repr__(self) -> str:
+        return (
+            f"ArraySpan(shape={self.shape}, dtype={self.dtype}, offset={self.offset}, "
+            f"source={self._label()})"
+        )
+
+    def _label(self) -> str:
+        return str(self._source) if isinstance(self._source, Path) else "<bytes>"
+
+    def load(self) -> np.ndarray:
+        """The array, in a new buffer (one copy of its bytes)."""
+        out = np.empty(self.shape, self.dtype, order="F" if self.fortran else "C")
+        self._read(memoryview(out.reshape(-1, order="A")).cast("B"))
+        return out
+
+    def read_into(self, out: np.ndarray) -> None:
+        """Copy the bytes straight into ``out`` (C-contiguous, ``nbytes`` long, same dtype)."""
+        if self.fortran and len(self.shape) > 1:
+            raise ValueError(f"{self!r} is in Fortran order; use load()")
+        if out.dtype != self.dtype or out.nbytes != self.nbytes or not out.flags.c_contiguous:
+            raise ValueError(
+                f"Expected a C-contiguous {self.dtype} output of {self.nbytes} bytes. Received: "
+                f"{out.dtype}, {out.nbytes} bytes, c_contiguous={out.flags.c_contiguous}"
+            )
+        self._read(memoryview(out.reshape(-1)).cast("B"))
+
+    def _read(self, dest: memoryview) -> None:
+        src = self._source
+        if not isinstance(src, Path):
+            dest[:] = memoryview(src)[self.offset : self.offset + self.nbytes]
+            return
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._stat:
+                raise DataError(
+                    f"{src} changed between being parsed and being read. Expected the file "
+                    "not to change while it loads."
+                )
+            done = 0
+            while done < self.nbytes:  # pread straight from the page cache into `dest`
+                n = os.preadv(fd, [dest[done:]], self.offset + done)
+                if n <= 0:
+                    raise DataError(
+                        f"{src} is truncated: expected {self.nbytes} array bytes at offset "
+                        f"{self.offset}. Received {done}."
+                    )
+                done += n
+        finally:
+            os.close(fd)
+
+
+class _Splice:
+    """The data string cut out of a pickle: where it lies, and the token that stands for it."""
+
+    __slots__ = ("source", "offset", "nbytes", "stat", "token", "claims")
+
+    def __init__(self, source: Any, offset: int, nbytes: int, stat: Any) -> None:
+        self.source, self.offset, self.nbytes, self.stat = source, offset, nbytes, stat
+        self.token = os.urandom(16)
+        self.claims = 0
+
+
+class _Found(Exception):  # noqa: N818 (not an error: the probe found the data string)
+    def __init__(self, offset: int, nbytes: int) -> None:
+        super().__init__(offset, nbytes)
+        self.offset, self.nbytes = offset, nbytes
+
+
+class _ProbeReader(_MappedReader):
+    """A :class:`_MappedReader` that stops the unpickler when it asks for the payload of a long
+    ``BINSTRING`` (how Python 2 wrote a ``str``, CIFAR's pixels included).
+
+    CPython's C unpickler reads the 5-byte header (``T`` + length) from its own buffer, then asks
+    the file for the whole payload at once with ``read(length)`` (from the payload's start: what
+    it had buffered beyond the header is skipped, not kept), so the reader's position is the
+    payload's start and the header is the 5 bytes before it. Any other opcode with a length has
+    another opcode byte there, or 4 zero bytes (the high half of an 8-byte length).
+    """
+
+    __slots__ = ()
+
+    def _check(self, n: int) -> None:
+        pos, view = self._pos, self._view
+        if (
+            n >= LAZY_MIN_BYTES
+            and pos >= 5
+            and pos + n <= len(view)
+            and view[pos - 5] == _BINSTRING
+            and int.from_bytes(view[pos - 4 : pos], "little") == n
+        ):
+            raise _Found(pos, n)
+
+    def read(self, n: int = -1) -> memoryview:
+        if n is not None and n > 0:
+            self._check(n)
+        return super().read(n)
+
+
+def _lazy(view: memoryview, source: Any, label: str, stat: Any) -> Any:
+    size = len(view)
+    try:
+        return _load(_ProbeReader(view), label, size)  # no long string: the plain result
+    except _Found as found:
+        offset, nbytes = found.offset, found.nbytes
+    end = offset + nbytes
+    if end < size and view[end] == ord("q"):  # the string's memo entry goes with it, so
+        end += 2  # nothing can fetch the stand-in a second time
+    elif end < size and view[end] == ord("r"):
+        end += 5
+    splice = _Splice(source, offset, nbytes, stat)
+    stand_in = b"U\x10" + splice.token + b"Q"  # BINPERSID of a 16-byte token
+    spliced = b"".join((view[: offset - 5], stand_in, view[end:]))
+    baseline = sys.getrefcount(splice)
+    try:
+        obj = _load(_MappedReader(memoryview(spliced)), label, size, splice)
+    except DataError:  # UnsafeDataError too: the plain load says what is wrong, as always
+        obj = None
+    # The stand-in must have become exactly one array and be held by nothing else (no memo,
+    # DUP or container can have kept it: its reference count is back to where it started).
+    if obj is not None and splice.claims == 1 and sys.getrefcount(splice) == baseline:
+        return obj
+    del obj
+    return _load(_MappedReader(view), label, size)
+
+
+def safe_load_lazy(source: str | Path | bytes, *, name: str | None = None) -> Any:
+    """Like :func:`safe_load`, but the array holding the pickle's first long ``BINSTRING`` (at least
+    :data:`LAZY_MIN_BYTES`: a CIFAR batch's pixels) comes back as an :class:`ArraySpan`, its
+    bytes never copied until the caller reads them where it wants them.
+
+    How: a first pass of the same :class:`RestrictedUnpickler` stops when it asks for that
+    string's bytes (so everything before it passed the same rules); the string's record is then
+    cut out and replaced by a persistent id with a random token, and a second pass unpickles the
+    rest (the allow-list, the allocation budget and every check apply unchanged; the token is
+    answered once, and only where an array's data is expected). Whatever does not fit (no long
+    string, the stand-in not ending as exactly one array's data, any error) is loaded by
+    :func:`safe_load`'s own path: the same result or the same error as :func:`safe_load`.
+
+    Args:
+        source: A path or the file's bytes.
+        name: The file's name for error messages (defaults to the path).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _lazy(memoryview(source).cast("B"), source, name or "<bytes>", None)
+    path = Path(source)
+    label = name or str(source)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"Dataset file not found: {label}") from None
+    with f:
+        st = os.fstat(f.fileno())
+        stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty file, a file system without mmap
+            return _load(f, label, st.st_size)
+        view = memoryview(mapped)
+        try:
+            return _lazy(view, path, label, stat)
+        finally:
+            try:
+                view.release()
+                mapped.close()
+            except BufferError:  # a slice is still held (e.g. by a traceback frame)
+                pass
