@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.adapters.datasets import _archive, _download
-from dlbench.adapters.datasets._unpickle import safe_load
+from dlbench.adapters.datasets._unpickle import ArraySpan, safe_load, safe_load_lazy
 from dlbench.data.cache import cache_dir
 from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
@@ -278,8 +278,9 @@ class CifarDataset(Dataset):
     def _label(src: Any) -> str:
         return str(src) if isinstance(src, Path) else src[1]
 
-    def _load_pickle(self, src: Any) -> dict[bytes, Any]:
-        obj = safe_load(src) if isinstance(src, Path) else safe_load(src[0], name=src[1])
+    def _load_pickle(self, src: Any, *, lazy: bool = False) -> dict[bytes, Any]:
+        load = safe_load_lazy if lazy else safe_load
+        obj = load(src) if isinstance(src, Path) else load(src[0], name=src[1])
         if not isinstance(obj, dict):
             raise DataError(
                 f"Expected {self._label(src)} to hold a dict. Received: {type(obj).__name__}"
@@ -287,7 +288,17 @@ class CifarDataset(Dataset):
         return obj
 
     def _python_batch(self, src: Any, label_keys: tuple[bytes, ...]) -> tuple[np.ndarray, ...]:
-        d = self._load_pickle(src)
+        data, *labels = self._python_batch_parts(src, label_keys)
+        return (self._images_of(data), *labels)
+
+    @staticmethod
+    def _images_of(data: np.ndarray | ArraySpan) -> np.ndarray:
+        return (data.load() if isinstance(data, ArraySpan) else data).reshape(-1, 3, 32, 32)
+
+    def _python_batch_parts(self, src: Any, label_keys: tuple[bytes, ...]) -> tuple[Any, ...]:
+        """One python batch: its pixels (an :class:`ArraySpan` still in the file, or an array
+        when the pickle is not laid out as Python 2 wrote it) and its label arrays, checked."""
+        d = self._load_pickle(src, lazy=True)
         name = self._label(src)
         for key in (b"data", *label_keys):
             if key not in d:
@@ -296,18 +307,25 @@ class CifarDataset(Dataset):
                     f"{sorted(d)!r}"
                 )
         data = d[b"data"]
+        if isinstance(data, ArraySpan) and data.fortran and len(data.shape) > 1:
+            data = data.load()  # not how CIFAR is stored; read it as declared, then check
         if (
-            not isinstance(data, np.ndarray)
+            not isinstance(data, (np.ndarray, ArraySpan))
             or data.dtype != np.uint8
-            or data.ndim != 2
+            or len(data.shape) != 2
             or (data.shape[1] != _PIXELS)
         ):
-            got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data)
+            got = (
+                f"{data.dtype} {data.shape}"
+                if isinstance(data, (np.ndarray, ArraySpan))
+                else type(data)
+            )
             raise DataError(
                 f"{name}: expected b'data' to be a uint8 array of shape (N, {_PIXELS}). "
                 f"Received: {got}"
             )
-        out = [data.reshape(-1, 3, 32, 32)]
+        n = data.shape[0]
+        out = [data]
         for key in label_keys:
             try:
                 labels = np.asarray(d[key])
@@ -316,14 +334,13 @@ class CifarDataset(Dataset):
             if labels is None or labels.dtype.kind not in "iu":
                 got = "ragged or nested lists" if labels is None else f"dtype {labels.dtype}"
                 raise DataError(
-                    f"{name}: expected {len(data)} integer {key!r} (one per image). Received "
+                    f"{name}: expected {n} integer {key!r} (one per image). Received "
                     f"{type(d[key]).__name__} of {got}"
                 )
             labels = labels.astype(np.int64)
-            if labels.shape != (len(data),):
+            if labels.shape != (n,):
                 raise DataError(
-                    f"{name}: expected {len(data)} {key!r} (one per image). Received shape "
-                    f"{labels.shape}"
+                    f"{name}: expected {n} {key!r} (one per image). Received shape {labels.shape}"
                 )
             out.append(labels)
         return tuple(out)
@@ -372,32 +389,42 @@ class CifarDataset(Dataset):
     def _concat(parts: list[np.ndarray]) -> np.ndarray:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    @staticmethod
+    def _fill(dest: np.ndarray, data: np.ndarray | ArraySpan) -> None:
+        """Copy one batch's pixels into ``dest`` (a slice of the output), once."""
+        if isinstance(data, ArraySpan):
+            data.read_into(dest)
+        else:
+            dest[...] = data.reshape(dest.shape)
+
     def _python_batches(
         self, srcs: list[Any], label_keys: tuple[bytes, ...]
     ) -> tuple[np.ndarray, ...]:
-        """Several python batches as one array per field, each batch copied into place as soon
-        as it is parsed (its pickle's bytes are freed before the next one is read, so one
-        batch's worth of buffer is reused instead of holding every batch twice).
+        """Several python batches as one array per field, each batch's pixels read straight
+        from its file into their place in the output (one copy: see
+        :func:`~dlbench.adapters.datasets._unpickle.safe_load_lazy`) as soon as it is parsed.
+        A batch that came back as an array (a pickle not laid out as Python 2 wrote it) is
+        copied into place and freed before the next one is read.
 
         The output is sized from the first batch times the number of batches; batches of other
         sizes (user-made files) fall back to a concatenation.
         """
-        first = self._python_batch(srcs[0], label_keys)
         if len(srcs) == 1:
-            return first
-        n0 = len(first[0])
-        outs = [np.empty((n0 * len(srcs), *a.shape[1:]), a.dtype) for a in first]
-        filled, extra = n0, []
-        for out, a in zip(outs, first, strict=True):
-            out[:n0] = a
-        del first
-        for src in srcs[1:]:
-            part = self._python_batch(src, label_keys)
-            n = len(part[0])
+            return self._python_batch(srcs[0], label_keys)
+        first = self._python_batch_parts(srcs[0], label_keys)
+        n0 = first[0].shape[0]
+        outs = [np.empty((n0 * len(srcs), 3, 32, 32), np.uint8)]
+        outs += [np.empty((n0 * len(srcs),), a.dtype) for a in first[1:]]
+        filled, extra = 0, []
+        for i, src in enumerate(srcs):
+            part = first if i == 0 else self._python_batch_parts(src, label_keys)
+            first = None
+            n = part[0].shape[0]
             if extra or filled + n > len(outs[0]):
-                extra.append(part)
+                extra.append((self._images_of(part[0]), *part[1:]))
                 continue
-            for out, a in zip(outs, part, strict=True):
+            self._fill(outs[0][filled : filled + n], part[0])
+            for out, a in zip(outs[1:], part[1:], strict=True):
                 out[filled : filled + n] = a
             filled += n
             del part
