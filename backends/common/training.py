@@ -41,6 +41,24 @@ def optimizer_slots(config: TrainConfig) -> tuple[str, ...]:
     return ("buf",) if config.optimizer == "sgd" else ("m", "v")
 
 
+def clip_grads(
+    grads: list[Any],
+    config: TrainConfig,
+    sum_squares: Callable[[Any], Any],
+    sqrt: Callable[[Any], Any],
+    minimum: Callable[[Any, float], Any],
+) -> list[Any]:
+    """``torch.nn.utils.clip_grad_norm_``: every gradient times ``min(1, max_norm /
+    (global_norm + 1e-6))`` (unchanged when ``config.clip_grad_norm`` is None)."""
+    if config.clip_grad_norm is None:
+        return grads
+    total = sum_squares(grads[0])
+    for g in grads[1:]:
+        total = total + sum_squares(g)
+    coef = minimum(config.clip_grad_norm / (sqrt(total) + 1e-6), 1.0)
+    return [g * coef for g in grads]
+
+
 def update_rule(
     p: Any,
     g: Any,
@@ -60,7 +78,10 @@ def update_rule(
         corrections: Adam's ``(1 - beta1**t, sqrt(1 - beta2**t))`` for this step (None for SGD).
         sqrt: The framework's elementwise square root.
     """
-    if config.weight_decay:
+    if config.optimizer == "adamw":
+        if config.weight_decay:
+            p = p * (1.0 - lr * config.weight_decay)  # decoupled, as torch.optim.AdamW
+    elif config.weight_decay:
         g = g + config.weight_decay * p
     if config.optimizer == "sgd":
         mu = config.momentum
@@ -83,7 +104,7 @@ def adam_corrections(
 ) -> tuple[Any, Any] | None:
     """Adam's ``(1 - beta1**t, sqrt(1 - beta2**t))`` at step ``t`` (None for SGD), computed
     with the framework's ``power(beta, t)`` and ``sqrt`` (so in its precision)."""
-    if config.optimizer != "adam":
+    if config.optimizer not in ("adam", "adamw"):
         return None
     b1, b2 = config.betas
     return 1.0 - power(b1, t), sqrt(1.0 - power(b2, t))

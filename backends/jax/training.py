@@ -27,6 +27,7 @@ from jax import lax
 from dlbench.backends.common.training import (
     SpecTrainer,
     adam_corrections,
+    clip_grads,
     optimizer_slots,
     update_all,
 )
@@ -38,10 +39,14 @@ from dlbench.train.config import TrainConfig
 from dlbench.train.trainable import state_roles, trained_roles
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Softmax cross-entropy on logits, mean over the batch."""
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """Softmax cross-entropy on logits (optionally label-smoothed), mean over the batch."""
     logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+    if not label_smoothing:
+        return jnp.mean(nll)
+    smooth = -jnp.mean(logp, axis=-1)
+    return jnp.mean((1.0 - label_smoothing) * nll + label_smoothing * smooth)
 
 
 def init_optimizer_state(params: Any, config: TrainConfig) -> dict[str, Any]:
@@ -62,9 +67,10 @@ def apply_update(
     corrections = adam_corrections(config, t, lambda b, t: jnp.power(jnp.float32(b), t), jnp.sqrt)
     leaves, tree = jax.tree_util.tree_flatten(params)
     flat = {s: tree.flatten_up_to(state[s]) for s in optimizer_slots(config)}
-    new_p, new_slots = update_all(
-        leaves, tree.flatten_up_to(grads), flat, lr, config, corrections, jnp.sqrt
+    g = clip_grads(
+        tree.flatten_up_to(grads), config, lambda g: jnp.sum(g * g), jnp.sqrt, jnp.minimum
     )
+    new_p, new_slots = update_all(leaves, g, flat, lr, config, corrections, jnp.sqrt)
     new_state = {"t": t, **{s: tree.unflatten(v) for s, v in new_slots.items()}}
     return tree.unflatten(new_p), new_state
 
@@ -173,7 +179,7 @@ class JaxTrainer(SpecTrainer):
 
         def loss_fn(p, bn, x, y, masks, key):
             logits, new_bn = run(p, frozen, bn, x, masks, key, True)
-            return cross_entropy(logits, y), new_bn
+            return cross_entropy(logits, y, config.label_smoothing), new_bn
 
         def step(p, s, bn, x, y, masks, key, lr):
             (loss, new_bn), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 from dlbench.backends.common.training import (  # noqa: E402
     SpecTrainer,
     adam_corrections,
+    clip_grads,
     optimizer_slots,
     update_all,
 )
@@ -46,11 +47,13 @@ from dlbench.model.spec import ModelSpec, ResolvedNode  # noqa: E402
 from dlbench.train.config import TrainConfig  # noqa: E402
 
 
-def cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Softmax cross-entropy on logits, mean over the batch."""
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    )
+def cross_entropy(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float = 0.0) -> tf.Tensor:
+    """Softmax cross-entropy on logits (optionally label-smoothed), mean over the batch."""
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    if not label_smoothing:
+        return tf.reduce_mean(nll)
+    smooth = -tf.reduce_mean(tf.nn.log_softmax(logits, axis=-1), axis=-1)
+    return tf.reduce_mean((1.0 - label_smoothing) * nll + label_smoothing * smooth)
 
 
 def init_optimizer_state(params: list[tf.Variable], config: TrainConfig) -> dict[str, Any]:
@@ -75,6 +78,7 @@ def apply_update(
     (:func:`~dlbench.backends.common.training.update_rule`)."""
     state["t"].assign_add(1.0)
     lr = tf.cast(lr, tf.float32)
+    grads = clip_grads(list(grads), config, lambda g: tf.reduce_sum(g * g), tf.sqrt, tf.minimum)
     corrections = adam_corrections(config, state["t"], _power, tf.sqrt)
     new_params, new_slots = update_all(params, grads, state, lr, config, corrections, tf.sqrt)
     for olds, news in ((params, new_params), *((state[s], v) for s, v in new_slots.items())):
@@ -227,7 +231,8 @@ class TensorFlowTrainer(SpecTrainer):
     ) -> tf.Tensor:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.params)
-            loss = cross_entropy(self.module(x, masks, self.steps, True), y)
+            logits = self.module(x, masks, self.steps, True)
+            loss = cross_entropy(logits, y, self.config.label_smoothing)
         grads = tape.gradient(loss, self.params)
         apply_update(self.params, grads, self.state, lr, self.config)
         self.steps.assign_add(1)

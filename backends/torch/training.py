@@ -34,6 +34,7 @@ from torch import fx, nn
 from dlbench.backends.common.training import (
     SpecTrainer,
     adam_corrections,
+    clip_grads,
     optimizer_slots,
     update_all,
 )
@@ -42,9 +43,11 @@ from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy on logits, mean over the batch."""
-    return F.cross_entropy(logits, labels, reduction="mean")
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Softmax cross-entropy on logits (optionally label-smoothed), mean over the batch."""
+    return F.cross_entropy(logits, labels, reduction="mean", label_smoothing=label_smoothing)
 
 
 def init_optimizer_state(params: list[torch.Tensor], config: TrainConfig) -> dict[str, Any]:
@@ -62,6 +65,7 @@ def apply_update(
 ) -> None:
     """One optimizer update in place (:func:`~dlbench.backends.common.training.update_rule`)."""
     state["t"] += 1
+    grads = clip_grads(grads, config, lambda g: (g * g).sum(), torch.sqrt, torch.clamp_max)
     corrections = adam_corrections(config, state["t"], pow, lambda v: v**0.5)
     new_params, new_slots = update_all(params, grads, state, lr, config, corrections, torch.sqrt)
     for olds, news in ((params, new_params), *((state[s], v) for s, v in new_slots.items())):
@@ -183,7 +187,7 @@ class TorchTrainer(SpecTrainer):
         if masks is not None:
             for name, mask in masks.items():
                 self.dropouts[name].mask = mask
-        loss = cross_entropy(self.module(x), y)
+        loss = cross_entropy(self.module(x), y, self.config.label_smoothing)
         grads = torch.autograd.grad(loss, self.params)
         apply_update(self.params, list(grads), self.state, float(lr), self.config)
         if masks is not None:

@@ -21,7 +21,15 @@ Definitions (identical in every framework, implemented in each framework's own o
 
   Weight decay applies to every parameter, biases included (one parameter group).
 
-* **Loss**: softmax cross-entropy on the logits, mean over the batch.
+* **AdamW** (``optimizer="adamw"``), as ``torch.optim.AdamW``: Adam without the coupled L2,
+  the parameter first decayed as ``p = p * (1 - lr * weight_decay)``.
+
+* **Gradient clipping** (``clip_grad_norm``), as ``torch.nn.utils.clip_grad_norm_``: every
+  gradient times ``min(1, max_norm / (global_norm + 1e-6))``, before the update.
+
+* **Loss**: softmax cross-entropy on the logits, mean over the batch; with
+  ``label_smoothing = e``, as ``torch.nn.CrossEntropyLoss(label_smoothing=e)``:
+  ``(1 - e) * (-log p[y]) + e * mean_k(-log p[k])``.
 
 * **Schedule**: see :mod:`dlbench.train.schedule`; the learning rate of every step is computed
   once (float32, NumPy) and fed to each framework's step as a scalar input.
@@ -42,9 +50,10 @@ from dlbench.errors import ConfigError
 from dlbench.execution.config import default_threads
 from dlbench.options import strict_from_dict
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 DROPOUT_RNGS = ("shared", "framework")
-SCHEDULES = ("constant", "step", "cosine")
+AUGMENTATIONS = ("none", "crop_flip")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
 @dataclass
@@ -80,6 +89,13 @@ class TrainConfig:
         inter_op_threads: Threads running independent ops concurrently.
         bn_momentum: Batch-norm momentum as PyTorch defines it (weight of the new batch
             statistic in the running statistics; Keras / Flax momentum = 1 - this).
+        label_smoothing: Label smoothing of the cross-entropy (0 for none).
+        clip_grad_norm: Clip the gradients' global norm to this before each update (None: no
+            clipping).
+        augment: ``none`` or ``crop_flip`` (random crop after zero padding by 4, horizontal
+            flip; computed in NumPy from the seed, the same bytes for every framework).
+        pct_start, div_factor, final_div_factor: The ``onecycle`` schedule's, as
+            ``torch.optim.lr_scheduler.OneCycleLR``.
         dropout_rng: ``shared`` (every framework multiplies by the same masks, drawn from one
             seeded NumPy stream: step-for-step comparable) or ``framework`` (each framework's
             own RNG, inside its step: the idiomatic cost, runs no longer comparable step by step).
@@ -111,6 +127,12 @@ class TrainConfig:
     inter_op_threads: int = 1
     bn_momentum: float = 0.1
     dropout_rng: str = "shared"
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
+    augment: str = "none"
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -193,10 +215,49 @@ class TrainConfig:
         integer("intra_op_threads", 1)
         integer("inter_op_threads", 1)
         num("bn_momentum", 0.0, 1.0)
+        num("label_smoothing", 0.0, 1.0)
+        if self.clip_grad_norm is not None:
+            num("clip_grad_norm", 0.0, open_low=True)
+        if self.augment not in AUGMENTATIONS:
+            raise ConfigError(
+                f"Expected `augment` in {AUGMENTATIONS}. Received: augment={self.augment!r}"
+            )
+        num("pct_start", 0.0, 1.0, open_low=True)
+        num("div_factor", 0.0, open_low=True)
+        num("final_div_factor", 0.0, open_low=True)
         if self.dropout_rng not in DROPOUT_RNGS:
             raise ConfigError(
                 f"Expected `dropout_rng` in {DROPOUT_RNGS}. Received: dropout_rng={self.dropout_rng!r}"
             )
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named recipe; ``overrides`` replace any of its fields.
+
+        ``cifar``: the standard ResNet-on-CIFAR-10 recipe (SGD, Nesterov momentum 0.9, weight
+        decay 5e-4, batch 128, lr 0.1 with a one-cycle schedule, label smoothing 0.1, random
+        crop with padding 4 and horizontal flip; normalise the images with
+        :data:`dlbench.train.augment.CIFAR10_MEAN` / ``CIFAR10_STD``).
+        """
+        presets = {
+            "cifar": dict(
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                nesterov=True,
+                weight_decay=5e-4,
+                batch_size=128,
+                schedule="onecycle",
+                label_smoothing=0.1,
+                augment="crop_flip",
+                epochs=30,
+                val_fraction=0.0,
+                target_accuracy=0.94,
+            )
+        }
+        if name not in presets:
+            raise ConfigError(f"Expected a preset in {sorted(presets)}. Received: {name!r}")
+        return cls.from_dict({**presets[name], **overrides})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dlbench.analysis.stats import summarize
-from dlbench.train.augment import dropout_masks
+from dlbench.train.augment import augment_batch, dropout_masks
 from dlbench.train.config import TrainConfig
 from dlbench.train.data import batch_indices
 from dlbench.train.diagnose import LearningCurve, diagnose
@@ -103,7 +103,10 @@ def fit(
         epoch_losses = []
         for idx in batches:
             masks = dropout_masks(drop, len(idx), config.seed, step) if drop else None
-            batch = trainer.to_device(x_tr[idx], y_tr[idx], masks)
+            x = x_tr[idx]
+            if config.augment == "crop_flip" and x.ndim == 4:
+                x = augment_batch(x, config.seed, step)  # NumPy, the same bytes everywhere
+            batch = trainer.to_device(x, y_tr[idx], masks)
             t0 = time.perf_counter()
             loss = trainer.train_step(batch, float(lrs[step]))
             step_times.append(time.perf_counter() - t0)

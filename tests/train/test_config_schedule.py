@@ -16,7 +16,7 @@ from dlbench.train import TrainConfig, lr_schedule
     [
         (
             {"optimizer": "rmsprop"},
-            "Expected `optimizer` in ('sgd', 'adam'). Received: optimizer='rmsprop'",
+            "Expected `optimizer` in ('sgd', 'adam', 'adamw'). Received: optimizer='rmsprop'",
         ),
         ({"schedule": "linear"}, "Received: schedule='linear'"),
         ({"lr": 0}, "Expected `lr` to be a number > 0"),
