@@ -169,11 +169,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     tr.add_argument("--epochs", type=int, help="passes over the train split")
     tr.add_argument("--batch-size", type=int, help="samples per step")
-    tr.add_argument("--optimizer", help="sgd or adam")
+    tr.add_argument("--preset", help="a named recipe whose fields the other flags override (cifar)")
+    tr.add_argument("--optimizer", help="sgd, adam or adamw")
     tr.add_argument("--lr", type=float, help="peak learning rate")
     tr.add_argument("--momentum", type=float, help="SGD momentum")
     tr.add_argument("--weight-decay", type=float, help="coupled L2 added to the gradient")
-    tr.add_argument("--schedule", help="constant, step or cosine")
+    tr.add_argument("--schedule", help="constant, step, cosine or onecycle")
+    tr.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
+    tr.add_argument("--clip-grad-norm", type=float, help="clip the gradients' global norm")
+    tr.add_argument("--augment", help="none or crop_flip (NumPy, the same bytes everywhere)")
+    tr.add_argument("--dropout-rng", help="shared (the same masks in every framework) or framework")
+    tr.add_argument("--bn-momentum", type=float, help="batch-norm momentum (PyTorch's, 0.1)")
     tr.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
     tr.add_argument("--folds", type=int, help="K-fold cross-validation on the train split")
     tr.add_argument("--val-fraction", type=float, help="held-out validation share (no folds)")
@@ -205,9 +211,15 @@ def command(args: argparse.Namespace) -> int:
         "target_accuracy",
         "seed",
         "intra_op_threads",
+        "label_smoothing",
+        "clip_grad_norm",
+        "augment",
+        "dropout_rng",
+        "bn_momentum",
     )
-    config = TrainConfig.from_dict(
-        {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    config = (
+        TrainConfig.preset(args.preset, **given) if args.preset else TrainConfig.from_dict(given)
     )
     out = (
         Path(args.out)
