@@ -15,8 +15,15 @@ the timed region; the two alternate and the median of ``--repeats`` is reported.
 in the page cache for both alike. The first run of each also checks that both return the same
 images and labels.
 
+``--phases`` instead times, in one fresh process per round, where dlbench's time goes: parsing
+the six pickles (everything but the pixels: the restricted unpickler over the spliced stream),
+allocating the output and reading the pixels into it (with the minor page faults that costs),
+the same read into an output already touched (what the page faults cost), and a plain memcpy of
+the same bytes between two touched buffers (the floor).
+
 Usage:
     .venv/bin/python benchmarks/cifar_loader_speed.py [--root DIR] [--repeats 7] [--json out.json]
+    .venv/bin/python benchmarks/cifar_loader_speed.py --phases [--repeats 7]
 """
 
 from __future__ import annotations
@@ -80,6 +87,53 @@ def time_keras(root: Path) -> tuple[float, tuple[np.ndarray, ...]]:
     return time.perf_counter() - t0, (xtr, ytr, xte, yte)
 
 
+def phases(root: Path) -> dict[str, float]:
+    """One round of the phase breakdown (seconds; faults as counts)."""
+    import resource
+
+    from dlbench.adapters.datasets._unpickle import ArraySpan, safe_load_lazy
+
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt  # noqa: E731
+    t0 = time.perf_counter()
+    parts = [safe_load_lazy(folder / n) for n in names]
+    t1 = time.perf_counter()
+    spans = [p[b"data"] for p in parts]
+    assert all(isinstance(s, ArraySpan) for s in spans), "the pixels were not left in the files"
+    labels = [np.asarray(p[b"labels"]).astype(np.int64) for p in parts]
+    t2 = time.perf_counter()
+    total = sum(s.nbytes for s in spans)
+    f0 = faults()
+    t3 = time.perf_counter()
+    out = np.empty(total, np.uint8)
+    _read_all(spans, out)
+    t4 = time.perf_counter()
+    f1 = faults()
+    _read_all(spans, out)  # again, into pages already there
+    t5 = time.perf_counter()
+    src = out.copy()
+    t6 = time.perf_counter()
+    out[:] = src
+    t7 = time.perf_counter()
+    del labels
+    return {
+        "parse_6_files_s": t1 - t0,
+        "labels_to_arrays_s": t2 - t1,
+        "alloc_and_read_fresh_s": t4 - t3,
+        "minor_faults_fresh": f1 - f0,
+        "read_touched_s": t5 - t4,
+        "memcpy_touched_s": t7 - t6,
+    }
+
+
+def _read_all(spans: list, out: np.ndarray) -> None:
+    at = 0
+    for s in spans:
+        s.read_into(out[at : at + s.nbytes])
+        at += s.nbytes
+
+
 def _worker(which: str, root: Path, check: Path | None) -> None:
     """One timed load in this (fresh) process; prints the seconds."""
     t, arrays = (time_dlbench if which == "dlbench" else time_keras)(root)
@@ -100,10 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=Path("/tmp/dlbench-cifar10-fullsize"))
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--worker", choices=["dlbench", "keras"], help=argparse.SUPPRESS)
+    p.add_argument("--phases", action="store_true", help="where dlbench's time goes")
+    p.add_argument("--worker", choices=["dlbench", "keras", "phases"], help=argparse.SUPPRESS)
     p.add_argument("--check", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "numpy")  # the loader does not need a framework
+    if args.worker == "phases":
+        print(json.dumps(phases(args.root)))
+        return 0
     if args.worker:
         if args.worker == "keras":
             import keras  # noqa: F401  (import time is not part of loading)
@@ -111,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     root = generate(args.root)
+    if args.phases:
+        return _report_phases(root, args.repeats, args.json)
     times: dict[str, list[float]] = {"dlbench": [], "keras": []}
     digests: dict[str, str] = {}
     for r in range(args.repeats):
@@ -140,6 +200,21 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(
             json.dumps({"runs_s": times, "median_s": med, "images": 60_000}, indent=2) + "\n"
         )
+    return 0
+
+
+def _report_phases(root: Path, repeats: int, out: Path | None) -> int:
+    rounds = []
+    for _ in range(repeats):  # each round in a fresh process, like the loads
+        cmd = [sys.executable, __file__, "--worker", "phases", "--root", str(root)]
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rounds.append(json.loads(res.strip().splitlines()[-1]))
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    print(f"dlbench CIFAR-10 python load, phases (median of {repeats} fresh processes):")
+    for k, v in med.items():
+        print(f"  {k:24s} {v:10.0f}" if k.startswith("minor") else f"  {k:24s} {v * 1e3:8.1f} ms")
+    if out:
+        out.write_text(json.dumps({"rounds": rounds, "median": med}, indent=2) + "\n")
     return 0
 
 
