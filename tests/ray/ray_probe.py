@@ -19,6 +19,7 @@ def _write() -> None:
         "frameworks": sorted(m for m in FRAMEWORKS if m in sys.modules),
         "ray": "ray" in sys.modules,
         "omp": os.environ.get("OMP_NUM_THREADS"),
+        "mkl": os.environ.get("MKL_NUM_THREADS"),  # Ray sets OMP_NUM_THREADS only
         "shipped": os.environ.get("DLBENCH_SHIPPED_DATA"),
     }
     with open(os.path.join(folder, f"{os.getpid()}.json"), "w", encoding="utf-8") as fh:
