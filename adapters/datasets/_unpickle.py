@@ -29,12 +29,15 @@ Python's recursion limit is a :class:`~dlbench.errors.DataError`, not a ``Recurs
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import io
 import math
 import mmap
 import os
 import pickle
 import sys
+from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -354,7 +357,18 @@ LAZY_MIN_BYTES = 1 << 20
 """A pickled string at least this long (the pixel data of a CIFAR batch) is left in the file by
 :func:`safe_load_lazy`."""
 
+READ_CHUNK = 8 << 20
+"""Bytes per piece when an :class:`ArraySpan` is read in parallel."""
+
 _BINSTRING = ord("T")
+
+
+def wait_all(futures: Iterable[Future]) -> None:
+    """Wait for every future, then raise the first one's error (if any)."""
+    futures = list(futures)
+    concurrent.futures.wait(futures)
+    for f in futures:
+        f.result()
 
 
 class ArraySpan:
@@ -394,14 +408,28 @@ class ArraySpan:
     def _label(self) -> str:
         return str(self._source) if isinstance(self._source, Path) else "<bytes>"
 
-    def load(self) -> np.ndarray:
-        """The array, in a new buffer (one copy of its bytes)."""
+    def load(self, executor: Executor | None = None) -> np.ndarray:
+        """The array, in a new buffer (one copy of its bytes; in parallel pieces with an
+        ``executor``, see :meth:`read_into`)."""
         out = np.empty(self.shape, self.dtype, order="F" if self.fortran else "C")
-        self._read(memoryview(out.reshape(-1, order="A")).cast("B"))
+        dest = out.reshape(-1, order="A").view(np.uint8)
+        if executor is None:
+            self._read(dest, 0, self.nbytes)
+        else:
+            wait_all(
+                executor.submit(self._read, dest, lo, min(lo + READ_CHUNK, self.nbytes))
+                for lo in range(0, self.nbytes, READ_CHUNK)
+            )
         return out
 
-    def read_into(self, out: np.ndarray) -> None:
-        """Copy the bytes straight into ``out`` (C-contiguous, ``nbytes`` long, same dtype)."""
+    def read_into(self, out: np.ndarray, executor: Executor | None = None) -> list[Future]:
+        """Copy the bytes straight into ``out`` (C-contiguous, ``nbytes`` long, same dtype).
+
+        With an ``executor``, the copy is split into :data:`READ_CHUNK` pieces submitted to it
+        (``os.preadv`` and NumPy's copy release the GIL, so they run in parallel with each other
+        and with whatever the caller does next); the futures are returned for the caller to
+        wait on. Without one, it is done on return (and the list is empty).
+        """
         if self.fortran and len(self.shape) > 1:
             raise ValueError(f"{self!r} is in Fortran order; use load()")
         if out.dtype != self.dtype or out.nbytes != self.nbytes or not out.flags.c_contiguous:
@@ -409,13 +437,23 @@ class ArraySpan:
                 f"Expected a C-contiguous {self.dtype} output of {self.nbytes} bytes. Received: "
                 f"{out.dtype}, {out.nbytes} bytes, c_contiguous={out.flags.c_contiguous}"
             )
-        self._read(memoryview(out.reshape(-1)).cast("B"))
+        dest = out.reshape(-1).view(np.uint8)
+        if executor is None:
+            self._read(dest, 0, self.nbytes)
+            return []
+        return [
+            executor.submit(self._read, dest, lo, min(lo + READ_CHUNK, self.nbytes))
+            for lo in range(0, self.nbytes, READ_CHUNK)
+        ]
 
-    def _read(self, dest: memoryview) -> None:
+    def _read(self, dest: np.ndarray, lo: int, hi: int) -> None:
+        """Bytes ``[lo, hi)`` of the array into ``dest[lo:hi]`` (``dest``: all of it, as uint8)."""
         src = self._source
         if not isinstance(src, Path):
-            dest[:] = memoryview(src)[self.offset : self.offset + self.nbytes]
+            part = np.frombuffer(src, np.uint8, hi - lo, self.offset + lo)
+            np.copyto(dest[lo:hi], part)  # releases the GIL
             return
+        view = memoryview(dest[lo:hi])
         fd = os.open(src, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             st = os.fstat(fd)
@@ -425,12 +463,12 @@ class ArraySpan:
                     "not to change while it loads."
                 )
             done = 0
-            while done < self.nbytes:  # pread straight from the page cache into `dest`
-                n = os.preadv(fd, [dest[done:]], self.offset + done)
+            while done < hi - lo:  # pread straight from the page cache into `dest`
+                n = os.preadv(fd, [view[done:]], self.offset + lo + done)
                 if n <= 0:
                     raise DataError(
                         f"{src} is truncated: expected {self.nbytes} array bytes at offset "
-                        f"{self.offset}. Received {done}."
+                        f"{self.offset}. Received {lo + done}."
                     )
                 done += n
         finally:

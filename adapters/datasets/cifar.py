@@ -25,8 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.adapters.datasets import _archive, _download
-from dlbench.adapters.datasets._unpickle import ArraySpan, safe_load, safe_load_lazy
+from dlbench.adapters.datasets._unpickle import ArraySpan, safe_load, safe_load_lazy, wait_all
 from dlbench.data.cache import cache_dir
 from dlbench.data.dataset import Batch, DataNotFoundError, Dataset, DatasetInfo
 from dlbench.errors import ConfigError, DataError
@@ -49,6 +51,15 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 _BASE_URL = "https://www.cs.toronto.edu/~kriz/"
 _PIXELS = 3 * 32 * 32
+
+
+def _readers() -> ThreadPoolExecutor:
+    """Threads that copy pixels from the page cache while the next batch is parsed."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return ThreadPoolExecutor(max(1, min(4, cpus)), thread_name_prefix="dlbench-cifar-read")
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,9 @@ class CifarDataset(Dataset):
 
     def _python_batch(self, src: Any, label_keys: tuple[bytes, ...]) -> tuple[np.ndarray, ...]:
         data, *labels = self._python_batch_parts(src, label_keys)
+        if isinstance(data, ArraySpan):
+            with _readers() as pool:
+                data = data.load(pool)
         return (self._images_of(data), *labels)
 
     @staticmethod
@@ -390,19 +404,21 @@ class CifarDataset(Dataset):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @staticmethod
-    def _fill(dest: np.ndarray, data: np.ndarray | ArraySpan) -> None:
-        """Copy one batch's pixels into ``dest`` (a slice of the output), once."""
+    def _fill(dest: np.ndarray, data: np.ndarray | ArraySpan, pool: Any) -> list[Any]:
+        """Copy one batch's pixels into ``dest`` (a slice of the output), once: submitted to
+        ``pool`` when they are still in the file (the futures are returned), else now."""
         if isinstance(data, ArraySpan):
-            data.read_into(dest)
-        else:
-            dest[...] = data.reshape(dest.shape)
+            return data.read_into(dest, pool)
+        dest[...] = data.reshape(dest.shape)
+        return []
 
     def _python_batches(
         self, srcs: list[Any], label_keys: tuple[bytes, ...]
     ) -> tuple[np.ndarray, ...]:
         """Several python batches as one array per field, each batch's pixels read straight
         from its file into their place in the output (one copy: see
-        :func:`~dlbench.adapters.datasets._unpickle.safe_load_lazy`) as soon as it is parsed.
+        :func:`~dlbench.adapters.datasets._unpickle.safe_load_lazy`) by reader threads while the
+        next batch is parsed.
         A batch that came back as an array (a pickle not laid out as Python 2 wrote it) is
         copied into place and freed before the next one is read.
 
@@ -415,19 +431,23 @@ class CifarDataset(Dataset):
         n0 = first[0].shape[0]
         outs = [np.empty((n0 * len(srcs), 3, 32, 32), np.uint8)]
         outs += [np.empty((n0 * len(srcs),), a.dtype) for a in first[1:]]
-        filled, extra = 0, []
-        for i, src in enumerate(srcs):
-            part = first if i == 0 else self._python_batch_parts(src, label_keys)
-            first = None
-            n = part[0].shape[0]
-            if extra or filled + n > len(outs[0]):
-                extra.append((self._images_of(part[0]), *part[1:]))
-                continue
-            self._fill(outs[0][filled : filled + n], part[0])
-            for out, a in zip(outs[1:], part[1:], strict=True):
-                out[filled : filled + n] = a
-            filled += n
-            del part
+        filled, extra, reads = 0, [], []
+        with _readers() as pool:
+            try:
+                for i, src in enumerate(srcs):
+                    part = first if i == 0 else self._python_batch_parts(src, label_keys)
+                    first = None
+                    n = part[0].shape[0]
+                    if extra or filled + n > len(outs[0]):
+                        extra.append((self._images_of(part[0]), *part[1:]))
+                        continue
+                    reads += self._fill(outs[0][filled : filled + n], part[0], pool)
+                    for out, a in zip(outs[1:], part[1:], strict=True):
+                        out[filled : filled + n] = a
+                    filled += n
+                    del part
+            finally:
+                wait_all(reads)  # every read is over before the output is used or dropped
         return tuple(
             np.concatenate([out[:filled], *(p[i] for p in extra)])
             if extra or filled < len(out)

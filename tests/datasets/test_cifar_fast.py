@@ -347,3 +347,38 @@ def test_long_string_that_is_not_an_array_loads_as_before(formats) -> None:
     lazy = safe_load_lazy(raw)
     assert lazy[b"blob"] == blob
     _same(lazy, safe_load(raw))
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_span_read_in_parallel_pieces(
+    tmp_path: Path, formats, monkeypatch: pytest.MonkeyPatch, as_bytes: bool
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(_unpickle, "READ_CHUNK", 100_003)  # pieces not aligned to anything
+    raw = _batch(formats, LAZY_N, 18)
+    path = tmp_path / "batch"
+    path.write_bytes(raw)
+    x, _ = formats.random_cifar(LAZY_N, 10, seed=18)
+    span = safe_load_lazy(raw if as_bytes else path)[b"data"]
+    with ThreadPoolExecutor(3) as pool:
+        np.testing.assert_array_equal(span.load(pool), x.reshape(LAZY_N, -1))
+        out = np.zeros((LAZY_N, PIXELS), np.uint8)
+        futures = span.read_into(out, pool)
+        assert len(futures) == -(-span.nbytes // 100_003)
+        _unpickle.wait_all(futures)
+        np.testing.assert_array_equal(out, x.reshape(LAZY_N, -1))
+        if not as_bytes:  # a piece that fails is raised by wait_all
+            path.write_bytes(raw + b"\0")
+            with pytest.raises(DataError, match="changed between being parsed"):
+                _unpickle.wait_all(span.read_into(out, pool))
+
+
+def test_loader_in_small_pieces(tmp_path: Path, formats, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_unpickle, "READ_CHUNK", 65_537)
+    files, (x, y), (xt, yt) = _cifar10_tree(tmp_path, formats, LAZY_N, 19)
+    formats.write_files(files, tmp_path)
+    for split, xs, ys in (("train", x, y), ("test", xt, yt)):
+        images, labels = datasets.load("cifar10", root=str(tmp_path), split=split).raw()
+        np.testing.assert_array_equal(images, xs)
+        np.testing.assert_array_equal(labels, ys)
