@@ -140,3 +140,35 @@ def test_a_resource_selector_keeps_only_its_nodes(ray_cluster, tmp_path):
         for a in items
     )
     assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # one timed group at a time
+
+
+@pytest.mark.slow
+def test_a_group_that_cannot_start_fails_with_the_reason(ray_cluster, tmp_path):
+    """Other work holds the only selected node's CPU: the group's task stays pending, and after
+    the start deadline (``cell_timeout``) its cells fail saying so, instead of a hung run."""
+    import time
+
+    import ray
+
+    import dlbench
+
+    @ray.remote(num_cpus=1, resources={"site_b": 1})
+    def hold(seconds: float) -> None:
+        time.sleep(seconds)
+
+    blocker = hold.remote(120)
+    try:
+        config = {
+            "backends": ["numpy"],
+            "scenarios": ["latency"],
+            "intra_op_threads": 1,
+            "cell_timeout": 5,
+            "executor": "ray",
+            "nodes": "site_b=1",
+        }
+        doc = dlbench.run(config, out=tmp_path / "pending.json")
+    finally:
+        ray.cancel(blocker, force=True)
+    (cell,) = doc["cells"]
+    assert cell["status"] == "failed"
+    assert "did not start on node" in cell["error"] and "within 5 s" in cell["error"]

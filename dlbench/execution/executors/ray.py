@@ -473,10 +473,10 @@ class RayExecutor:
 
             out = Queue(actor_options={"num_cpus": 0})
             ref = _group_task_queued.options(**options).remote(out, *args)
-            stream = _from_queue(ref, out)
+            stream = _from_queue(ref, out, timeout)
         else:
             ref = _group_task.options(**options).remote(*args)
-            stream = (ray.get(item) for item in ref)
+            stream = _from_generator(ref, timeout)
         self.inflight.add(ref)
         parity_path = job["parity_path"]
         try:
@@ -486,6 +486,11 @@ class RayExecutor:
                         item = next(stream, None)
                     except ray.exceptions.TaskCancelledError:
                         raise _Cancelled from None
+                    except _NotStarted as exc:  # pending: resources taken by other work
+                        with contextlib.suppress(Exception):
+                            ray.cancel(ref, force=True)
+                        lost = f"the Ray task did not start on node {node.name} within {exc}"
+                        return Outcome(exit_reason=lost), lost
                     except ray.exceptions.RayError as exc:
                         if self.cancelled:
                             raise _Cancelled from None
@@ -604,18 +609,41 @@ def _client_mode() -> bool:
         return False
 
 
-def _from_queue(ref: Any, out: Any, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
+class _NotStarted(Exception):
+    """A group's task had not started when its start deadline passed."""
+
+
+def _from_generator(ref: Any, start_timeout: float) -> Iterator[dict[str, Any]]:
+    """The items of a generator task; :class:`_NotStarted` when none came within
+    ``start_timeout`` seconds (the task is still pending: its node's resources are taken)."""
+    deadline = time.monotonic() + start_timeout
+    while not ray.wait([ref], timeout=1.0)[0]:
+        if time.monotonic() > deadline:
+            raise _NotStarted(f"{start_timeout:g} s")
+    for item in ref:
+        yield ray.get(item)
+
+
+def _from_queue(
+    ref: Any, out: Any, start_timeout: float, poll_s: float = 0.2
+) -> Iterator[dict[str, Any]]:
     """The items a queued task puts into ``out``, until it has ended and ``out`` is drained;
-    the task's own error (a lost node or worker, a cancel) is raised here."""
+    the task's own error (a lost node or worker, a cancel) is raised here, and
+    :class:`_NotStarted` when nothing came within ``start_timeout`` seconds."""
     from ray.util.queue import Empty
 
+    deadline = time.monotonic() + start_timeout
+    started = False
     try:
         while True:
             try:
                 yield out.get(block=True, timeout=poll_s)
+                started = True
                 continue
             except Empty:
                 pass
+            if not started and time.monotonic() > deadline:
+                raise _NotStarted(f"{start_timeout:g} s")
             done, _ = ray.wait([ref], timeout=0)
             if done:
                 while True:
