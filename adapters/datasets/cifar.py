@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -446,8 +447,10 @@ class CifarDataset(Dataset):
                         out[filled : filled + n] = a
                     filled += n
                     del part
-            finally:
-                wait_all(reads)  # every read is over before the output is used or dropped
+            except BaseException:
+                concurrent.futures.wait(reads)  # no read outlives the output; this error wins
+                raise
+            wait_all(reads)
         return tuple(
             np.concatenate([out[:filled], *(p[i] for p in extra)])
             if extra or filled < len(out)

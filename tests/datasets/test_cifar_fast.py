@@ -382,3 +382,14 @@ def test_loader_in_small_pieces(tmp_path: Path, formats, monkeypatch: pytest.Mon
         images, labels = datasets.load("cifar10", root=str(tmp_path), split=split).raw()
         np.testing.assert_array_equal(images, xs)
         np.testing.assert_array_equal(labels, ys)
+
+
+def test_a_bad_batch_after_good_ones_names_itself(tmp_path: Path, formats) -> None:
+    """Reads of the earlier batches are still running when batch 3 fails to parse: its error
+    is the one raised."""
+    files, _, _ = _cifar10_tree(tmp_path, formats, LAZY_N, 20)
+    formats.write_files(files, tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:-50])
+    with pytest.raises(DataError, match="data_batch_3.*truncated"):
+        datasets.load("cifar10", root=str(tmp_path), split="train")
