@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import multiprocessing
 import os
+import re
 import tempfile
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ from dlbench.backends.common.weights import nchw_to_nhwc
 from dlbench.errors import BackendError, ConfigError
 from dlbench.execution.precision import UnsupportedPrecision
 from dlbench.model.backend import Backend, Model, parse_device
-from dlbench.model.spec import ModelSpec
+from dlbench.model.spec import FLOAT_INPUT, ModelSpec
 
 #: Precisions the TFLite converter produces.
 CONVERTER_PRECISIONS = ("float32", "float16", "int8")
@@ -80,7 +81,8 @@ def convert(
     if module.input_rank == 4:
         c, h, w = spec.input_shape
         shape = [None, h, w, c]
-    fn = tf.function(module.__call__, input_signature=[tf.TensorSpec(shape, tf.float32)])
+    dtype = tf.int64 if spec.input_desc().integer else tf.float32  # token ids stay int64
+    fn = tf.function(module.__call__, input_signature=[tf.TensorSpec(shape, dtype)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [fn.get_concrete_function()], module
     )
@@ -113,7 +115,20 @@ def convert(
             how="full-integer quantization (TFLITE_BUILTINS_INT8), float32 I/O",
             calibration_samples=int(len(data)),
         )
-    blob = bytes(converter.convert())
+    try:
+        blob = bytes(converter.convert())
+    except Exception as exc:  # an op LiteRT's builtin kernels do not have: say which
+        text = str(exc)
+        missing = sorted(
+            set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text))
+        )
+        if missing:
+            raise BackendError(
+                f"LiteRT's builtin kernels have no {', '.join(missing)} (TensorFlow's Flex "
+                "delegate would be needed, which ai-edge-litert does not ship): "
+                f"{spec.name} cannot run on the litert backend"
+            ) from None
+        raise
     return blob, info
 
 
@@ -154,8 +169,10 @@ class LiteRTModel(Model):
         name: str,
         nhwc: bool,
         info: dict[str, Any],
+        input_desc: Any = FLOAT_INPUT,
     ) -> None:
         super().__init__(backend, device, name)
+        self.input_desc = input_desc
         self.blob = blob
         self.nhwc = nhwc
         self.info = info
@@ -183,7 +200,7 @@ class LiteRTModel(Model):
             self._shape = shape
 
     def to_device(self, batch: np.ndarray) -> np.ndarray:
-        a = np.asarray(batch, dtype=np.float32)
+        a = self.input_desc.host(batch)  # float32, or int64 token ids (checked)
         if self.nhwc:
             a = nchw_to_nhwc(a)
         return np.ascontiguousarray(a)
@@ -265,7 +282,7 @@ class LiteRTBackend(Backend):
         job = convert_isolated if self.options["isolate_converter"] else convert
         blob, info = job(spec, precision, self.options["quantization"], calibration)
         nhwc = len(spec.input_shape) == 3
-        return LiteRTModel(self, blob, device, spec.name, nhwc, info)
+        return LiteRTModel(self, blob, device, spec.name, nhwc, info, spec.input_desc())
 
     def devices(self) -> list[str]:
         return ["cpu"]
