@@ -49,7 +49,7 @@ def test_a_backend_without_a_precision_module_is_skipped_with_the_reason() -> No
     from dlbench.execution.precision import UnsupportedPrecision
     from dlbench.execution.worker import _build_at_precision
 
-    config = BenchmarkConfig(backends=["numpy"], precision="int8", intra_op_threads=1)
+    config = BenchmarkConfig(backends=["numpy"], precision="int8")
     with pytest.raises(UnsupportedPrecision, match="no precision module"):
         _build_at_precision(config, "numpy", zoo.get("mlp"), "cpu", "int8")
     _, model, _ = _build_at_precision(config, "numpy", zoo.get("mlp"), "cpu", "float32")
