@@ -348,9 +348,13 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def best_worst(rows: list[dict[str, Any]], column: Column) -> tuple[Any, Any]:
     """The best and worst valid value of ``column`` (``None`` for both with fewer than two);
     INVALID figures are never best or worst, and a server row's offered and achieved rates (the
-    load it was driven at) are neither."""
+    load it was driven at) are neither. With rows of several precisions, only the float32 rows
+    are ranked (a reduced-precision row is compared with its own backend's float32 row, by
+    :mod:`dlbench.report.precision`, never with the others)."""
     if column.key in ("server_offered", "server_rate"):
         return None, None
+    if len({r.get("precision") or "float32" for r in rows}) > 1:
+        rows = [r for r in rows if (r.get("precision") or "float32") == "float32"]
     vals = [
         r[column.key]
         for r in rows

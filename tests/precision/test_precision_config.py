@@ -145,3 +145,16 @@ def test_rows_of_different_precision_are_labelled_and_never_ranked_together() ->
     f32 = [s for s in sentences if s.startswith("[float32]") and "latency (p50)" in s]
     assert f32 and "onnxruntime at" in f32[0] and "torch" in f32[0]
     assert not any("onnxruntime@int8" in s and "torch" in s for s in sentences)
+
+
+def test_best_and_worst_are_ranked_among_float32_rows_only() -> None:
+    from dlbench.report.table import COLUMNS, best_worst
+
+    col = next(c for c in COLUMNS if c.key == "latency_median")
+    rows = [
+        {"backend": "torch", "precision": "float32", "latency_median": 2e-3},
+        {"backend": "onnxruntime", "precision": "float32", "latency_median": 1e-3},
+        {"backend": "onnxruntime@int8", "precision": "int8", "latency_median": 1e-4},
+    ]
+    assert best_worst(rows, col) == (1e-3, 2e-3)
+    assert best_worst(rows[:2], col) == (1e-3, 2e-3)
