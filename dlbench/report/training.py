@@ -149,14 +149,15 @@ def steps_figure(doc: dict[str, Any], colours: dict[str, str]) -> FigureOut | No
 def _summary_table(doc: dict[str, Any]) -> str:
     head = (
         "<tr><th>backend</th><th>step p50</th><th>step p99</th><th>samples/s</th>"
-        "<th>s/epoch</th><th>train acc</th><th>val acc</th><th>test acc</th>"
+        "<th>s/epoch</th><th>time to target</th><th>epochs to target</th>"
+        "<th>peak RSS</th><th>train acc</th><th>val acc</th><th>test acc</th>"
         "<th>diagnosis</th></tr>"
     )
     out = [f"<table>{head}"]
     for b, info in (doc.get("backends") or {}).items():
         if info.get("status") != "ok" or not info.get("runs"):
             out.append(
-                f"<tr><td>{_e(b)}</td><td class='bad' colspan='8'>failed: "
+                f"<tr><td>{_e(b)}</td><td class='bad' colspan='11'>failed: "
                 f"{_e(info.get('error') or 'no result')}</td></tr>"
             )
             continue
@@ -175,11 +176,27 @@ def _summary_table(doc: dict[str, Any]) -> str:
         p50 = float(np.mean([s["median"] for s in st if s.get("median") is not None] or [np.nan]))
         p99 = float(np.mean([s["p99"] for s in st if s.get("p99") is not None] or [np.nan]))
         diag = "; ".join(dict.fromkeys((r.get("diagnosis") or {}).get("text", "") for r in runs))
+        # time to accuracy (DAWNBench): training seconds (evaluations excluded) until the test
+        # accuracy first reaches the target; "not reached" when no run did
+        tta, eta, rss = (
+            mean("time_to_accuracy_s"),
+            mean("epochs_to_accuracy"),
+            mean("peak_rss_bytes"),
+        )
+        target = next((r.get("target_accuracy") for r in runs if r.get("target_accuracy")), None)
+        reached = sum(r.get("time_to_accuracy_s") is not None for r in runs)
+        tta_s = "-" if target is None else "not reached" if tta is None else fmt_time(tta)
+        if target is not None and tta is not None and reached < len(runs):
+            tta_s += f" ({reached}/{len(runs)} runs)"
+        eta_s = "-" if eta is None else f"{eta:.1f}"
+        rss_s = "-" if rss is None else f"{rss / 2**20:.0f} MiB"
         out.append(
             f"<tr><td>{_e(b)}</td><td class='num'>{_e(fmt_time(p50))}</td>"
             f"<td class='num'>{_e(fmt_time(p99))}</td>"
             f"<td class='num'>{_e(fmt_rate(mean('samples_per_s')))}</td>"
             f"<td class='num'>{_e(fmt_time(mean('epoch_time_s')))}</td>"
+            f"<td class='num'>{_e(tta_s)}</td><td class='num'>{_e(eta_s)}</td>"
+            f"<td class='num'>{_e(rss_s)}</td>"
             f"<td class='num'>{final('train_accuracy')}</td>"
             f"<td class='num'>{final('val_accuracy')}</td>"
             f"<td class='num'>{final('test_accuracy')}</td><td>{_e(diag)}</td></tr>"
