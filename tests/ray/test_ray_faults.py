@@ -97,8 +97,11 @@ def test_retries_rerun_a_lost_groups_cells_on_the_other_node(cluster, tmp_path):
     assert len(lost) == 1 and second.node_id[:6] in lost[0]["node"]
     group = next(g for g, items in groups.items() if any(a["lost"] for a in items))
     assert groups[group][-1]["lost"] is None and groups[group][-1]["node"] != lost[0]["node"]
-    rerun = next(x for x in doc["cells"] if x["id"] == removed[0])
-    assert rerun["node"] == groups[group][-1]["node"]
+    # the cell running at the removal may have been reported before the node died; the cells
+    # of that group left unfinished ran on the other node
+    cells = [x for x in doc["cells"] if x["backend"] == group.split("/")[0]]
+    assert {x["node"] for x in cells} <= {lost[0]["node"], groups[group][-1]["node"]}
+    assert any(x["node"] == groups[group][-1]["node"] for x in cells)
     assert any("re-run on another node" in w for w in doc["warnings"])
 
 
