@@ -5,9 +5,9 @@
   unbiased in the running variance); the biased-running-variance variant is shown to fail it;
 * dropout: the loss with the step's shared mask against a NumPy forward pass with that mask;
   another mask gives another loss; eval mode is the identity;
-* every zoo network that trains (resnet20, vgg11_bn, mobilenet_v2, vit_tiny, lstm) at a small
-  size: the loss of every step agrees with PyTorch's within 1e-4 relative, and so do the trained
-  weights and running statistics (full size: ``slow``).
+* zoo networks (resnet20, vit_tiny, lstm at a small size by default; vgg11_bn and mobilenet_v2,
+  whose smallest input is 32x32, and full sizes in ``slow``): the loss of every step agrees with
+  PyTorch's within 1e-4 relative, and so do the trained weights and running statistics.
 """
 
 from __future__ import annotations
@@ -143,11 +143,14 @@ def test_dropout_with_the_framework_rng(framework: str) -> None:
 #: (model, zoo options) at sizes that keep the default tests fast
 SMALL = {
     "resnet20": dict(input_shape=(3, 8, 8)),
-    "vgg11_bn": dict(),
-    "mobilenet_v2": dict(input_shape=(3, 8, 8)),
     "vit_tiny": dict(input_shape=(3, 8, 8), dim=32, depth=2, heads=2),
     "lstm": dict(input_shape=(3, 8, 8), hidden=16),
 }
+#: networks whose smallest input is 32x32 (five poolings / stride 32): slow tests, at a learning
+#: rate where batch-8 steps stay out of the chaotic regime (at lr 0.02 a ReLU mask flip, see the
+#: README's training section, grows past 1e-4 by step 3; measured at lr 0.002 over 6 steps:
+#: vgg11_bn 9e-7, mobilenet_v2 5.3e-5 relative)
+SLOW = {"vgg11_bn": dict(), "mobilenet_v2": dict()}
 
 
 def learnable_batches(spec, steps: int, batch: int, seed: int = 0):
@@ -169,9 +172,10 @@ def run_steps(framework: str, spec, steps: int, config: TrainConfig = CONFIG):
     return np.asarray(losses), t.export_params()
 
 
-def check_agreement(name: str, kw: dict, steps: int) -> None:
+def check_agreement(name: str, kw: dict, steps: int, lr: float = CONFIG.lr) -> None:
     spec = zoo.get(name, **kw)
-    runs = {f: run_steps(f, spec, steps) for f in INSTALLED}
+    config = TrainConfig(**{**CONFIG.to_dict(), "lr": lr})
+    runs = {f: run_steps(f, spec, steps, config) for f in INSTALLED}
     ref_losses, ref_params = runs[INSTALLED[0]]
     assert np.all(np.isfinite(ref_losses))
     for f in INSTALLED[1:]:
@@ -188,6 +192,13 @@ def check_agreement(name: str, kw: dict, steps: int) -> None:
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_zoo_network_trains_the_same_in_every_framework(name: str) -> None:
     check_agreement(name, SMALL[name], steps=4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(INSTALLED) < 2, reason="needs two of torch, tensorflow, jax")
+@pytest.mark.parametrize("name", sorted(SLOW))
+def test_zoo_network_with_32x32_input_trains_the_same(name: str) -> None:
+    check_agreement(name, SLOW[name], steps=6, lr=0.002)
 
 
 @pytest.mark.slow
