@@ -212,6 +212,10 @@ class JaxTrainer(SpecTrainer):
     def train_step(self, batch: tuple[jax.Array, jax.Array, Any], lr: float) -> float:
         """``value_and_grad`` + update in one jitted call; returns the loss (a sync point)."""
         x, y, masks = batch
+        if masks is None and self.dropout and self.config.dropout_rng == "shared":
+            raise BackendError(
+                "Expected the step's shared dropout masks (dropout_rng='shared'). Received none"
+            )
         # the framework's own RNG (no shared masks): a key folded from the step number
         key = (
             jax.random.fold_in(self.key, self.steps) if masks is None and self.dropout else self.key

@@ -39,6 +39,7 @@ from dlbench.backends.common.training import (
     update_all,
 )
 from dlbench.backends.torch.ops import OPS, Emitter
+from dlbench.errors import BackendError
 from dlbench.model.spec import ModelSpec, ResolvedNode
 from dlbench.train.config import TrainConfig
 
@@ -184,6 +185,10 @@ class TorchTrainer(SpecTrainer):
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, Any], lr: float) -> float:
         """Forward, loss, ``torch.autograd.grad``, update; returns the loss (a sync point)."""
         x, y, masks = batch
+        if masks is None and self.dropout and self.config.dropout_rng == "shared":
+            raise BackendError(
+                "Expected the step's shared dropout masks (dropout_rng='shared'). Received none"
+            )
         if masks is not None:
             for name, mask in masks.items():
                 self.dropouts[name].mask = mask

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from dlbench import zoo
+from dlbench.errors import BackendError
 from dlbench.model.zoo.builder import GraphBuilder
 from dlbench.train import TrainConfig
 from dlbench.train.augment import dropout_masks
@@ -122,6 +123,8 @@ def test_dropout_uses_the_shared_mask(framework: str) -> None:
     z_eval = (h @ p["fc2.weight"].T + p["fc2.bias"]).astype(np.float32)
     np.testing.assert_allclose(t.predict(x), z_eval, rtol=1e-5, atol=1e-6)  # eval: identity
     assert t.train_step(t.to_device(x, y, mask), 1e-12) == pytest.approx(want, rel=1e-5)
+    with pytest.raises(BackendError, match="shared dropout masks"):
+        t.train_step(t.to_device(x, y), 0.1)  # never silently the framework's own RNG
 
 
 @pytest.mark.parametrize("framework", framework_params())
