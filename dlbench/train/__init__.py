@@ -11,6 +11,7 @@ Example:
     >>> doc["agreement"]["backends"]["jax"]["max_abs_loss_diff_first_steps"]  # doctest: +SKIP
 """
 
+from dlbench.train.augment import augment_batch, dropout_masks, normalize
 from dlbench.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from dlbench.train.data import batch_indices, epoch_orders, holdout_indices, kfold_indices
 from dlbench.train.diagnose import Diagnosis, LearningCurve, diagnose
@@ -24,14 +25,17 @@ __all__ = [
     "Diagnosis",
     "LearningCurve",
     "TrainConfig",
+    "augment_batch",
     "batch_indices",
     "check_trainable",
     "diagnose",
+    "dropout_masks",
     "epoch_orders",
     "export_spec",
     "holdout_indices",
     "kfold_indices",
     "logits_spec",
     "lr_schedule",
+    "normalize",
     "train",
 ]
