@@ -116,6 +116,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
     run.add_argument(
+        "--precision",
+        type=csv,
+        help="float32, bfloat16, float16, int8, comma-separated: each a row of its own (default "
+        "float32); a backend that cannot run one here skips its cells with the reason",
+    )
+    run.add_argument(
+        "--calibration-samples",
+        type=int,
+        help="train-split samples int8 quantization calibrates on (default 128, seeded)",
+    )
+    run.add_argument(
+        "--profile",
+        choices=["edge"],
+        help="edge: 1 thread, batch 1, latency and accuracy at float32,float16,int8 (size, peak "
+        "memory, accuracy delta to float32); flags given here override it",
+    )
+    run.add_argument(
         "--task",
         choices=["detection"],
         help="run a task's default benchmark (detection: fcos_mobilenet_v2 on shapes, every "
@@ -252,8 +269,10 @@ def config_from_args(args: argparse.Namespace):
             "energy_baseline",
             "price_per_hour",
             "carbon_intensity",
+            "precision",
+            "calibration_samples",
         )
-        if getattr(args, k) is not None
+        if getattr(args, k, None) is not None
     }
     stop = {
         k: getattr(args, k)
@@ -277,6 +296,10 @@ def config_from_args(args: argparse.Namespace):
         from dlbench.execution.scenarios.detection import apply_task_preset
 
         data = apply_task_preset(args.task, data, given=set(flat), given_stop=set(stop))
+    if getattr(args, "profile", None):  # the profile's settings, under every flag given
+        from dlbench.execution.precision import apply_profile
+
+        data = apply_profile(args.profile, data, given=set(flat))
     dataset_options = data.setdefault("dataset_options", {})
     for key, value in args.dataset_opts:
         dataset_options[key] = value
@@ -372,6 +395,8 @@ def _command(args: argparse.Namespace) -> int:
     for line in detection_lines(doc):  # a detector: 12 COCO stats, AP difference, stage times
         console.print(line, highlight=False)
     _print_model_checks(doc, console)
+    for line in (doc.get("precision") or {}).get("sentences") or []:  # vs each float32 row
+        console.print(f"[bold]{line}[/]", highlight=False)
     console.print(f"Results: {out}")
     tracking.log_all(
         doc, out, mlflow_uri=args.mlflow, tensorboard_dir=args.tensorboard, console=console
