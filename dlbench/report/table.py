@@ -620,14 +620,15 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
     an interval (memory, energy) need a margin of :data:`NO_INTERVAL_MARGIN`. INVALID figures
     take no part (a sentence says which were left out); an accuracy of untrained weights is a
     timing-only figure, never a result. Rows of different precisions are never ranked against
-    each other: each precision gets its own sentences, prefixed ``[int8]``.
+    each other: each precision gets its own sentences, prefixed ``At int8:`` (plain text: the
+    console reads square brackets as markup).
     """
     from dlbench.report.detection import ap_sentences
 
     precisions = sorted({r.get("precision") or "float32" for r in rows}, key=_precision_order)
     if len(precisions) > 1:
         return [
-            f"[{p}] {sentence}"
+            f"At {p}: {sentence}"
             for p in precisions
             for sentence in winner_sentences(
                 [r for r in rows if (r.get("precision") or "float32") == p]

@@ -142,7 +142,7 @@ def test_rows_of_different_precision_are_labelled_and_never_ranked_together() ->
     assert rows["onnxruntime@int8"]["precision"] == "int8"
     assert rows["numpy@int8"]["skipped"] == ["latency"]
     sentences = winner_sentences(list(rows.values()))
-    f32 = [s for s in sentences if s.startswith("[float32]") and "latency (p50)" in s]
+    f32 = [s for s in sentences if s.startswith("At float32: ") and "latency (p50)" in s]
     assert f32 and "onnxruntime at" in f32[0] and "torch" in f32[0]
     assert not any("onnxruntime@int8" in s and "torch" in s for s in sentences)
 
