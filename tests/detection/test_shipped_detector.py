@@ -1,7 +1,8 @@
 """The shipped fcos_mobilenet_v2 weights (trained on shapes train): loaded by default where they
-fit, and every backend's COCO AP on shapes val equal to the float64 NumPy reference's within
-0.001 (a few images at a small input size in the default suite; the full val split, and another
-generation seed, marked slow)."""
+fit, AP >= 0.5 on shapes val, and every backend's COCO AP on shapes val equal to the float64
+NumPy reference's within 0.001 (the default suite: a few images, and the AP floor on a val subset
+through torch; the full val split at 320 px for every backend, and another generation seed,
+marked slow)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import numpy as np
 import pytest
 
 from dlbench import datasets, zoo
+from dlbench.detection import to_coco_results
 from dlbench.errors import ConfigError
 from dlbench.execution.scenarios import run_scenario
 from dlbench.execution.scenarios.detection import pipeline_for
+from dlbench.metrics.coco import coco_evaluate
 from dlbench.model.backend import get_backend
-from dlbench.model.zoo.detection import WEIGHTS
+from dlbench.model.zoo.detection import WEIGHTS, decoder_for
 
 BACKENDS = ["torch", "onnxruntime", "tensorflow", "jax"]
+#: issue 12's floor for the shipped weights' COCO AP on shapes val (reference pipeline)
+MIN_AP = 0.5
+#: val images of the default suite's AP check (the full split is the slow test's)
+SUBSET = 16
 
 pytestmark = pytest.mark.skipif(
     not WEIGHTS.with_suffix(".npz").is_file(), reason="no shipped detector weights"
@@ -50,10 +57,7 @@ def _agreement(seed: int, image_size: int, limit: int | None, backend: str) -> N
     pytest.importorskip(backend)
     ds = datasets.load("shapes", split="val", seed=seed, image_size=image_size)
     spec = zoo.get("fcos_mobilenet_v2", input_shape=(3, image_size, image_size))
-    key = (seed, image_size, limit)
-    if key not in _REFERENCE:
-        _REFERENCE[key] = _ap(spec, ds, "numpy", limit)
-    ref = _REFERENCE[key]
+    ref = _reference(spec, ds, (seed, image_size, limit))
     got = _ap(spec, ds, backend, limit)
     assert ref["detections"] > 0
     for k in ("AP", "AP50", "AP75", "AR100"):
@@ -61,6 +65,13 @@ def _agreement(seed: int, image_size: int, limit: int | None, backend: str) -> N
 
 
 _REFERENCE: dict = {}
+
+
+def _reference(spec, ds, key: tuple) -> dict:
+    """The NumPy reference's metrics (the float64 forward is slow: computed once per key)."""
+    if key not in _REFERENCE:
+        _REFERENCE[key] = _ap(spec, ds, "numpy", key[2])
+    return _REFERENCE[key]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -76,13 +87,59 @@ def test_every_backend_ap_equals_the_reference_on_shapes_val(backend: str, seed:
     _agreement(seed=seed, image_size=320, limit=None, backend=backend)
 
 
+def _results(spec, ds, backend: str) -> dict:
+    """COCO results of ``spec`` on ``ds``: ``backend``'s model, the reference post-process."""
+    model = get_backend(backend, intra_op_threads=1).build(spec)
+    dec = decoder_for(spec)
+    parts = []
+    for b in ds.batches(8):
+        dets = dec.postprocess(model.predict(b.inputs))
+        parts.append(to_coco_results(dets, b.targets, ds.label_to_category_id))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _floor(ap: float, spec) -> None:
+    """Issue 12's floor: AP >= MIN_AP. While the shipped weights' own recorded val AP is below it
+    the issue is open and the check is an expected failure, said (never silently passed)."""
+    recorded = spec.metadata["trained"]["val_AP"]
+    if recorded < MIN_AP:
+        pytest.xfail(
+            f"issue 12 open: the shipped weights score val AP {recorded:.3f} < {MIN_AP} (here "
+            f"{ap:.3f}); a longer run of benchmarks/train_shapes_detector.py is needed"
+        )
+    assert ap >= MIN_AP, ap
+
+
+def test_shipped_weights_detect_shapes_on_a_val_subset() -> None:
+    """The first SUBSET val images at the shipped input size (320 px), through torch + the
+    reference post-process: the weights detect (AP far above the ~0 of seeded weights), the same
+    detections with every box shifted off its object score less than half as much, and the AP
+    reaches issue 12's floor."""
+    pytest.importorskip("torch")
+    spec = zoo.get("fcos_mobilenet_v2")
+    size = spec.input_shape[1]
+    assert size == spec.metadata["trained"]["input_size"] == 320
+    ds = datasets.load("shapes", split="val", image_size=size, limit=SUBSET)
+    res = _results(spec, ds, "torch")
+    ap = coco_evaluate(ds.coco_ground_truth(), res, curves=False)["AP"]
+    assert ap > 0.05, ap
+    shifted = res["bbox"].copy()  # every box moved by 60 % of its width: IoU < 0.5
+    shifted[:, 0] += 0.6 * shifted[:, 2]
+    wrong = {**res, "bbox": shifted}
+    assert coco_evaluate(ds.coco_ground_truth(), wrong, curves=False)["AP"] < ap / 2
+    _floor(ap, spec)
+
+
 @pytest.mark.slow
 def test_shipped_weights_detect_shapes() -> None:
-    """The shipped weights' AP on shapes val (the reference pipeline) is the one the training
-    script measured (in torch) within 0.001, and above what untrained weights score."""
-    ds = datasets.load("shapes", split="val")
+    """The shipped weights' AP on the full shapes val split (the reference pipeline) is the one
+    the training script measured (in torch) within 0.001, above what untrained weights score,
+    and at least MIN_AP."""
+    ds = datasets.load("shapes", split="val", image_size=320)
     spec = zoo.get("fcos_mobilenet_v2")
-    ap = _ap(spec, ds, "numpy", None)["AP"]
+    ap = _reference(spec, ds, (0, 320, None))["AP"]
     assert ap == pytest.approx(spec.metadata["trained"]["val_AP"], abs=1e-3)
-    untrained = _ap(zoo.get("fcos_mobilenet_v2", pretrained=False), ds, "numpy", None)["AP"]
+    pytest.importorskip("torch")  # the untrained weights through torch: the reference is slow
+    untrained = _ap(zoo.get("fcos_mobilenet_v2", pretrained=False), ds, "torch", None)["AP"]
     assert ap > untrained + 0.01
+    _floor(ap, spec)
