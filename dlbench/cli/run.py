@@ -141,7 +141,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--limit",
         type=int,
-        help="load only the first N images of the dataset (same as -D limit=N; coco, shapes)",
+        help="load only the first N images of the dataset (same as -D limit=N; coco, shapes, "
+        "imagefolder: in the order each documents)",
     )
     run.add_argument(
         "--cell-timeout",
