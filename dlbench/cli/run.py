@@ -167,6 +167,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="a module every worker imports first (registers extra backends/datasets)",
     )
+    run.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="where cell groups run: local fresh processes (default) or Ray tasks on a cluster "
+        "(needs dlbench[ray])",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster: auto, ray://host:port or host:port (default: a running one, else "
+        "a local one)",
+    )
+    run.add_argument(
+        "--nodes",
+        metavar="all|KEY=VALUE",
+        help="ray: 'all' runs the whole benchmark on every alive node (a fleet comparison, the "
+        "node a column); KEY=VALUE keeps nodes with that label or custom resource (default: "
+        "groups spread over every node)",
+    )
+    run.add_argument(
+        "--allow-colocate",
+        action="store_true",
+        default=None,
+        help="ray: let two timed groups share a node at once (default: one at a time per node)",
+    )
+    run.add_argument(
+        "--retries",
+        type=int,
+        help="ray: re-run a group whose node or worker died on another node up to N times "
+        "(default 0: its cell fails with the reason)",
+    )
     run.add_argument("--out", help="result file (default dlbench-results/run-<time>.json)")
     run.add_argument(
         "--resume",
@@ -275,6 +306,9 @@ def config_from_args(args: argparse.Namespace):
         )
         if getattr(args, k, None) is not None
     }
+    for k in ("executor", "ray_address", "nodes", "allow_colocate", "retries"):  # issue 18
+        if getattr(args, k, None) is not None:
+            flat[k] = getattr(args, k)
     stop = {
         k: getattr(args, k)
         for k in ("min_iters", "min_time", "max_time", "target_ci")
