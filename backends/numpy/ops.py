@@ -43,43 +43,53 @@ _IM2COL_BLOCK = 1 << 23
 def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
     """im2col + one BLAS matrix product per block of images (per group), in float64.
 
-    The patches are a strided view of the padded input (no copy) until the reshape to
-    ``(images * OH * OW, C * KH * KW)`` copies them; the product lands in an NHWC buffer that is
-    returned as an NCHW view (the next op reads any strides). Depthwise convolutions sum the
-    taps directly (no product to batch).
+    Channels-last inside: the input is padded into an NHWC buffer (a plain copy when it is
+    already channels-last in memory, as every convolution's output is), the patches are a
+    strided view ``(N, OH, OW, KH, KW, C)`` of it until the reshape to
+    ``(images * OH * OW, KH * KW * C)`` copies them in one contiguous pass, and the product lands
+    in an NHWC buffer returned as an NCHW view (elementwise ops keep that memory order).
+    Depthwise convolutions sum the taps directly (no product to batch).
     """
     x, w = xs[0], p["weight"]
     t, b, l, r = n.attrs["pads"]  # noqa: E741
     (sh, sw), (dh, dw), g = n.attrs["stride"], n.attrs["dilation"], n.attrs["groups"]
-    if t or b or l or r:
-        x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
     o, cg, kh, kw = w.shape
     _, oh, ow = n.out_shape
-    nb, c = x.shape[:2]
-    s_n, s_c, s_h, s_w = x.strides
-    patches = np.lib.stride_tricks.as_strided(  # (N, C, OH, OW, KH, KW), read-only view
-        x,
-        shape=(nb, c, oh, ow, kh, kw),
-        strides=(s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw),
-        writeable=False,
-    )
+    nb, c, h, wd = x.shape
     og = o // g
-    if g > 1 and cg == 1 and og == 1:  # depthwise: nine (KH*KW) multiply-adds over the input
+    if g > 1 and cg == 1 and og == 1:  # depthwise: KH*KW multiply-adds over the input
+        xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r))) if t or b or l or r else x
         out = np.zeros((nb, o, oh, ow))
         for i in range(kh):
             for j in range(kw):
-                out += patches[..., i, j] * w[:, 0, i, j][None, :, None, None]
+                tap = xp[
+                    :,
+                    :,
+                    i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                    j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+                ]
+                out += tap * w[:, 0, i, j][None, :, None, None]
         if "bias" in p:
             out += p["bias"][None, :, None, None]
         return out
+    xp = np.zeros((nb, h + t + b, wd + l + r, c))  # NHWC, padded
+    xp[:, t : t + h, l : l + wd, :] = x.transpose(0, 2, 3, 1)
+    s_n, s_h, s_w, s_c = xp.strides
+    patches = np.lib.stride_tricks.as_strided(  # (N, OH, OW, KH, KW, C), read-only view
+        xp,
+        shape=(nb, oh, ow, kh, kw, c),
+        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
+        writeable=False,
+    )
     out = np.empty((nb, oh, ow, o))
     step = max(1, _IM2COL_BLOCK // (cg * kh * kw * oh * ow))
     for k in range(g):
-        w2 = w[k * og : (k + 1) * og].reshape(og, cg * kh * kw).T  # (Cg*KH*KW, Og)
-        group = patches[:, k * cg : (k + 1) * cg].transpose(0, 2, 3, 1, 4, 5)
+        # (O, Cg, KH, KW) -> (KH, KW, Cg, Og) -> (KH*KW*Cg, Og): the patches' column order
+        w2 = w[k * og : (k + 1) * og].transpose(2, 3, 1, 0).reshape(kh * kw * cg, og)
+        group = patches[..., k * cg : (k + 1) * cg]
         for n0 in range(0, nb, step):
             n1 = min(nb, n0 + step)
-            cols = group[n0:n1].reshape((n1 - n0) * oh * ow, cg * kh * kw)
+            cols = group[n0:n1].reshape((n1 - n0) * oh * ow, kh * kw * cg)
             if g == 1:  # the product written straight into the output
                 np.matmul(cols, w2, out=out[n0:n1].reshape(-1, o))
             else:
