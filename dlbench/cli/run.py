@@ -214,6 +214,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "exits 1",
     )
     run.add_argument(
+        "--allocator",
+        choices=["tuned", "system"],
+        help="memory allocator settings of every worker, the same for each backend: tuned "
+        "(default: freed activation memory is kept, not faulted in again per call) or system "
+        "(the C library's defaults)",
+    )
+    run.add_argument(
         "--via-onnx",
         action="store_true",
         default=None,
@@ -303,6 +310,7 @@ def config_from_args(args: argparse.Namespace):
             "carbon_intensity",
             "precision",
             "calibration_samples",
+            "allocator",
         )
         if getattr(args, k, None) is not None
     }

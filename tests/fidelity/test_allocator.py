@@ -184,3 +184,16 @@ def test_the_fairness_statement_shows_the_allocator():
     assert "memory allocator system." in fairness_statement(doc)[0]
     del doc["config"]["allocator"]  # a result written before the setting existed
     assert "allocator" not in fairness_statement(doc)[0]
+
+
+def test_the_allocator_flag_reaches_the_config():
+    from dlbench.cli import build_parser
+    from dlbench.cli.run import config_from_args
+
+    for value in ("system", "tuned"):
+        args = build_parser().parse_args(["run", "--allocator", value, "--backends", "numpy"])
+        assert config_from_args(args).allocator == value
+    args = build_parser().parse_args(["run", "--backends", "numpy"])
+    assert config_from_args(args).allocator == "tuned"  # the default when the flag is absent
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--allocator", "jemalloc"])
