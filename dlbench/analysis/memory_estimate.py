@@ -23,7 +23,8 @@ The model is deliberately simple and conservative (it should over-estimate, neve
   - a workspace of ``2 x`` the larger of the largest sum of two consecutive activation
     tensors (padded copies, im2col and GEMM buffers: a node's input and output twice) and the
     largest temporaries inside one op (an LSTM's gates for every step, an attention's
-    ``heads x T x T`` scores and its Q, K, V projections);
+    ``heads x T x T`` scores and its Q, K, V projections, a convolution's padded input and
+    im2col patches);
 
 * **training** (``training=True``): the activations are kept for the backward pass and each gets
   a gradient (``2 x`` the sum of every node's output), and the backend's weights count 4
@@ -106,6 +107,13 @@ def _op_temporaries(rn: Any) -> int:
     if rn.op == "multi_head_attention":
         t, d = rn.in_shapes[0][0], math.prod(rn.in_shapes[0][1:])
         return rn.attrs["num_heads"] * t * t + 3 * t * d
+    if rn.op == "conv2d" and not (rn.attrs["groups"] > 1 and rn.params["weight"].shape[1] == 1):
+        # the padded copy of the input and the im2col patches (KH * KW * C/groups per output
+        # position) of a convolution computed as one matrix product (the NumPy reference)
+        c, h, w = rn.in_shapes[0]
+        t, b, l, r = rn.attrs["pads"]  # noqa: E741
+        _, cg, kh, kw = rn.params["weight"].shape
+        return c * (h + t + b) * (w + l + r) + math.prod(rn.out_shape[1:]) * kh * kw * cg
     return 0
 
 
