@@ -11,8 +11,9 @@ from dlbench import zoo
 from dlbench.export import DEFAULT_OPSET, summarize, to_onnx
 
 SOURCES = ("torch", "tensorflow", "jax")
-#: The default (fast) subset: dense, conv/pool, residual + batch norm, attention, recurrent.
-FAST_MODELS = ("mlp", "lenet5", "resnet20", "vit_tiny", "lstm")
+#: The default (fast) subset: dense, conv/pool, residual + batch norm, recurrent. vit_tiny
+#: (attention) is in the slow set: its torch and TensorFlow exports took 23 s and 18 s of CI.
+FAST_MODELS = ("mlp", "lenet5", "resnet20", "lstm")
 
 
 def _check(report, spec, source):
