@@ -84,6 +84,10 @@ def events_of(tmpdir: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Background:
     """``dlbench ARGS`` in the background, its temp folder (TMPDIR) under ``tmp_path/tmp``."""
 
@@ -98,6 +102,9 @@ class Background:
             text=True,
             env=env,
             cwd=tmp_path,
+            # the run gets Ctrl-C as a terminal would deliver it, even when pytest itself was
+            # started as a background job (which inherits SIGINT ignored, and so would the run)
+            preexec_fn=_default_sigint,
         )
 
     def worker(self, timeout: float = 120) -> int:
