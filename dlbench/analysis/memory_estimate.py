@@ -60,6 +60,7 @@ WARN_FRACTION = 0.5
 #: Backends that compute in float64 (8 bytes per element).
 FLOAT64_BACKENDS = frozenset({"numpy"})
 
+
 def frees_tensors(backend: str) -> bool:
     """Whether ``backend`` frees each activation after its last use: its manifest's
     ``frees_activations`` (a composite ``x>target`` runs in its target). A backend the registry

@@ -146,6 +146,9 @@ def test_cli_train_writes_result_and_weights(run_cli, tmp_path) -> None:
 def test_cli_train_usage_error(run_cli) -> None:
     proc = run_cli("train", "--optimizer", "rmsprop", "--backends", "jax")
     assert proc.returncode == 2
-    assert "Expected `optimizer` in ('sgd', 'adam', 'adamw'). Received: optimizer='rmsprop'" in proc.stderr
+    assert (
+        "Expected `optimizer` in ('sgd', 'adam', 'adamw'). Received: optimizer='rmsprop'"
+        in proc.stderr
+    )
     proc = run_cli("train", "--backends", "onnxruntime")
     assert proc.returncode == 2 and "training implementation" in proc.stderr
