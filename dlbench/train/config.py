@@ -31,6 +31,16 @@ Definitions (identical in every framework, implemented in each framework's own o
   ``label_smoothing = e``, as ``torch.nn.CrossEntropyLoss(label_smoothing=e)``:
   ``(1 - e) * (-log p[y]) + e * mean_k(-log p[k])``.
 
+* **Mixed precision** (``precision``): ``float32`` (default), ``bfloat16`` or ``float16``
+  compute with float32 master weights, each framework's idiom (``torch.autocast``, a Keras
+  ``mixed_*`` policy's semantics in TensorFlow, a ``jmp``-style cast in JAX). The loss
+  (softmax cross-entropy), batch-norm (and layer-norm) statistics and the optimizer update stay
+  float32. ``float16`` adds dynamic loss scaling as ``torch.amp.GradScaler`` defines it: the loss
+  times ``scale`` (initially ``loss_scale``) before the backward pass, the gradients times
+  ``1 / scale``; a step whose gradients are not all finite is skipped (no update, the optimizer's
+  step count unchanged) and ``scale *= loss_scale_backoff_factor``; after
+  ``loss_scale_growth_interval`` finite steps in a row ``scale *= loss_scale_growth_factor``.
+
 * **Schedule**: see :mod:`dlbench.train.schedule`; the learning rate of every step is computed
   once (float32, NumPy) and fed to each framework's step as a scalar input.
 
@@ -54,6 +64,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 DROPOUT_RNGS = ("shared", "framework")
 AUGMENTATIONS = ("none", "crop_flip")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -99,6 +110,13 @@ class TrainConfig:
         dropout_rng: ``shared`` (every framework multiplies by the same masks, drawn from one
             seeded NumPy stream: step-for-step comparable) or ``framework`` (each framework's
             own RNG, inside its step: the idiomatic cost, runs no longer comparable step by step).
+        precision: Compute precision of the training step: ``float32``, ``bfloat16`` or
+            ``float16`` (mixed: float32 master weights; see the module docstring).
+        loss_scale: ``float16`` only: the initial dynamic loss scale (``GradScaler``'s
+            ``init_scale``, 2**16).
+        loss_scale_growth_factor, loss_scale_backoff_factor, loss_scale_growth_interval:
+            ``float16`` only: as ``torch.amp.GradScaler``'s ``growth_factor`` (2),
+            ``backoff_factor`` (0.5) and ``growth_interval`` (2000 steps).
     """
 
     optimizer: str = "sgd"
@@ -133,6 +151,11 @@ class TrainConfig:
     pct_start: float = 0.3
     div_factor: float = 25.0
     final_div_factor: float = 1e4
+    precision: str = "float32"
+    loss_scale: float = 2.0**16
+    loss_scale_growth_factor: float = 2.0
+    loss_scale_backoff_factor: float = 0.5
+    loss_scale_growth_interval: int = 2000
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -229,6 +252,18 @@ class TrainConfig:
             raise ConfigError(
                 f"Expected `dropout_rng` in {DROPOUT_RNGS}. Received: dropout_rng={self.dropout_rng!r}"
             )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"Expected `precision` in {PRECISIONS}. Received: precision={self.precision!r}"
+            )
+        num("loss_scale", 0.0, open_low=True)
+        num("loss_scale_growth_factor", 1.0)
+        num("loss_scale_backoff_factor", 0.0, 1.0, open_low=True)
+        if self.loss_scale_backoff_factor == 1.0:
+            raise ConfigError(
+                "Expected `loss_scale_backoff_factor` < 1. Received: loss_scale_backoff_factor=1.0"
+            )
+        integer("loss_scale_growth_interval", 1)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
