@@ -12,6 +12,16 @@ explicitly and the shared :func:`~dlbench.backends.common.training.update_rule` 
 same expressions as in the PyTorch and JAX training modules. Export transposes back to the canonical layout with
 the inverse transforms of :func:`dlbench.backends.tensorflow.ops.weight_layout`. Same function names in every framework's ``training.py``: :func:`cross_entropy`,
 :func:`init_optimizer_state`, :func:`apply_update`, :func:`make_trainer`.
+
+Mixed precision (``TrainConfig.precision``) follows a Keras ``mixed_bfloat16`` /
+``mixed_float16`` policy's semantics (variable dtype float32, compute dtype bfloat16 / float16):
+the variables stay float32 and are cast to the compute dtype where an op reads them (as Keras'
+``AutoCastVariable``), the inputs are cast at the model's entry and the logits back to float32
+(Keras' float32 output layer); batch norm and layer norm compute in float32. float16 adds
+``LossScaleOptimizer``'s dynamic loss scaling inside the ``tf.function`` step (the rule of
+:func:`~dlbench.backends.common.mixed_precision.update_loss_scale`, GradScaler's, a skipped step
+under ``tf.cond``). The dtypes of the traced step's matrix products and convolutions are read
+from its graph and recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +34,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from dlbench.backends.common.mixed_precision import (  # noqa: E402
+    precision_record,
+    update_loss_scale,
+    uses_loss_scaling,
+)
 from dlbench.backends.common.training import (  # noqa: E402
     SpecTrainer,
     adam_corrections,
@@ -118,6 +133,12 @@ class TrainModule(tf.Module):
         self.input_rank = len(spec.input_shape) + 1
         self.output = spec.outputs[0]
         self.seed = tf.constant(config.seed, tf.int64)
+        #: the policy's compute dtype (variables stay float32)
+        self.compute_dtype = tf.as_dtype(config.precision)
+
+    def _cast(self, v: Value, dtype: tf.DType) -> Value:
+        t = v.tensor
+        return Value(tf.cast(t, dtype), v.layout) if t.dtype.is_floating else v
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tf.Variable, Any] | None:
         if role in _RAW.get(rn.op, ()):
@@ -130,6 +151,11 @@ class TrainModule(tf.Module):
         return None if var is None else (var, to_canonical)
 
     def batch_norm(self, v: Value, w: dict[str, tf.Variable], rn: ResolvedNode, train: bool):
+        """Batch norm in float32 whatever the compute dtype (output in the compute dtype)."""
+        y = self._batch_norm(self._cast(v, tf.float32), w, rn, train)
+        return self._cast(y, self.compute_dtype)
+
+    def _batch_norm(self, v: Value, w: dict[str, tf.Variable], rn: ResolvedNode, train: bool):
         rank = v.tensor.shape.rank
         if rank == 4:
             x, layout, axes, shape = nhwc(v), NHWC, [0, 1, 2], [1, 1, 1, -1]
@@ -152,10 +178,17 @@ class TrainModule(tf.Module):
     def __call__(
         self, x: tf.Tensor, masks: dict[str, tf.Tensor] | None, step: Any, train: bool
     ) -> tf.Tensor:
+        cdt = self.compute_dtype
+        mixed = cdt != tf.float32
         env = {self.input_name: Value(x, NHWC if self.input_rank == 4 else CANON)}
         for i, rn in enumerate(self.plan):
             xs = [env[n] for n in rn.inputs]
             w = self.weights[rn.name]
+            if mixed and rn.op != "batch_norm":
+                # AutoCastVariable semantics: float32 variables read in the compute dtype
+                lowp = tf.float32 if rn.op == "layer_norm" else cdt
+                xs = [self._cast(v, lowp) for v in xs]
+                w = {k: tf.cast(v, lowp) if v.dtype.is_floating else v for k, v in w.items()}
             if rn.op == "batch_norm":
                 y = self.batch_norm(xs[0], w, rn, train)
             elif rn.op == "dropout":
@@ -163,7 +196,7 @@ class TrainModule(tf.Module):
                 if not train or rate == 0:
                     y = v
                 elif masks:
-                    mask = masks[rn.name]
+                    mask = tf.cast(masks[rn.name], v.tensor.dtype)
                     if v.layout == NHWC:
                         mask = tf.transpose(mask, NCHW_TO_NHWC)
                     y = Value(v.tensor * mask, v.layout)
@@ -177,8 +210,10 @@ class TrainModule(tf.Module):
                 y = OPS["lstm"](xs, q, rn)
             else:
                 y = OPS.lookup(rn)(xs, w, rn)
+            if mixed and rn.op == "layer_norm":
+                y = self._cast(y, cdt)
             env[rn.name] = y
-        return canon(env[self.output])
+        return tf.cast(canon(env[self.output]), tf.float32)  # float32 logits into the loss
 
 
 def _same(a: np.ndarray) -> np.ndarray:
@@ -198,6 +233,11 @@ class TensorFlowTrainer(SpecTrainer):
             self.params = self.bind_parameters()
             self.state = init_optimizer_state(self.params, self.config)
             self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
+            self.scaling = uses_loss_scaling(self.config)
+            # LossScaleOptimizer's dynamic state: the scale, finite steps in a row, skips
+            self.scale = tf.Variable(self.config.loss_scale, dtype=tf.float32, trainable=False)
+            self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
         shape = list(self.spec.input_shape)
         self._nhwc = len(shape) == 3
         if self._nhwc:
@@ -218,6 +258,64 @@ class TensorFlowTrainer(SpecTrainer):
         self._forward = tf.function(
             lambda x: self.module(x, None, None, False), input_signature=[x_sig]
         )
+        if self.config.precision != "float32":
+            self._probe_precision()
+
+    @property
+    def policy_name(self) -> str:
+        """The Keras policy whose semantics the step follows (``float32``, ``mixed_bfloat16``,
+        ``mixed_float16``)."""
+        p = self.config.precision
+        return p if p == "float32" else f"mixed_{p}"
+
+    def _probe_precision(self) -> None:
+        """Run the forward pass once in the compute dtype: a kernel this device lacks is a
+        clear refusal here, never a float32 run."""
+        x = np.zeros((1, *self.spec.input_shape), np.float32)
+        try:
+            self.predict(x)
+        except (tf.errors.OpError, TypeError, ValueError) as exc:
+            raise BackendError(
+                f"Expected a precision TensorFlow can run on {self.tf_device}. Received: "
+                f"precision={self.config.precision!r} (policy {self.policy_name}): "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            ) from exc
+
+    def observed_compute_dtypes(self) -> dict[str, int]:
+        """Dtype -> count of the matrix products / convolutions (forward and backward) in the
+        traced training step's graph."""
+        graph = self._step.get_concrete_function().graph
+        seen: dict[str, int] = {}
+        for op in graph.get_operations():
+            if op.type.startswith(("MatMul", "BatchMatMul", "Conv2D", "DepthwiseConv2d")):
+                name = tf.as_dtype(op.get_attr("T")).name
+                seen[name] = seen.get(name, 0) + 1
+        return seen
+
+    def loss_scale(self) -> float | None:
+        """The current dynamic loss scale (float16), else None."""
+        return float(self.scale.numpy()) if self.scaling else None
+
+    @property
+    def skipped_steps(self) -> int:
+        return int(self.skipped.numpy())
+
+    def precision_info(self) -> dict[str, Any]:
+        """What this trainer ran (:func:`~dlbench.backends.common.mixed_precision.precision_record`)."""
+        mech = (
+            "float32"
+            if self.config.precision == "float32"
+            else f"{self.policy_name} policy semantics (float32 variables cast to "
+            f"{self.config.precision} in the tf.function step)"
+            + (" + LossScaleOptimizer-style dynamic loss scaling" if self.scaling else "")
+        )
+        return precision_record(
+            self.config,
+            mech,
+            self.observed_compute_dtypes(),
+            self.loss_scale(),
+            self.skipped_steps if self.scaling else None,
+        )
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tf.Variable, Any] | None:
         """The module's variable for ``role`` (TensorFlow layout, see ``weight_layout``)."""
@@ -233,8 +331,26 @@ class TensorFlowTrainer(SpecTrainer):
             tape.watch(self.params)
             logits = self.module(x, masks, self.steps, True)
             loss = cross_entropy(logits, y, self.config.label_smoothing)
-        grads = tape.gradient(loss, self.params)
-        apply_update(self.params, grads, self.state, lr, self.config)
+            scaled = loss * self.scale if self.scaling else loss
+        grads = tape.gradient(scaled, self.params)
+        if not self.scaling:
+            apply_update(self.params, grads, self.state, lr, self.config)
+        else:
+            inv = 1.0 / self.scale
+            grads = [g * inv for g in grads]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+            def update() -> tf.Tensor:
+                apply_update(self.params, grads, self.state, lr, self.config)
+                return tf.constant(True)
+
+            tf.cond(finite, update, lambda: tf.constant(False))
+            scale, good = update_loss_scale(
+                self.scale, self.good_steps, finite, self.config, tf.where
+            )
+            self.scale.assign(scale)
+            self.good_steps.assign(good)
+            self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
         self.steps.assign_add(1)
         return loss
 
@@ -270,7 +386,7 @@ class TensorFlowTrainer(SpecTrainer):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits (canonical layout) of a host batch."""
         with tf.device(self.tf_device):
-            return self._forward(tf.convert_to_tensor(self._host(x))).numpy()
+            return self._forward(tf.convert_to_tensor(self._host(x))).numpy()  # float32
 
 
 def make_trainer(spec: ModelSpec, config: TrainConfig, device: str = "cpu") -> TensorFlowTrainer:

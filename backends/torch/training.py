@@ -14,6 +14,13 @@ this implementation against it). :class:`TorchTrainer` subclasses
 framework's ``training.py``: :func:`cross_entropy`, :func:`init_optimizer_state`,
 :func:`apply_update`, :func:`make_trainer`.
 
+Mixed precision (``TrainConfig.precision``) is PyTorch's own: ``torch.autocast(device_type,
+dtype)`` around the forward pass and the loss (float32 parameters; autocast runs matrix products
+and convolutions in bfloat16 / float16 and the cross-entropy in float32), and for float16
+``torch.amp.GradScaler`` driving the shared update rule wrapped as a ``torch.optim.Optimizer``
+(:class:`SpecOptimizer`). The dtypes the first step's matrix products and convolutions really
+ran in are observed with a ``TorchDispatchMode`` (below autocast) and recorded.
+
 Example:
     >>> import dlbench
     >>> from dlbench.train import TrainConfig
@@ -30,7 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from dlbench.backends.common.mixed_precision import precision_record, uses_loss_scaling
 from dlbench.backends.common.training import (
     SpecTrainer,
     adam_corrections,
@@ -72,6 +81,43 @@ def apply_update(
     for olds, news in ((params, new_params), *((state[s], v) for s, v in new_slots.items())):
         for old, new in zip(olds, news):
             old.copy_(new)
+
+
+class SpecOptimizer(torch.optim.Optimizer):
+    """The shared update rule (:func:`apply_update`) as a ``torch.optim.Optimizer``, so that
+    ``torch.amp.GradScaler`` unscales its gradients and skips its step on non-finite ones."""
+
+    def __init__(self, params: list[torch.Tensor], slots: dict[str, Any], config: TrainConfig):
+        super().__init__(params, {})
+        self.params, self.slots, self.config = params, slots, config
+        self.lr = 0.0
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # noqa: D102 - torch.optim's
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        apply_update(self.params, grads, self.slots, self.lr, self.config)
+
+
+#: the aten ops whose input dtype says what precision the step computed in
+_COMPUTE_OPS = ("mm", "addmm", "bmm", "baddbmm", "matmul", "convolution", "linear", "_lstm")
+
+
+class _DtypeRecorder(TorchDispatchMode):
+    """Counts the input dtype of every matrix product / convolution dispatched (after
+    autocast has cast the operands)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, int] = {}
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
+        name = str(func.overloadpacket).rpartition(".")[2]
+        if name in _COMPUTE_OPS or name.startswith("convolution"):
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            if first is not None and first.is_floating_point():
+                key = str(first.dtype).removeprefix("torch.")
+                self.seen[key] = self.seen.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
 
 
 class SharedDropout(nn.Module):
@@ -159,6 +205,63 @@ class TorchTrainer(SpecTrainer):
         for p in self.module.parameters():
             p.requires_grad_(id(p) in trained)
         self.state = init_optimizer_state(self.params, self.config)
+        self._init_precision()
+
+    def _init_precision(self) -> None:
+        """``torch.autocast`` for bfloat16 / float16 (refused, never silently float32, where
+        this device cannot autocast to it) and ``GradScaler`` for float16."""
+        cfg, kind = self.config, self.device.type
+        self.amp_dtype = None if cfg.precision == "float32" else getattr(torch, cfg.precision)
+        self.observed: dict[str, int] | None = None
+        self.skipped_steps = 0
+        self.scaler = self.optimizer = None
+        if self.amp_dtype is not None:
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with torch.autocast(kind, dtype=self.amp_dtype):
+                    enabled = torch.is_autocast_enabled(kind)
+            if not enabled:
+                why = "; ".join(str(w.message) for w in caught) or "autocast stayed disabled"
+                raise BackendError(
+                    f"Expected a precision torch can autocast to on {self.device}. Received: "
+                    f"precision={cfg.precision!r} ({why})"
+                )
+        if uses_loss_scaling(cfg):
+            self.optimizer = SpecOptimizer(self.params, self.state, cfg)
+            self.scaler = torch.amp.GradScaler(
+                kind,
+                init_scale=cfg.loss_scale,
+                growth_factor=cfg.loss_scale_growth_factor,
+                backoff_factor=cfg.loss_scale_backoff_factor,
+                growth_interval=cfg.loss_scale_growth_interval,
+            )
+
+    def _autocast(self) -> Any:
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+        )
+
+    def loss_scale(self) -> float | None:
+        """The current dynamic loss scale (float16), else None."""
+        return None if self.scaler is None else float(self.scaler.get_scale())
+
+    def precision_info(self) -> dict[str, Any]:
+        """What this trainer ran (:func:`~dlbench.backends.common.mixed_precision.precision_record`)."""
+        mech = (
+            "float32 (no autocast)"
+            if self.amp_dtype is None
+            else f"torch.autocast(device_type={self.device.type!r}, dtype=torch.{self.config.precision})"
+            + (" + torch.amp.GradScaler" if self.scaler is not None else "")
+        )
+        return precision_record(
+            self.config,
+            mech,
+            self.observed,
+            self.loss_scale(),
+            self.skipped_steps if self.scaler is not None else None,
+        )
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[torch.Tensor, Any] | None:
         """The tensor inside the layer named after the node (the torch backend's layout)."""
@@ -192,21 +295,48 @@ class TorchTrainer(SpecTrainer):
         if masks is not None:
             for name, mask in masks.items():
                 self.dropouts[name].mask = mask
-        loss = cross_entropy(self.module(x), y, self.config.label_smoothing)
-        grads = torch.autograd.grad(loss, self.params)
-        apply_update(self.params, list(grads), self.state, float(lr), self.config)
+        recorder = _DtypeRecorder() if self.observed is None else None
+        try:
+            if recorder is not None:
+                recorder.__enter__()
+            with self._autocast():
+                loss = cross_entropy(self.module(x), y, self.config.label_smoothing)
+            if self.scaler is None:
+                grads = torch.autograd.grad(loss, self.params)
+                apply_update(self.params, list(grads), self.state, float(lr), self.config)
+            else:
+                self._scaled_step(loss, float(lr))
+        finally:
+            if recorder is not None:
+                recorder.__exit__(None, None, None)
+                self.observed = recorder.seen
         if masks is not None:
             for name in masks:
                 self.dropouts[name].mask = None
         return float(loss.detach().cpu())
 
+    def _scaled_step(self, loss: torch.Tensor, lr: float) -> None:
+        """float16: ``GradScaler``'s scale / step / update (the step skipped when a gradient
+        is not finite, the scale then backed off)."""
+        assert self.scaler is not None and self.optimizer is not None
+        for p in self.params:
+            p.grad = None
+        self.scaler.scale(loss).backward()
+        self.optimizer.lr = lr
+        before = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < before:  # backed off: this step was skipped
+            self.skipped_steps += 1
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits (canonical layout) of a host batch, eval mode (running statistics)."""
+        """Logits (canonical layout, float32) of a host batch, eval mode (running statistics),
+        in the training precision."""
         self.module.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-                return self.module(xt).detach().cpu().numpy()
+                return self.module(xt).detach().float().cpu().numpy()
         finally:
             self.module.train()
 
