@@ -106,43 +106,117 @@ def _infer_source(obj: Any) -> str:
     )
 
 
-def _parity(model: Any, ort_model: Any, shape: tuple[int, ...], sizes: list[int], tol: float):
+def _flat_outputs(y: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A model's outputs as ``(name, array)`` pairs in order: one array is ``[("", y)]``; a
+    dict (a detector's ``{"logits", "pred_boxes"}``) gives its keys, a list / tuple
+    ``output_<i>``, nested levels joined with ``.``. The order is the structure's own (a
+    dict's insertion order; JAX returns its dicts sorted by key), the order the exporters
+    flatten it in: the per-output parity check catches any disagreement."""
+    from collections.abc import Mapping
+
+    if isinstance(y, Mapping):
+        out = []
+        for k, v in y.items():
+            out.extend(_flat_outputs(v, f"{prefix}{k}."))
+        return out
+    if isinstance(y, (tuple, list)):
+        out = []
+        for i, v in enumerate(y):
+            out.extend(_flat_outputs(v, f"{prefix}output_{i}."))
+        return out
+    return [(prefix[:-1], y)]
+
+
+def _named_outputs(y: Any, names: list[str]) -> dict[str, Any]:
+    """``y`` (one array, or the dict / list of a multi-output model) by output name."""
+    flat = _flat_outputs(y)
+    if len(flat) == 1 and len(names) == 1:
+        return {names[0]: flat[0][1]}
+    if len(flat) != len(names):
+        raise ExportError(
+            f"Expected {len(names)} outputs {names}. Received {len(flat)}: "
+            f"{[n or '<array>' for n, _ in flat]}"
+        )
+    return dict(zip(names, (v for _, v in flat)))
+
+
+def _merge(worst: dict[str, Any] | None, rec: dict[str, Any]) -> dict[str, Any]:
+    """One parity record from two (two batches, or two outputs): failed when either failed;
+    else ok when either is an informative agreement; the worst of each figure."""
+    from dlbench.analysis.parity import failed
+
+    if worst is None:
+        return dict(rec)
+    was_failed = failed(worst) or failed(rec)
+    worst["ok"] = (worst["ok"] or rec["ok"]) and not was_failed
+    worst["informative"] = worst["ok"] or was_failed
+    if not worst["informative"]:
+        worst["reason"] = worst.get("reason") or rec.get("reason")
+    else:
+        worst.pop("reason", None)
+    for key, pick in (
+        ("max_abs_diff", max),
+        ("max_rel_diff", max),
+        ("argmax_agreement", min),
+        ("cosine_similarity", min),
+        ("rel_l2_error", max),
+    ):
+        a, b = worst.get(key), rec.get(key)
+        worst[key] = None if a is None or b is None else pick(a, b)
+    worst["output_scale"] = max(worst.get("output_scale") or 0, rec.get("output_scale") or 0)
+    if rec.get("error") and not worst.get("error"):
+        worst["error"] = rec["error"]
+    return worst
+
+
+def _parity(
+    model: Any,
+    ort_model: Any,
+    shape: tuple[int, ...],
+    sizes: list[int],
+    tol: float,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """ONNX Runtime against the source on a batch of each of ``sizes``. A model with several
+    outputs (``names``) is compared output by output, each against its own scale (boxes in
+    pixels and logits are not one scale): ``outputs`` holds each output's record (the worst
+    over the batches), the top-level figures are the worst over the outputs, and the check
+    fails when any output fails."""
     import numpy as np
 
     from dlbench.analysis.parity import compare, failed, make_batch
 
-    worst: dict[str, Any] | None = None
+    names = names or ["output"]
+    per: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
     for i, n in enumerate(sizes):
         batch = make_batch(shape, n, seed=i)
-        ref = np.asarray(model.predict(batch))
-        out = np.asarray(ort_model.predict(batch))
-        rec = compare(ref, out, tolerance=tol)
-        if worst is None:
-            worst = rec
+        ref = _named_outputs(model.predict(batch), names)
+        try:
+            out = _named_outputs(ort_model.predict(batch), names)
+        except ExportError as exc:
+            rec = compare(np.zeros(1), np.zeros(2), tolerance=tol)  # a shape mismatch record
+            rec["error"] = f"ONNX Runtime's outputs do not match the source's: {exc}"
+            per = {k: _merge(per[k], rec) for k in names}
             continue
-        # failed when any batch failed; else ok when any batch was an informative agreement (a
-        # batch of 1 alone may be too small to tell: it checks the free batch axis)
-        was_failed = failed(worst) or failed(rec)
-        worst["ok"] = (worst["ok"] or rec["ok"]) and not was_failed
-        worst["informative"] = worst["ok"] or was_failed
-        if not worst["informative"]:
-            worst["reason"] = worst.get("reason") or rec.get("reason")
-        else:
-            worst.pop("reason", None)
-        for key, pick in (
-            ("max_abs_diff", max),
-            ("max_rel_diff", max),
-            ("argmax_agreement", min),
-            ("cosine_similarity", min),
-            ("rel_l2_error", max),
-        ):
-            a, b = worst.get(key), rec.get(key)
-            worst[key] = None if a is None or b is None else pick(a, b)
-        worst["output_scale"] = max(worst.get("output_scale") or 0, rec.get("output_scale") or 0)
-        if rec.get("error") and not worst.get("error"):
-            worst["error"] = rec["error"]
+        for k in names:
+            rec = compare(np.asarray(ref[k]), np.asarray(out[k]), tolerance=tol)
+            if rec.get("error") and len(names) > 1:
+                rec["error"] = f"output {k!r}: {rec['error']}"
+            per[k] = _merge(per[k], rec)
+    worst: dict[str, Any] | None = None
+    for k in names:
+        rec = per[k]
+        assert rec is not None
+        rec["batch_sizes"] = list(sizes)
+        worst = _merge(worst, rec)
+        if failed(rec) and "failed_output" not in worst:
+            worst["failed_output"] = k
     assert worst is not None
     worst["batch_sizes"] = list(sizes)
+    if len(names) > 1:
+        worst["outputs"] = per
+    else:
+        worst.pop("failed_output", None)
     return worst
 
 
@@ -228,7 +302,6 @@ def to_onnx(
     if not isinstance(tolerance, (int, float)) or not tolerance > 0 or math.isnan(tolerance):
         raise ConfigError(f"Expected `tolerance` > 0. Received: tolerance={tolerance!r}")
     in_names = list(input_names) if input_names else ["input"]
-    out_names = list(output_names) if output_names else ["output"]
     if len(in_names) != 1:
         raise ConfigError(
             f"Expected one input name (dlbench models take one input). Received: {in_names}"
@@ -265,6 +338,7 @@ def to_onnx(
             "(per sample, NCHW) to wrap() or to_onnx()."
         )
 
+    out_names = _output_names(spec_or_model, model, shape, output_names, batch_size)
     out_path = Path(path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -305,9 +379,9 @@ def to_onnx(
             raise ExportError(
                 f"The {src} export ({exporter}) is not a valid ONNX model: {exc}"
             ) from None
-        ort_model = get_backend(_onnx_runtime()).wrap(partial, input_shape=shape)
+        ort_model = _wrap_exported(partial, model, shape, src, exporter)
         sizes = [PARITY_BATCH, 1] if dynamic_batch else [batch_size]
-        parity = _parity(model, ort_model, shape, sizes, float(tolerance))
+        parity = _parity(model, ort_model, shape, sizes, float(tolerance), out_names)
         del ort_model
         graph.set_metadata(proto, "dlbench.analysis.parity", parity)
         _save(proto, partial, out_path)
@@ -349,9 +423,13 @@ def to_onnx(
     from dlbench.analysis.parity import failed
 
     if failed(parity) and not force:
-        why = parity.get("error") or (
-            f"max abs diff {parity['max_abs_diff']} > {tolerance:g} x output scale "
-            f"{parity['output_scale']}, argmax agreement {parity['argmax_agreement']}"
+        bad = parity.get("failed_output")
+        rec = (parity.get("outputs") or {}).get(bad) or parity
+        at = f"output {bad!r}: " if bad else ""
+        why = at + (
+            rec.get("error")
+            or f"max abs diff {rec['max_abs_diff']} > {tolerance:g} x output scale "
+            f"{rec['output_scale']}, argmax agreement {rec['argmax_agreement']}"
         )
         raise ExportParityError(
             f"ONNX Runtime's outputs of the {src} export ({exporter}) of {name!r} differ from "
@@ -360,6 +438,75 @@ def to_onnx(
             report,
         )
     return report
+
+
+def _output_names(
+    obj: Any, model: Any, shape: tuple[int, ...], given: list[str] | None, batch_size: int
+) -> list[str]:
+    """The graph's output names: ``given``; else a detector's own (a ModelSpec's outputs,
+    the keys of the dict a wrapped detector returns, ``output_<i>`` for a list); else
+    ``["output"]``. One probe batch tells how many outputs the source model has.
+
+    Raises:
+        ConfigError: ``given`` names another number of outputs than the model has.
+        ExportError: a model with several outputs that is not a wrapped detector (ONNX
+            Runtime's dlbench Model returns one output, so the others could not be checked).
+    """
+    import numpy as np
+
+    from dlbench.analysis.parity import make_batch
+    from dlbench.execution.scenarios.detection import model_task
+    from dlbench.model.spec import ModelSpec
+
+    flat = _flat_outputs(model.predict(make_batch(shape, batch_size, seed=0)))
+    if len(flat) > 1 and getattr(model, "detection", None) is None:
+        raise ExportError(
+            f"Expected one output from {model.name!r}, or a wrapped detector (wrap(..., "
+            f"detection=...)) for several. Received {len(flat)} outputs"
+        )
+    for name, value in flat:
+        if not isinstance(value, np.ndarray):
+            raise ExportError(
+                f"Expected the outputs of {model.name!r} to be arrays. Received: output "
+                f"{name or '<first>'!r} of type {type(value).__name__}"
+            )
+    if given:
+        names = [str(n) for n in given]
+        if len(names) != len(flat):
+            raise ConfigError(
+                f"Expected {len(flat)} output name(s), one per output of {model.name!r} "
+                f"({[n or '<array>' for n, _ in flat]}). Received: output_names={names}"
+            )
+    elif len(flat) > 1:
+        names = [n for n, _ in flat]
+    elif isinstance(obj, ModelSpec) and model_task(obj) == "detection":
+        names = list(obj.outputs)
+    else:
+        names = ["output"]
+    if len(set(names)) != len(names) or not all(names):
+        raise ConfigError(f"Expected distinct, non-empty output names. Received: {names}")
+    return names
+
+
+def _wrap_exported(path: Path, model: Any, shape: tuple[int, ...], src: str, exporter: str) -> Any:
+    """The exported file in ONNX Runtime; a wrapped detector's file with the detector's own
+    output contract (every output comes back, by name; the contract is checked on a probe
+    batch of the file's outputs, so a renamed or missing output is an error here)."""
+    from dlbench.model.backend import get_backend
+
+    backend = get_backend(_onnx_runtime())
+    pipeline = getattr(model, "detection", None)
+    if pipeline is None:
+        return backend.wrap(path, input_shape=shape)
+    try:
+        return backend.wrap(path, input_shape=shape, detection=pipeline.decoder)
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [""])[0]
+        raise ExportParityError(
+            f"The {src} export ({exporter}) of detector {model.name!r} does not fit its own "
+            f"output contract in ONNX Runtime: {type(exc).__name__}: {text}",
+            None,
+        ) from exc
 
 
 def _onnx_runtime() -> str:
