@@ -12,6 +12,15 @@ as in the PyTorch and TensorFlow training modules; :class:`JaxTrainer` subclasse
 :class:`~dlbench.backends.common.training.SpecTrainer`. Same function names in every
 framework's ``training.py``: :func:`cross_entropy`, :func:`init_optimizer_state`,
 :func:`apply_update`, :func:`make_trainer`.
+
+Mixed precision (``TrainConfig.precision``) is done as ``jmp`` does it: the parameters stay
+float32 outside the step and are cast to the compute dtype (bfloat16 / float16) inside the jitted
+step where an op reads them, the inputs at the model's entry, the logits back to float32 for the
+loss; batch norm and layer norm compute in float32 (as Flax / Haiku recommend). float16 adds
+dynamic loss scaling (``jmp.DynamicLossScale``'s role, with GradScaler's rule:
+:func:`~dlbench.backends.common.mixed_precision.update_loss_scale`), a skipped step selected with
+``jnp.where`` inside the same jitted step. The dtypes of the step's ``dot_general`` and
+``conv_general_dilated`` equations are read from its jaxpr and recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from dlbench.backends.common.mixed_precision import (
+    precision_record,
+    update_loss_scale,
+    uses_loss_scaling,
+)
 from dlbench.backends.common.training import (
     SpecTrainer,
     adam_corrections,
@@ -102,14 +116,21 @@ def batch_norm_eval(x: jax.Array, p: dict[str, jax.Array], s: dict[str, jax.Arra
     return y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
 
 
+def _cast(a: Any, dtype: Any) -> Any:
+    """``a`` in ``dtype`` when it is a floating array (integer ids stay as they are)."""
+    return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+
 def make_train_apply(spec: ModelSpec, config: TrainConfig) -> Callable[..., Any]:
     """``run(params, frozen, bn, x, masks, key, train) -> (logits, new_bn)``: the spec in train
     (``train=True``) or eval mode; ``masks`` maps a dropout node to its mask (None: drawn from
-    ``key``)."""
+    ``key``). Computes in ``config.precision`` (float32 logits out)."""
     plan = spec.resolved()
     OPS.check(plan)
     input_name, output = spec.inputs[0].name, spec.outputs[0]
     momentum = config.bn_momentum
+    cdt = jnp.dtype(config.precision)
+    mixed = cdt != jnp.float32
 
     def run(params, frozen, bn, x, masks, key, train: bool):
         env = {input_name: x}
@@ -117,6 +138,10 @@ def make_train_apply(spec: ModelSpec, config: TrainConfig) -> Callable[..., Any]
         for i, rn in enumerate(plan):
             xs = [env[n] for n in rn.inputs]
             p = {**frozen.get(rn.name, {}), **params.get(rn.name, {})}
+            if mixed:  # jmp's cast_to_compute; the norms in float32
+                low = jnp.float32 if rn.op in ("batch_norm", "layer_norm") else cdt
+                xs = [_cast(a, low) for a in xs]
+                p = {k: _cast(a, low) for k, a in p.items()}
             if rn.op == "batch_norm":
                 if train:
                     y, new_bn[rn.name] = batch_norm_train(
@@ -129,18 +154,18 @@ def make_train_apply(spec: ModelSpec, config: TrainConfig) -> Callable[..., Any]
                 if not train or rate == 0:
                     y = xs[0]
                 elif masks is not None:
-                    y = xs[0] * masks[rn.name]
+                    y = xs[0] * masks[rn.name].astype(xs[0].dtype)
                 else:
                     keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, xs[0].shape)
-                    y = jnp.where(keep, xs[0] * (1.0 / (1.0 - rate)), 0.0)
+                    y = jnp.where(keep, xs[0] * (1.0 / (1.0 - rate)), 0.0).astype(xs[0].dtype)
             elif rn.op == "lstm":
                 q = {"weight_ih": p["weight_ih"], "weight_hh": p["weight_hh"]}
                 q["bias"] = p["bias_ih"] + p["bias_hh"]
                 y = OPS["lstm"](xs, q, rn)
             else:
                 y = OPS.lookup(rn)(xs, p, rn)
-            env[rn.name] = y
-        return env[output], new_bn
+            env[rn.name] = _cast(y, cdt) if mixed else y
+        return env[output].astype(jnp.float32), new_bn  # float32 logits into the loss
 
     return run
 
@@ -177,18 +202,44 @@ class JaxTrainer(SpecTrainer):
         config = self.config
         run = make_train_apply(self.spec, config)
 
-        def loss_fn(p, bn, x, y, masks, key):
+        self.scaling = uses_loss_scaling(config)
+        # the dynamic loss scale's state: scale, finite steps in a row, skipped steps
+        self.scale_state = put(
+            {
+                "scale": jnp.float32(config.loss_scale),
+                "good": jnp.zeros((), jnp.int32),
+                "skipped": jnp.zeros((), jnp.int32),
+            }
+        )
+
+        def loss_fn(p, bn, x, y, masks, key, scale):
             logits, new_bn = run(p, frozen, bn, x, masks, key, True)
-            return cross_entropy(logits, y, config.label_smoothing), new_bn
+            loss = cross_entropy(logits, y, config.label_smoothing)
+            return loss * scale if self.scaling else loss, (loss, new_bn)
 
-        def step(p, s, bn, x, y, masks, key, lr):
-            (loss, new_bn), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                p, bn, x, y, masks, key
+        def step(p, s, bn, ls, x, y, masks, key, lr):
+            (_, (loss, new_bn)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                p, bn, x, y, masks, key, ls["scale"]
             )
-            p, s = apply_update(p, grads, s, lr, config)
-            return p, s, new_bn, loss
+            if not self.scaling:
+                p, s = apply_update(p, grads, s, lr, config)
+                return p, s, new_bn, ls, loss
+            inv = 1.0 / ls["scale"]
+            grads = jax.tree_util.tree_map(lambda g: g * inv, grads)
+            finite = jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+            )
+            new_p, new_s = apply_update(p, grads, s, lr, config)
+            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731 - a skipped step
+            p = jax.tree_util.tree_map(keep, new_p, p)
+            s = jax.tree_util.tree_map(keep, new_s, s)
+            scale, good = update_loss_scale(ls["scale"], ls["good"], finite, config, jnp.where)
+            skipped = ls["skipped"] + jnp.where(finite, 0, 1).astype(jnp.int32)
+            return p, s, new_bn, {"scale": scale, "good": good, "skipped": skipped}, loss
 
+        self._step_fn = step
         self._step = jax.jit(step)
+        self._last_args: tuple[Any, ...] | None = None
         self._forward = jax.jit(lambda p, bn, x: run(p, frozen, bn, x, None, None, False)[0])
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str, str], Any] | None:
@@ -220,14 +271,74 @@ class JaxTrainer(SpecTrainer):
         key = (
             jax.random.fold_in(self.key, self.steps) if masks is None and self.dropout else self.key
         )
-        self.params, self.state, self.bn, loss = self._step(
-            self.params, self.state, self.bn, x, y, masks, key, np.float32(lr)
+        args = (
+            self.params,
+            self.state,
+            self.bn,
+            self.scale_state,
+            x,
+            y,
+            masks,
+            key,
+            np.float32(lr),
         )
+        if self._last_args is None:
+            self._last_args = args  # for the jaxpr of the step (observed dtypes)
+        self.params, self.state, self.bn, self.scale_state, loss = self._step(*args)
         self.steps += 1
         return float(loss)
 
+    def observed_compute_dtypes(self) -> dict[str, int] | None:
+        """Dtype -> count of the ``dot_general`` / ``conv_general_dilated`` equations (forward
+        and backward) in the jaxpr of the step as it was first called (None before a step)."""
+        if self._last_args is None:
+            return None
+        jaxpr = jax.make_jaxpr(self._step_fn)(*self._last_args)
+        seen: dict[str, int] = {}
+
+        def walk(jp: Any) -> None:
+            for eqn in jp.eqns:
+                if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+                    name = str(eqn.invars[0].aval.dtype)
+                    seen[name] = seen.get(name, 0) + 1
+                for v in eqn.params.values():  # inner jaxprs: pjit, scan (LSTM), cond
+                    for inner in v if isinstance(v, (tuple, list)) else (v,):
+                        inner = getattr(inner, "jaxpr", inner)
+                        if hasattr(inner, "eqns"):
+                            walk(inner)
+
+        walk(jaxpr.jaxpr)
+        return seen
+
+    def loss_scale(self) -> float | None:
+        """The current dynamic loss scale (float16), else None."""
+        return float(self.scale_state["scale"]) if self.scaling else None
+
+    @property
+    def skipped_steps(self) -> int:
+        return int(self.scale_state["skipped"])
+
+    def precision_info(self) -> dict[str, Any]:
+        """What this trainer ran (:func:`~dlbench.backends.common.mixed_precision.precision_record`)."""
+        p = self.config.precision
+        mech = (
+            "float32"
+            if p == "float32"
+            else f"float32 params cast to {p} inside the jitted step (jmp-style policy "
+            f"params=float32, compute={p}, output=float32)"
+            + (" + dynamic loss scaling" if self.scaling else "")
+        )
+        return precision_record(
+            self.config,
+            mech,
+            self.observed_compute_dtypes(),
+            self.loss_scale(),
+            self.skipped_steps if self.scaling else None,
+        )
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits (canonical layout) of a host batch, eval mode (running statistics)."""
+        """Logits (canonical layout, float32) of a host batch, eval mode (running statistics),
+        in the training precision."""
         xd = jax.device_put(np.asarray(x, dtype=np.float32), self.jax_device)
         return np.asarray(self._forward(self.params, self.bn, xd))
 
