@@ -2,7 +2,9 @@
 
 Modes: ``jit`` (``jax.jit``, compiled by XLA once per input shape) and ``eager`` (op by op).
 Outputs are synced with ``block_until_ready``. Matmuls and convolutions use
-``Precision.HIGHEST`` for float32. JAX takes its threads from ``XLA_FLAGS`` (set by the runner
+``Precision.HIGHEST`` for float32. Convolution weights are stored HWIO once at build time and
+activations live NHWC inside the program (:mod:`dlbench.backends.common.layout`): ``to_device``
+hands an image model an NHWC batch, as a JAX user would, and outputs leave canonical. JAX takes its threads from ``XLA_FLAGS`` (set by the runner
 before import); the backend records what was in force.
 
 Example:
@@ -27,8 +29,16 @@ import numpy as np
 from jax import lax
 
 from dlbench.analysis.settings_check import not_in_force, verify
+from dlbench.backends.common.layout import (
+    CANON,
+    NCHW_TO_NHWC,
+    NHWC,
+    NHWC_TO_NCHW,
+    const_to_nhwc,
+    plan_layouts,
+)
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.jax.ops import HIGHEST, OPS, conv2d_kernel, prepare
+from dlbench.backends.jax.ops import HIGHEST, NHWC_OPS, OPS, conv2d_kernel, prepare
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import FLOAT_INPUT, InputDesc, ModelSpec
@@ -37,16 +47,22 @@ MODES = ("jit", "eager")
 
 
 def make_apply(
-    spec: ModelSpec, arranged: bool = False
+    spec: ModelSpec, arranged: bool = False, channels_last: bool = False
 ) -> tuple[Callable[[dict, jax.Array], jax.Array], dict[str, dict[str, np.ndarray]]]:
-    """``(apply, params)``: a pure function of a params pytree and an NCHW batch.
+    """``(apply, params)``: a pure function of a params pytree and a batch.
 
     ``arranged=False``: every weight in the canonical layout (what training updates and exports).
     ``arranged=True``: convolution and dense weights stored once in the layout XLA:CPU's kernels
     read (:data:`ARRANGED`), so the compiled program does not transpose them on every call.
+    ``channels_last=True`` (with ``arranged``): activations live NHWC inside the program where
+    :func:`~dlbench.backends.common.layout.plan_layouts` puts them (a chain of convolutions has
+    one transpose at its entry and one at its exit, none when the input arrives NHWC); outputs
+    leave canonical. ``apply.input_layout`` says what the batch must be: ``"canon"`` (NCHW) or
+    ``"nhwc"``.
     """
     plan = spec.resolved()
     OPS.check(plan)
+    layouts = plan_layouts(spec, plan, channels_last=channels_last and arranged)
     params = {rn.name: prepare(rn) for rn in plan}
     fns = [OPS.lookup(rn) for rn in plan]
     if arranged:
@@ -55,15 +71,35 @@ def make_apply(
                 arrange, fn = ARRANGED[rn.op]
                 params[rn.name] = arrange(params[rn.name])
                 fns[i] = fn
-    steps = list(zip(fns, plan))
+    for i, rn in enumerate(plan):
+        if rn.inputs and layouts.wants[rn.name][0] == NHWC:
+            fns[i] = NHWC_OPS.get(rn.op, fns[i])
+            if "other" in params[rn.name]:  # a constant operand, rearranged once
+                params[rn.name]["other"] = const_to_nhwc(params[rn.name]["other"])
+    steps = [
+        (fn, rn, rn.name, layouts.out[rn.name], layouts.wants[rn.name]) for fn, rn in zip(fns, plan)
+    ]
     input_name, outputs = spec.inputs[0].name, list(spec.outputs)
+    input_layout = layouts.input
 
     def apply(params: dict, x: jax.Array) -> jax.Array:
-        env = {input_name: x}
-        for fn, rn in steps:
-            env[rn.name] = fn([env[i] for i in rn.inputs], params[rn.name], rn)
-        return env[outputs[0]]
+        env = {(input_name, input_layout): x}
 
+        def get(name: str, layout: str) -> jax.Array:
+            v = env.get((name, layout))
+            if v is None:  # once per tensor and layout
+                perm = NCHW_TO_NHWC if layout == NHWC else NHWC_TO_NCHW
+                v = env[name, layout] = jnp.transpose(
+                    env[name, NHWC if layout == CANON else CANON], perm
+                )
+            return v
+
+        for fn, rn, name, out, want in steps:
+            env[name, out] = fn([get(i, w) for i, w in zip(rn.inputs, want)], params[name], rn)
+        return get(outputs[0], CANON)
+
+    apply.input_layout = input_layout  # type: ignore[attr-defined]
+    apply.layouts = layouts  # type: ignore[attr-defined]
     return apply, params
 
 
@@ -154,6 +190,8 @@ ARRANGED: dict[str, tuple[Callable, Callable]] = {
 class JaxModel(Model):
     #: what ``to_device`` takes (a spec's integer ids stay int64)
     input_desc: InputDesc = FLOAT_INPUT
+    #: the program reads NHWC batches: ``to_device`` transposes the NCHW batch on the host
+    input_nhwc: bool = False
 
     def __init__(
         self,
@@ -173,7 +211,10 @@ class JaxModel(Model):
         )
 
     def to_device(self, batch: np.ndarray) -> jax.Array:
-        return jax.device_put(self.input_desc.host(batch), self.jax_device)
+        a = self.input_desc.host(batch)
+        if self.input_nhwc:
+            a = np.ascontiguousarray(a.transpose(NCHW_TO_NHWC))
+        return jax.device_put(a, self.jax_device)
 
     def forward(self, x: jax.Array) -> jax.Array:
         return self.apply(self.params, x)
@@ -229,9 +270,10 @@ class JaxBackend(Backend):
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> JaxModel:
         self.check_device(device)
-        apply, params = make_apply(spec.validate(), arranged=True)
+        apply, params = make_apply(spec.validate(), arranged=True, channels_last=True)
         model = JaxModel(self, apply, params, device, self._device(device), spec.name)
         model.input_desc = spec.input_desc()
+        model.input_nhwc = apply.input_layout == NHWC  # type: ignore[attr-defined]
         return model
 
     def wrap(

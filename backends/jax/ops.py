@@ -1,6 +1,8 @@
 """ModelSpec ops as pure ``jax.numpy`` / ``jax.lax`` functions over a params pytree.
 
-Canonical NCHW layout throughout (XLA picks its own physical layout). Every matmul and
+:data:`OPS` computes in the canonical NCHW layout (training and export walk it); the inference
+build reads 4-D activations NHWC where the layout plan puts them
+(:mod:`dlbench.backends.common.layout`), through :data:`NHWC_OPS`. Every matmul and
 convolution asks for ``Precision.HIGHEST`` so float32 means float32 on every device (no TF32 or
 bf16 passes on GPU).
 """
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from dlbench.backends.common.layout import NHWC, axis_of, per_axis
 from dlbench.backends.common.optable import InterpreterTable
 from dlbench.backends.common.pooling import avg_pool_divisor, pad_pairs
 from dlbench.backends.common.weights import fold_batch_norm, sum_lstm_bias
@@ -189,3 +192,80 @@ def lstm(xs, p, rn):
 def embedding(xs: list, p: dict, rn: ResolvedNode) -> jax.Array:
     # ids in [0, V): Model.to_device checks them on the host (a JAX gather would clamp)
     return jnp.take(p["weight"], xs[0], axis=0)
+
+
+# -- channels-last variants ---------------------------------------------------------------------
+# What a node computes when the build's layout plan (dlbench.backends.common.layout) hands it
+# NHWC input: the same function as the canonical op above, with the axes mapped. Ops not listed
+# here (activations, add/mul/div) compute the same thing in either layout.
+
+
+def conv2d_nhwc(xs, p, rn):
+    """conv2d on an NHWC input with an HWIO kernel (arranged once at build time), NHWC out."""
+    a = rn.attrs
+    t, b, l, r = a["pads"]  # noqa: E741
+    y = lax.conv_general_dilated(
+        xs[0],
+        p["weight"],
+        window_strides=tuple(a["stride"]),
+        padding=((t, b), (l, r)),
+        rhs_dilation=tuple(a["dilation"]),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=a["groups"],
+        precision=HIGHEST,
+    )
+    return y + p["bias"] if "bias" in p else y
+
+
+def _pool_nhwc(x, rn, init, fn):
+    a = rn.attrs
+    t, b, l, r = a["pads"]  # noqa: E741
+    return lax.reduce_window(
+        x,
+        init,
+        fn,
+        (1, *a["kernel_size"], 1),
+        (1, *a["stride"], 1),
+        ((0, 0), (t, b), (l, r), (0, 0)),
+    )
+
+
+def _avg_pool_nhwc(xs, p, rn):
+    s = _pool_nhwc(xs[0], rn, 0.0, lax.add)
+    div = avg_pool_divisor(rn.in_shapes[0][1:], rn.attrs, rn.out_shape[1:])
+    return s * jnp.asarray((1.0 / div).astype(np.float32)[:, :, None])
+
+
+def _reduce_mean_nhwc(xs, p, rn):
+    axes = tuple(axis_of(a, NHWC) for a in rn.attrs["axes"])
+    return jnp.mean(xs[0], axis=axes, keepdims=rn.attrs["keepdims"])
+
+
+def _pad_nhwc(xs, p, rn):
+    widths = [(0, 0), *per_axis(list(pad_pairs(rn.attrs["pads"])), NHWC)]
+    return jnp.pad(xs[0], widths, constant_values=rn.attrs["value"])
+
+
+def _slice_nhwc(xs, p, rn):
+    x, sl = xs[0], per_axis(rn.attrs["slices"], NHWC)
+    return lax.slice(
+        x, (0, *(s[0] for s in sl)), (x.shape[0], *(s[1] for s in sl)), (1, *(s[2] for s in sl))
+    )
+
+
+#: op -> its function on NHWC input (see :func:`dlbench.backends.common.layout.plan_layouts`)
+NHWC_OPS = {
+    "conv2d": conv2d_nhwc,
+    "batch_norm": lambda xs, p, rn: xs[0] * p["scale"] + p["shift"],
+    "max_pool": lambda xs, p, rn: _pool_nhwc(xs[0], rn, -jnp.inf, lax.max),
+    "avg_pool": _avg_pool_nhwc,
+    "upsample": lambda xs, p, rn: jnp.repeat(
+        jnp.repeat(xs[0], rn.attrs["scale_factor"][0], axis=1), rn.attrs["scale_factor"][1], axis=2
+    ),
+    "pad": _pad_nhwc,
+    "slice": _slice_nhwc,
+    "softmax": lambda xs, p, rn: jax.nn.softmax(xs[0], axis=axis_of(rn.attrs["axis"], NHWC)),
+    "global_avg_pool": lambda xs, p, rn: jnp.mean(xs[0], axis=(1, 2)),
+    "reduce_mean": _reduce_mean_nhwc,
+    "concat": lambda xs, p, rn: jnp.concatenate(xs, axis=axis_of(rn.attrs["axis"], NHWC)),
+}
