@@ -76,12 +76,14 @@ def progress_callback(console: Console, *, enabled: bool = True) -> Iterator[Any
             progress.update(state["task"], current=f"running {payload['id']}{eta()}")
         elif kind == "cell":
             status = payload["status"]
-            colour = {"ok": "green", "invalid": "yellow", "failed": "red"}[status]
+            colour = {"ok": "green", "invalid": "yellow", "failed": "red"}.get(status, "dim")
             msg = (
                 f"[{colour}]{status.upper() if status == 'invalid' else status}[/] {payload['id']}"
             )
             if status == "failed":
                 msg += f": {payload['error']}"
+            elif status == "skipped":  # a precision or a training its backend cannot run
+                msg += f": {payload.get('skip_reason')}"
             elif status == "invalid":
                 msg += ": " + "; ".join((payload.get("validity") or {}).get("reasons") or [])
             progress.console.print(msg, highlight=False)

@@ -66,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--scenario",
         dest="scenarios",
         type=csv,
-        help="some of latency,throughput,server,accuracy (default latency,throughput,accuracy)",
+        help="some of latency,throughput,server,accuracy,training (default "
+        "latency,throughput,accuracy)",
     )
     run.add_argument(
         "--batch-sizes", type=csv_ints, help="throughput batch sizes, e.g. 1,32,128 (default 32)"
@@ -115,6 +116,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="server scenario: p99 bound in seconds; searches the highest rate under it",
     )
     run.add_argument("--accuracy-limit", type=int, help="evaluate only the first N samples")
+    run.add_argument(
+        "--train-steps", type=int, help="training scenario: steps per cell (default 50)"
+    )
+    run.add_argument(
+        "--epochs",
+        dest="train_epochs",
+        type=int,
+        help="training scenario: epochs over the train split (instead of --train-steps)",
+    )
+    run.add_argument(
+        "--target-accuracy",
+        type=float,
+        help="training scenario: test accuracy (0..1] whose first reach is timed",
+    )
+    run.add_argument(
+        "--train-option",
+        dest="train_opts",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="training scenario: a TrainConfig field (JSON value, else text): e.g. "
+        "--train-option lr=0.01 --train-option optimizer=adam",
+    )
     run.add_argument(
         "--precision",
         type=csv,
@@ -311,9 +336,14 @@ def config_from_args(args: argparse.Namespace):
             "precision",
             "calibration_samples",
             "allocator",
+            "train_steps",
+            "train_epochs",
+            "target_accuracy",
         )
         if getattr(args, k, None) is not None
     }
+    if getattr(args, "train_opts", None):
+        flat["train_options"] = dict(args.train_opts)
     for k in ("executor", "ray_address", "nodes", "allow_colocate", "retries"):  # issue 18
         if getattr(args, k, None) is not None:
             flat[k] = getattr(args, k)

@@ -163,6 +163,13 @@ class BenchmarkConfig:
             (groups spread over every node).
         allow_colocate: Let two timed groups run on one Ray node at the same time.
         retries: Times a group whose Ray node or worker died is re-run on another node.
+        train_steps: Steps each ``training`` cell trains for (default 50 when ``train_epochs``
+            is not given either).
+        train_epochs: Epochs over the train split each ``training`` cell trains for (instead
+            of ``train_steps``).
+        target_accuracy: Test accuracy a ``training`` cell times its first reach of (0..1].
+        train_options: Training fields of :class:`dlbench.train.TrainConfig` for the
+            ``training`` cells (``optimizer``, ``lr``, ``momentum``, ``augment``...).
     """
 
     model: str = "digits_cnn"
@@ -203,6 +210,10 @@ class BenchmarkConfig:
     nodes: str | None = None
     allow_colocate: bool = False
     retries: int = 0
+    train_steps: int | None = None
+    train_epochs: int | None = None
+    target_accuracy: float | None = None
+    train_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -337,6 +348,26 @@ class BenchmarkConfig:
                 raise ConfigError(
                     f"Expected `{name}` to be a positive number or None. Received: {name}={value!r}"
                 )
+        self._check_training()
+
+    def _check_training(self) -> None:
+        """The training fields: checked by the scenario's options; refused without it."""
+        given = [
+            k
+            for k in ("train_steps", "train_epochs", "target_accuracy")
+            if getattr(self, k) is not None
+        ] + (["train_options"] if self.train_options else [])
+        if "training" in self.scenarios:
+            from dlbench.execution.scenarios.training import train_config
+
+            opts = self.scenario_options("training")
+            for b in self.batch_sizes:  # unknown or bad training fields: refused here
+                train_config(opts, b, "float32", self.intra_op_threads, self.inter_op_threads)
+        elif given:
+            raise ConfigError(
+                f"Expected the training scenario (--scenario training) for {', '.join(given)}. "
+                f"Received: scenarios={self.scenarios}"
+            )
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -371,7 +402,13 @@ class BenchmarkConfig:
             "server_rate": self.server_rate,
             "server_p99_bound": self.server_p99_bound,
             "limit": self.accuracy_limit,
+            "train_steps": self.train_steps,
+            "epochs": self.train_epochs,
+            "target_accuracy": self.target_accuracy,
+            "train_options": self.train_options,
         }
+        if self.accuracy_limit is not None:  # the training cells' evaluations too
+            shared["eval_limit"] = self.accuracy_limit
         own = {f.name for f in fields(scenario.options)}
         return scenario.make_options({k: v for k, v in shared.items() if k in own})
 

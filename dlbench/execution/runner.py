@@ -197,17 +197,21 @@ class _Run:
 
 
 def run(
-    config: BenchmarkConfig | dict[str, Any],
+    config: BenchmarkConfig | dict[str, Any] | None = None,
     *,
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     on_event: EventCallback | None = None,
     plugins: list[str] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Run a benchmark and return the result document (also written to ``out`` if given).
 
     Args:
         config: A :class:`BenchmarkConfig` or a dict of its fields.
+        **fields: Config fields given directly (they override ``config``'s). ``model`` may be
+            a wrapped detector object (``wrap(..., detection=...)``): its cells run in this
+            process on its own backend (:mod:`dlbench.execution.wrapped_run`).
         out: Result file, rewritten atomically after every cell.
         resume: Continue the run in ``out``: cells already finished are skipped.
         on_event: Progress callback (see :data:`EventCallback`).
@@ -224,7 +228,22 @@ def run(
             the configuration errors found before any worker starts.
         ResultWriteError: Nothing could be written; its ``document`` holds every cell.
     """
+    from dlbench.execution import wrapped_run
+
+    if fields or config is None:  # dlbench.run(model=..., dataset=...): fields over config
+        base = config.to_dict() if isinstance(config, BenchmarkConfig) else dict(config or {})
+        config = {**base, **fields}
+    live = config.get("model") if isinstance(config, dict) else None
     with res.locked(out) if out is not None else contextlib.nullcontext():
+        if wrapped_run.is_live_model(live):  # a wrapped detector object: run in this process
+            rest = {k: v for k, v in config.items() if k != "model"}
+            return wrapped_run.run_live(live, rest, out=out, resume=resume, on_event=on_event)
+        if isinstance(config, dict):
+            config = BenchmarkConfig.from_dict(config)
+        if wrapped_run.wants_contract(config):  # an ONNX detector with its output contract
+            return wrapped_run.run_contract_file(
+                config, out=out, resume=resume, on_event=on_event
+            )
         return _run(config, out=out, resume=resume, on_event=on_event, plugins=plugins)
 
 
@@ -351,6 +370,7 @@ def _run(
     )
     state.save()
 
+    todo = _skip_untrainable(state, todo)  # training cells a backend cannot run: skipped
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for c in todo:  # one worker per backend, device and precision (each builds its own model)
         groups.setdefault((c.backend, c.device, c.precision), []).append(c)
@@ -369,6 +389,11 @@ def _run(
             "spec_path": str(spec_path),
             "parity_indices": parity_indices,
         }
+        if "training" in config.scenarios:  # training starts from the seeded initial weights
+            base_job["train_spec_path"] = _training_spec(config, spec, info, from_zoo, workdir)
+            doc["model"]["training_start"] = (
+                "seeded initial weights (pretrained=False)" if from_zoo else "the file's weights"
+            )
         exports: dict[str, dict[str, Any]] = {}
         if is_onnx_path(config.model):
             _check_original(state, parity_inputs, reference, workdir, env)
@@ -413,6 +438,8 @@ def _run(
 
     if detection_summary(doc):  # a detector: COCO stats per backend, the largest AP difference
         doc["detection"] = detection_summary(doc)
+    if "training" in config.scenarios:  # every backend's step losses against a reference's
+        _training_summary(state)
     if config.precisions() != ["float32"]:  # each precision against its backend's float32 row
         from dlbench.report.precision import precision_summary
 
@@ -612,6 +639,57 @@ def _run_group(
                 for c in list(remaining):
                     state.fail(c, reason)
                 remaining.clear()
+
+
+def _training_spec(
+    config: BenchmarkConfig, spec: Any, info: Any, from_zoo: bool, work: Path
+) -> str:
+    """The spec file training cells start from: a zoo model's seeded, untrained network (as
+    ``dlbench train``), else the model file's own weights."""
+    import inspect
+
+    from dlbench import zoo
+    from dlbench.registry import models
+
+    if not from_zoo:
+        return str(work / "model.json")
+    opts = {"num_classes": info.num_classes, "input_shape": tuple(info.input_shape)}
+    opts.update({"seed": config.seed, **config.model_options})
+    if "pretrained" in inspect.signature(models.get(config.model)).parameters:
+        opts["pretrained"] = False
+    path = work / "model-train-init.json"
+    zoo.get(config.model, **opts).save(path)
+    return str(path)
+
+
+def _skip_untrainable(state: _Run, todo: list[Cell]) -> list[Cell]:
+    """Training cells of a backend without a trainer (or at a precision the trainers lack) are
+    recorded as skipped with the reason, never started; the other cells are returned."""
+    from dlbench.execution.precision import skipped_cell_record
+    from dlbench.execution.scenarios.training import cannot_train, precision_unsupported
+
+    keep = []
+    for c in todo:
+        why = None
+        if c.scenario == "training":
+            why = cannot_train(c.backend) or precision_unsupported(c.precision)
+        if why is None:
+            keep.append(c)
+            continue
+        state.record(skipped_cell_record(c.to_dict(), why))
+        state.warn(f"Skipped {c.id}: {why}")
+    return keep
+
+
+def _training_summary(state: _Run) -> None:
+    """The step-loss agreement of the training cells (``doc["training"]``); a disagreement
+    marks the cell INVALID and is said on screen."""
+    from dlbench.execution.scenarios.training import training_agreement
+
+    summary = training_agreement(state.doc)
+    state.doc["training"] = summary
+    for message in summary["disagreements"]:
+        state.warn(message)
 
 
 def _record_machine(rec: dict[str, Any], before: dict[str, Any] | None) -> None:

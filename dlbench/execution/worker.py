@@ -176,6 +176,7 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
         return _fatal(events, exc)
 
     meter, baseline = _energy_meter(config, device)
+    train_spec = None  # the training cells' initial weights, loaded by the first of them
     for cell in job["cells"]:
         events.emit({"type": "start", "id": cell["id"]})
         started = time.time()
@@ -183,6 +184,10 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             hooks = {"meter": meter} if meter is not None and cell["scenario"] in TIMED else {}
             if detection is not None and cell["scenario"] == "accuracy":
                 hooks["detection"] = detection
+            if cell["scenario"] == "training":  # the spec's initial weights, the train split
+                if train_spec is None:
+                    train_spec = ModelSpec.load(job.get("train_spec_path") or job["spec_path"])
+                hooks["context"] = _training_context(config, train_spec, precision)
             record = run_scenario(
                 cell["scenario"],
                 model,
@@ -215,6 +220,21 @@ def run_cells(job: dict[str, Any], events: _Events) -> int:
             )
     events.emit({"type": "done"})
     return 0
+
+
+def _training_context(config: Any, spec: Any, precision: str) -> Any:
+    """What a ``training`` cell needs besides the model (its scenario's ``context`` hook)."""
+    from dlbench.execution.scenarios.training import TrainingContext
+
+    return TrainingContext(
+        spec=spec,
+        dataset=config.dataset,
+        dataset_root=config.dataset_root,
+        dataset_options=dict(config.dataset_options),
+        precision=precision,
+        intra_op_threads=config.intra_op_threads,
+        inter_op_threads=config.inter_op_threads,
+    )
 
 
 def _build_at_precision(

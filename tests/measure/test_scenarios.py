@@ -23,7 +23,7 @@ def _rule(**kw):
 
 
 def test_registry():
-    assert names() == ["latency", "throughput", "server", "accuracy"]
+    assert names() == ["latency", "throughput", "server", "accuracy", "training"]
     for scenario in SCENARIOS.values():
         assert "Validity" in scenario.run.__doc__  # every scenario states its validity rule
     with pytest.raises(ConfigError, match="Unknown scenario 'nope'"):

@@ -8,6 +8,10 @@
 * ``accuracy``: the whole split through the model and the task's metrics (for a detector: its
   post-processing too, the 12 COCO stats and the per-image timing split, see
   :mod:`dlbench.execution.scenarios.detection`).
+* ``training``: the model trained for some steps (or epochs) with the backend's trainer: step
+  time, samples/s, the loss of every step, final accuracies, time to a target accuracy; the step
+  losses of every backend checked against a reference backend's
+  (:mod:`dlbench.execution.scenarios.training`).
 
 Each runner returns a JSON-safe dict with ``timing`` (or ``None``), ``metrics`` and ``validity``
 (``{"valid": bool, "reasons": [...], "notes": [...], "rule": {...}}``); an invalid result is kept
@@ -16,7 +20,7 @@ and marked, never dropped.
 Example:
     >>> from dlbench.execution.scenarios import run_scenario, names
     >>> names()
-    ['latency', 'throughput', 'server', 'accuracy']
+    ['latency', 'throughput', 'server', 'accuracy', 'training']
 """
 
 from __future__ import annotations
@@ -30,8 +34,14 @@ from dlbench.errors import ConfigError
 from dlbench.execution.scenarios._common import is_oom
 from dlbench.execution.scenarios.accuracy import accuracy
 from dlbench.execution.scenarios.offline import latency, throughput
-from dlbench.execution.scenarios.options import AccuracyOptions, ServerOptions, TimedOptions
+from dlbench.execution.scenarios.options import (
+    AccuracyOptions,
+    ServerOptions,
+    TimedOptions,
+    TrainingOptions,
+)
 from dlbench.execution.scenarios.server import server
+from dlbench.execution.scenarios.training import training
 from dlbench.options import strict_from_dict
 
 ScenarioFn = Callable[..., dict[str, Any]]
@@ -74,6 +84,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("throughput", throughput, TimedOptions, hooks=("clock", "meter")),
         Scenario("server", server, ServerOptions, hooks=("clock", "wait")),
         Scenario("accuracy", accuracy, AccuracyOptions, hooks=("detection",)),
+        Scenario("training", training, TrainingOptions, hooks=("context",)),
     )
 }
 
@@ -83,6 +94,7 @@ __all__ = [
     "AccuracyOptions",
     "ServerOptions",
     "TimedOptions",
+    "TrainingOptions",
     "accuracy",
     "get",
     "is_oom",
@@ -91,6 +103,7 @@ __all__ = [
     "run_scenario",
     "server",
     "throughput",
+    "training",
 ]
 
 

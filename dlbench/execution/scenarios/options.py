@@ -87,3 +87,64 @@ class AccuracyOptions:
             not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1
         ):
             raise ConfigError(f"Expected `limit` to be an int >= 1. Received: limit={self.limit!r}")
+
+
+#: Steps a training cell runs when neither ``train_steps`` nor ``epochs`` is given.
+DEFAULT_TRAIN_STEPS = 50
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Options of the ``training`` scenario (see
+    :func:`dlbench.execution.scenarios.training.training`).
+
+    ``train_steps`` and ``epochs`` are exclusive; neither: :data:`DEFAULT_TRAIN_STEPS` steps.
+    ``train_options`` are :class:`dlbench.train.TrainConfig` fields (``optimizer``, ``lr``...);
+    the cell's batch size, precision and the run's seed and threads are set by the run.
+    """
+
+    train_steps: int | None = None
+    epochs: int | None = None
+    target_accuracy: float | None = None
+    eval_limit: int | None = 1024
+    train_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_steps", "epochs", "eval_limit"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ConfigError(
+                    f"Expected `{name}` to be an int >= 1 or None. Received: {name}={v!r}"
+                )
+        if self.train_steps is not None and self.epochs is not None:
+            raise ConfigError(
+                "Expected `train_steps` or `epochs`, not both. Received: "
+                f"train_steps={self.train_steps!r}, epochs={self.epochs!r}"
+            )
+        t = self.target_accuracy
+        if t is not None and (
+            not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t <= 1
+        ):
+            raise ConfigError(
+                f"Expected `target_accuracy` in (0, 1] or None. Received: target_accuracy={t!r}"
+            )
+        if not isinstance(self.train_options, dict):
+            raise ConfigError(
+                "Expected `train_options` to be a table/dict of training fields. "
+                f"Received: train_options={self.train_options!r}"
+            )
+        reserved = {"batch_size", "epochs", "seed", "folds", "target_accuracy", "precision"}
+        bad = sorted(reserved & set(self.train_options))
+        if bad:
+            raise ConfigError(
+                "Expected `train_options` without the fields the run sets itself "
+                f"({sorted(reserved)}). Received: {bad}"
+            )
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"Expected `seed` to be an int >= 0. Received: seed={self.seed!r}")
+
+    @property
+    def steps_mode(self) -> bool:
+        """Whether the cell runs a number of steps (not whole epochs)."""
+        return self.epochs is None
