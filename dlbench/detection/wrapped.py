@@ -56,7 +56,9 @@ from dlbench.errors import BackendError, ConfigError, DataError
 
 __all__ = [
     "BOX_FORMATS",
+    "CONTRACT_KINDS",
     "DetectorOutputs",
+    "OutputFields",
     "attach_detection",
     "outputs_to_numpy",
     "pipeline_for_wrapped",
@@ -67,6 +69,190 @@ __all__ = [
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 #: batch of the probe run at wrap time
 PROBE_BATCH = 2
+
+
+#: kinds of :class:`OutputFields` (a declarative outputs function, JSON-able)
+CONTRACT_KINDS = ("boxes_scores_labels", "logits_boxes")
+#: activations of a ``logits_boxes`` contract's class logits
+ACTIVATIONS = ("softmax", "sigmoid", "none")
+
+
+@dataclass(frozen=True)
+class OutputFields:
+    """A declarative outputs function: the detector's outputs read by name, so the contract is
+    plain data (a JSON file, a result file, a worker job), unlike a Python function.
+
+    Two kinds:
+
+    - ``boxes_scores_labels``: outputs ``boxes`` ``(N, K, 4)``, ``scores`` ``(N, K)`` and
+      ``labels`` ``(N, K)`` (an exported detector with its own NMS), and optionally ``valid``
+      ``(N,)`` or ``(N, 1)``: how many of the K rows of each image are detections (padded
+      outputs such as TensorFlow's combined NMS).
+    - ``logits_boxes``: outputs ``logits`` ``(N, Q, C)`` and ``boxes`` ``(N, Q, 4)`` (DETR,
+      YOLOS: one box per query); ``activation`` ``softmax`` (with ``no_object``: the last
+      class column is "no object" and is dropped after the softmax), ``sigmoid`` or ``none``
+      (already probabilities); each query's best class is its label, its probability the score.
+
+    The values are output names: the ONNX graph's output names, or the keys of the dict the
+    model returns. A model with one output (no names) cannot be read by name: an error.
+
+    Example:
+        >>> import numpy as np
+        >>> f = OutputFields("logits_boxes", boxes="pred_boxes", logits="logits", no_object=True)
+        >>> out = {"logits": np.array([[[2.0, 0.0, 0.0]]]), "pred_boxes": np.ones((1, 1, 4))}
+        >>> [labels.tolist() for _, _, labels in f(out)]
+        [[0]]
+    """
+
+    kind: str
+    boxes: str = "boxes"
+    scores: str | None = None
+    labels: str | None = None
+    valid: str | None = None
+    logits: str | None = None
+    activation: str = "softmax"
+    no_object: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONTRACT_KINDS:
+            raise ConfigError(
+                f"Expected the outputs `kind` in {list(CONTRACT_KINDS)}. Received: "
+                f"kind={self.kind!r}"
+            )
+        need = (
+            ("boxes", "scores", "labels") if self.kind == CONTRACT_KINDS[0] else ("boxes", "logits")
+        )
+        for name in need:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"Expected `{name}` (an output name) for outputs of kind {self.kind!r}. "
+                    f"Received: {name}={value!r}"
+                )
+        unused = (
+            ("logits", "activation", "no_object")
+            if self.kind == CONTRACT_KINDS[0]
+            else ("scores", "labels", "valid")
+        )
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        extra = [n for n in unused if getattr(self, n) != defaults[n]]
+        if extra:
+            raise ConfigError(
+                f"Unexpected field(s) {extra} for outputs of kind {self.kind!r} (they belong "
+                f"to the other kind). Received: {self.to_dict()}"
+            )
+        if self.valid is not None and (not isinstance(self.valid, str) or not self.valid):
+            raise ConfigError(f"Expected `valid` to be an output name. Received: {self.valid!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"Expected `activation` in {list(ACTIVATIONS)}. Received: "
+                f"activation={self.activation!r}"
+            )
+        if not isinstance(self.no_object, bool):
+            raise ConfigError(
+                f"Expected `no_object` to be a bool. Received: no_object={self.no_object!r}"
+            )
+        if self.no_object and self.activation != "softmax":
+            raise ConfigError(
+                "Expected `no_object` only with activation 'softmax' (the \"no object\" "
+                f"column of a softmax). Received: activation={self.activation!r}"
+            )
+
+    def names(self) -> dict[str, str]:
+        """Role -> output name of every output this contract reads."""
+        roles = ("boxes", "scores", "labels", "valid", "logits")
+        return {r: getattr(self, r) for r in roles if getattr(self, r) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract as JSON-safe data (what :meth:`DetectorOutputs.from_dict` reads)."""
+        out: dict[str, Any] = {"kind": self.kind, **self.names()}
+        if self.kind == "logits_boxes":
+            out.update(activation=self.activation, no_object=self.no_object)
+        return out
+
+    def _get(self, out: Any, role: str) -> np.ndarray:
+        name = getattr(self, role)
+        if not isinstance(out, Mapping):
+            raise DataError(
+                f"Expected the detector's outputs by name (its {role} output {name!r}; a model "
+                f"with several outputs). Received: {_kind(out)}"
+            )
+        if name not in out:
+            raise DataError(
+                f"Expected an output named {name!r} ({role}) among the detector's outputs. "
+                f"Received: {sorted(map(str, out))}"
+            )
+        return np.asarray(out[name])
+
+    def __call__(self, out: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        boxes = self._get(out, "boxes")
+        if boxes.ndim != 3 or boxes.shape[-1] != 4:
+            raise DataError(
+                f"Expected boxes {self.boxes!r} of shape (N, K, 4). Received: {boxes.shape}"
+            )
+        n, k = boxes.shape[:2]
+        if self.kind == "logits_boxes":
+            logits = self._get(out, "logits").astype(np.float64)
+            if logits.ndim != 3 or logits.shape[:2] != (n, k):
+                raise DataError(
+                    f"Expected logits {self.logits!r} of shape ({n}, {k}, C) (one row per box "
+                    f"of {self.boxes!r}). Received: {logits.shape}"
+                )
+            if self.activation == "softmax":
+                z = np.exp(logits - logits.max(-1, keepdims=True))
+                p = z / z.sum(-1, keepdims=True)
+            elif self.activation == "sigmoid":
+                p = 1.0 / (1.0 + np.exp(-logits))
+            else:
+                p = logits
+            if self.no_object:
+                p = p[..., :-1]
+            if p.shape[-1] < 1:
+                raise DataError(
+                    f"Expected at least one class column in logits {self.logits!r}. Received: "
+                    f"{logits.shape}"
+                )
+            scores, labels = p.max(-1), p.argmax(-1)
+            return [(boxes[i], scores[i], labels[i]) for i in range(n)]
+        scores = self._get(out, "scores")
+        labels = self._get(out, "labels")
+        for role, a in (("scores", scores), ("labels", labels)):
+            if a.shape != (n, k):
+                raise DataError(
+                    f"Expected {role} {getattr(self, role)!r} of shape ({n}, {k}) (one per box "
+                    f"of {self.boxes!r}). Received: {a.shape}"
+                )
+        counts = [k] * n
+        if self.valid is not None:
+            valid = self._get(out, "valid")
+            if valid.size != n or not np.issubdtype(valid.dtype, np.number):
+                raise DataError(
+                    f"Expected valid {self.valid!r} with one count per image ({n}). Received: "
+                    f"{valid.shape} {valid.dtype}"
+                )
+            counts = [int(c) for c in valid.reshape(-1)]
+            if any(c < 0 or c > k for c in counts):
+                raise DataError(
+                    f"Expected valid counts in [0, {k}] from {self.valid!r}. Received: {counts}"
+                )
+        return [(boxes[i, :c], scores[i, :c], labels[i, :c]) for i, c in enumerate(counts)]
+
+
+#: keys of a contract (:meth:`DetectorOutputs.from_dict`) besides ``outputs``
+CONTRACT_KEYS = (
+    "box_format",
+    "normalized",
+    "label_map",
+    "score_threshold",
+    "iou_threshold",
+    "pre_nms_top_k",
+    "max_detections",
+    "stride",
+    "input_size",
+)
+#: keys :meth:`DetectorOutputs.to_dict` records that a contract need not give (they are read
+#: back without effect: a result file's record is a valid contract)
+RECORD_ONLY_KEYS = ("kind", "fn", "num_classes", "dropped_unmapped")
 
 
 def to_xyxy(
@@ -408,11 +594,97 @@ class DetectorOutputs:
         """Start counting dropped detections afresh."""
         self.dropped = 0
 
+    @property
+    def declarative(self) -> bool:
+        """Whether the outputs function is an :class:`OutputFields` (the contract is data)."""
+        return isinstance(self.fn, OutputFields)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "the contract") -> DetectorOutputs:
+        """A contract from data (a JSON file's): ``outputs`` (the :class:`OutputFields`
+        fields: ``kind``, output names, ``activation``, ``no_object``) plus any of
+        :data:`CONTRACT_KEYS`. The record :meth:`to_dict` writes reads back as the same
+        contract.
+
+        Example:
+            >>> c = DetectorOutputs.from_dict({"outputs": {"kind": "boxes_scores_labels",
+            ...     "boxes": "boxes", "scores": "scores", "labels": "labels"},
+            ...     "label_map": {"0": 1, "1": 2}})
+            >>> c.label_map, c.fn.kind
+            ({0: 1, 1: 2}, 'boxes_scores_labels')
+
+        Raises:
+            ConfigError: not a mapping, no ``outputs``, an unknown key, a bad value.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"Expected {where} to be a JSON object with 'outputs'. Received: "
+                f"{type(data).__name__}"
+            )
+        unknown = sorted(set(data) - {"outputs", *CONTRACT_KEYS, *RECORD_ONLY_KEYS})
+        if unknown:
+            raise ConfigError(
+                f"Expected keys among {['outputs', *CONTRACT_KEYS]} in {where}. Received "
+                f"unknown key(s) {unknown}"
+            )
+        fields_ = data.get("outputs")
+        if not isinstance(fields_, Mapping):
+            raise ConfigError(
+                f"Expected 'outputs' in {where}: an object such as {{\"kind\": "
+                f'"logits_boxes", "logits": "logits", "boxes": "pred_boxes"}}. '
+                f"Received: {fields_!r}"
+            )
+        allowed = {f.name for f in dataclasses.fields(OutputFields)}
+        bad = sorted(set(fields_) - allowed)
+        if bad:
+            raise ConfigError(
+                f"Expected 'outputs' keys among {sorted(allowed)} in {where}. Received unknown "
+                f"key(s) {bad}"
+            )
+        if "kind" not in fields_:
+            raise ConfigError(
+                f"Expected 'outputs.kind' in {list(CONTRACT_KINDS)} in {where}. Received: none"
+            )
+        label_map = data.get("label_map")
+        if isinstance(label_map, Mapping):  # JSON object keys are strings
+            label_map = {_int_key(k): v for k, v in label_map.items()}
+        kw = {k: data[k] for k in CONTRACT_KEYS if k in data and k != "label_map"}
+        if kw.get("input_size") is not None:
+            kw["input_size"] = tuple(kw["input_size"])
+        return cls(OutputFields(**fields_), label_map=label_map, **kw)
+
+    @classmethod
+    def from_json(cls, path: str | Any) -> DetectorOutputs:
+        """:meth:`from_dict` of a JSON file.
+
+        Raises:
+            ConfigError: the file is missing, not JSON, or not a contract.
+        """
+        import json
+        from pathlib import Path
+
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"Expected a readable detection contract file. Received: {str(p)!r} "
+                f"({exc.strerror or exc})"
+            ) from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Expected the detection contract {str(p)!r} to be JSON. Received: {exc}"
+            ) from None
+        return cls.from_dict(data, where=f"the detection contract {str(p)!r}")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (for result files)."""
         return {
-            "kind": "outputs_fn",
+            "kind": "outputs_fields" if self.declarative else "outputs_fn",
             "fn": _fn_name(self.fn),
+            **({"outputs": self.fn.to_dict()} if self.declarative else {}),
             "box_format": self.box_format,
             "normalized": self.normalized,
             "label_map": None
@@ -429,7 +701,17 @@ class DetectorOutputs:
         }
 
 
+def _int_key(key: Any) -> Any:
+    """A JSON object key ``"3"`` as the int 3 (other keys unchanged: the label-map check
+    reports them)."""
+    if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+        return int(key)
+    return key
+
+
 def _fn_name(fn: Any) -> str:
+    if isinstance(fn, OutputFields):
+        return f"OutputFields({fn.kind})"
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
 
 
