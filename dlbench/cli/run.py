@@ -25,6 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="zoo model name, an ONNX file (imported, run natively by every backend and checked "
         "against ONNX Runtime running the file) or a saved ModelSpec .json (default digits_cnn)",
     )
+    run.add_argument(
+        "--detection-contract",
+        metavar="JSON",
+        help="with --model det.onnx: the detector's output contract (a JSON file: 'outputs' "
+        "names boxes/scores/labels or logits/boxes, plus box_format, normalized, label_map...); "
+        "the file then runs in ONNX Runtime, in-process, through the detection accuracy pass",
+    )
     run.add_argument("--dataset", help="dataset name (default digits)")
     run.add_argument(
         "--root",
@@ -373,6 +380,15 @@ def config_from_args(args: argparse.Namespace):
         from dlbench.execution.precision import apply_profile
 
         data = apply_profile(args.profile, data, given=set(flat))
+    if getattr(args, "detection_contract", None):  # issue 12: an ONNX detector's outputs
+        from dlbench.detection.wrapped import DetectorOutputs
+
+        contract = DetectorOutputs.from_json(args.detection_contract).to_dict()
+        data["model_options"] = {**data.get("model_options", {}), "detection_contract": contract}
+        if data.get("backends") is None:  # the file runs in the backend that runs ONNX files
+            from dlbench.registry import backends as registry
+
+            data["backends"] = [registry.onnx_runtime() or "onnxruntime"]
     dataset_options = data.setdefault("dataset_options", {})
     for key, value in args.dataset_opts:
         dataset_options[key] = value
