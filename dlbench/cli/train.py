@@ -141,8 +141,34 @@ def print_training(doc: dict[str, Any], console: Console) -> None:
             if d is not None and acc is not None
             else f"{b} vs {agree['reference']}: no comparable steps"
         )
+    for line in precision_lines(doc):
+        console.print(line, highlight=False)
     for w in doc.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def precision_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per backend saying what precision it ran (none for an all-float32 run):
+    its idiom, the dtypes its step's matrix products ran in, the final loss scale and the
+    steps skipped (float16)."""
+    if doc["config"]["train"].get("precision", "float32") == "float32":
+        return []
+    out = []
+    for b, info in doc["backends"].items():
+        recs = [r["precision"] for r in info.get("runs") or [] if r.get("precision")]
+        if not recs:
+            continue
+        p = recs[-1]
+        seen = ", ".join(f"{k} x{v}" for k, v in (p.get("observed_compute_dtypes") or {}).items())
+        line = (
+            f"{b} precision {p['requested']}: {p['mechanism']}; matmuls/convs ran in {seen or '?'}"
+        )
+        ls = [r["loss_scale"] for r in recs if r.get("loss_scale")]
+        if ls:
+            skipped = sum(x["skipped_steps"] or 0 for x in ls)
+            line += f"; loss scale {ls[-1]['final']:g} at the end, {skipped} step(s) skipped"
+        out.append(line + (f" [yellow]({p['warning']})[/]" if p.get("warning") else ""))
+    return out
 
 
 def _fits_table(console: Console, table: Table, reserve: int = 0) -> bool:
@@ -179,6 +205,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--clip-grad-norm", type=float, help="clip the gradients' global norm")
     tr.add_argument("--augment", help="none or crop_flip (NumPy, the same bytes everywhere)")
     tr.add_argument("--dropout-rng", help="shared (the same masks in every framework) or framework")
+    tr.add_argument(
+        "--precision",
+        help="float32, bfloat16 or float16 (mixed: float32 weights; float16 with loss scaling)",
+    )
     tr.add_argument("--bn-momentum", type=float, help="batch-norm momentum (PyTorch's, 0.1)")
     tr.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
     tr.add_argument("--folds", type=int, help="K-fold cross-validation on the train split")
@@ -216,6 +246,7 @@ def command(args: argparse.Namespace) -> int:
         "augment",
         "dropout_rng",
         "bn_momentum",
+        "precision",
     )
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     config = (
@@ -255,6 +286,7 @@ def command(args: argparse.Namespace) -> int:
         f"[bold]dlbench train[/]: model [cyan]{args.model}[/] on [cyan]{args.dataset}[/], "
         f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
         f"{config.intra_op_threads} intra-op threads"
+        + (f", {config.precision}" if config.precision != "float32" else "")
     )
     from dlbench.execution.results import locked
 

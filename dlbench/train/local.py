@@ -92,6 +92,9 @@ def run_folds(
         record = fit(
             trainer, config, fold_data(fold, data), fold.orders, fold.lrs, num_classes, cb, meter
         )
+        precision = getattr(trainer, "precision_info", None)
+        if precision is not None:
+            record["precision"] = _checked_precision(framework, config, precision())
         if meter is not None:
             record["energy"] = _training_energy(record.pop("energy_readings"), record, config)
         record.update(
@@ -99,6 +102,20 @@ def run_folds(
         )
         out.append((record, trainer.export_params()))
     return out
+
+
+def _checked_precision(framework: str, config: TrainConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's precision record, refused (``BackendError``) when its step's matrix
+    products did not run in the precision asked for; a partial one carries a ``warning``."""
+    from dlbench.backends.common.mixed_precision import check_observed
+
+    warning = check_observed(framework, config, info.get("observed_compute_dtypes"))
+    if warning:
+        import warnings
+
+        warnings.warn(warning, stacklevel=2)
+        info["warning"] = warning
+    return info
 
 
 def _training_energy(readings: list[Any], record: dict[str, Any], config: TrainConfig) -> Any:
