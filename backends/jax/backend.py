@@ -4,8 +4,9 @@ Modes: ``jit`` (``jax.jit``, compiled by XLA once per input shape) and ``eager``
 Outputs are synced with ``block_until_ready``. Matmuls and convolutions use
 ``Precision.HIGHEST`` for float32. Convolution weights are stored HWIO once at build time and
 activations live NHWC inside the program (:mod:`dlbench.backends.common.layout`): ``to_device``
-hands an image model an NHWC batch, as a JAX user would, and outputs leave canonical. JAX takes its threads from ``XLA_FLAGS`` (set by the runner
-before import); the backend records what was in force.
+hands an image model an NHWC batch, as a JAX user would, and outputs leave canonical. JAX
+takes its threads from ``XLA_FLAGS`` (set by the runner before import); the backend records
+what was in force.
 
 Example:
     >>> import numpy as np, dlbench
@@ -320,6 +321,7 @@ class JaxBackend(Backend):
             **self.options,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "matmul_precision": "highest",
+            "layout": "NHWC inside (channels-last layout plan)",
             "default_backend": jax.default_backend(),
             "x64": bool(jnp.zeros(()).dtype == jnp.float64),
             "thread_env": thread_env(),
