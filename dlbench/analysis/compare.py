@@ -61,6 +61,8 @@ CONFIG_KEYS = (
     "model_options",
     "accuracy_limit",
 )
+#: Config fields of the training scenario that must match (None and {} are "not given").
+TRAINING_CONFIG_KEYS = ("train_steps", "train_epochs", "train_options")
 
 
 class UnfairComparisonError(ConfigError):
@@ -181,6 +183,13 @@ def fairness_differences(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str
     for k in CONFIG_KEYS:
         if ca.get(k) != cb.get(k):
             unfair.append(f"{k}: {_fmt(ca.get(k))} vs {_fmt(cb.get(k))}")
+    for k in TRAINING_CONFIG_KEYS:  # a training cell's steps, epochs and recipe
+        if (ca.get(k) or None) != (cb.get(k) or None):
+            unfair.append(f"{k}: {_fmt(ca.get(k))} vs {_fmt(cb.get(k))}")
+    sa = (a.get("model") or {}).get("training_start")
+    sb = (b.get("model") or {}).get("training_start")
+    if sa != sb:  # training from the seeded initialisation vs from trained weights
+        unfair.append(f"training starts from: {_fmt(sa)} vs {_fmt(sb)}")
     ea, eb = a.get("environment") or {}, b.get("environment") or {}
     # issue 18: runs on a Ray cluster are timed on its nodes, compared node by node
     nodes_a = (ea.get("executor") or {}).get("nodes") or {}
@@ -447,6 +456,9 @@ def _compare_cell(
             verdicts,
         )
     ma, mb = ca.get("metrics") or {}, cb.get("metrics") or {}
+    if ca.get("scenario") == "training":  # losses and accuracies are said, step time gated
+        _training_notes(change, ca, cb, metric_tolerance)
+        ma = mb = {}
     for k in sorted(set(ma) & set(mb)):
         va, vb = ma[k], mb[k]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb)):
@@ -461,6 +473,31 @@ def _compare_cell(
             change.verdict = v
             break
     return change
+
+
+def _training_notes(
+    change: CellChange, ca: dict[str, Any], cb: dict[str, Any], tolerance: float
+) -> None:
+    """A training cell: its final loss and accuracies are listed (``change.metrics``) and a
+    change beyond ``tolerance`` is a note, not a verdict (the same steps on the same plan give
+    the same losses up to rounding: a change says the computation changed, which the step-loss
+    agreement of each run judges); an agreement lost or regained is a note too."""
+    ma, mb = ca.get("metrics") or {}, cb.get("metrics") or {}
+    for k in ("final_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
+        va, vb = ma.get(k), mb.get(k)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb)):
+            continue
+        delta = float(vb) - float(va)
+        change.metrics[k] = {"a": float(va), "b": float(vb), "delta": delta}
+        if abs(delta) > tolerance:
+            what = "final loss" if k == "final_loss" else k.replace("_", " ")
+            change.notes.append(f"{what} changed: {va:.4g} -> {vb:.4g} ({delta:+.2e})")
+    ga = ((ca.get("training") or {}).get("agreement") or {}).get("ok")
+    gb = ((cb.get("training") or {}).get("agreement") or {}).get("ok")
+    if ga is True and gb is False:
+        change.notes.append("step losses agreed with the reference backend in a, not in b")
+    elif ga is False and gb is True:
+        change.notes.append("step losses disagreed with the reference backend in a, agree in b")
 
 
 def _load(doc_or_path: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str]:

@@ -17,6 +17,7 @@ from dlbench.report.table import (  # noqa: F401 - fmt_*, summary_rows: kept imp
     INVALID_MARK,
     NOISY_MARK,
     SERVER_COLUMNS,
+    TRAINING_COLUMNS,
     UNTRAINED,
     best_worst,
     energy_notes,
@@ -202,7 +203,11 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
     wide = console.width >= 120
     columns = [c for c in visible_columns(rows) if any(r.get(c.key) is not None for r in rows)]
     if not wide:  # energy/cost/CO2 columns would not fit whole; their sentences still print
-        columns = [c for c in columns if c in COLUMNS + SERVER_COLUMNS and c.key != "build_time_s"]
+        columns = [
+            c
+            for c in columns
+            if c in COLUMNS + SERVER_COLUMNS + TRAINING_COLUMNS and c.key != "build_time_s"
+        ]
     table = _summary_table(rows, columns, title, interval=True, wide=wide)
     stacked = False
     if not _fits(console, table):
@@ -247,6 +252,10 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
             "[dim]parity: FAIL mismatch, weak = agrees but not informative, - not checked[/]",
             highlight=False,
         )
+    from dlbench.report.training import agreement_lines
+
+    for line in agreement_lines(doc):  # training cells: each backend's losses vs the reference
+        console.print(line, highlight=False)
     for note in invalid_cells(doc):
         console.print(f"[bold red]{note}[/]", highlight=False)
     cells = doc.get("cells") or []
@@ -255,7 +264,7 @@ def print_summary(doc: dict[str, Any], console: Console) -> None:
         for k in ("ok", "invalid", "failed", "skipped")
     }
     colour = "bold red" if count["invalid"] or count["failed"] else "green"
-    skipped = f", {count['skipped']} skipped (precision)" if count["skipped"] else ""
+    skipped = f", {count['skipped']} skipped" if count["skipped"] else ""
     console.print(
         f"[{colour}]{len(cells)} cells: {count['ok']} ok, {count['invalid']} INVALID, "
         f"{count['failed']} failed{skipped}[/]",

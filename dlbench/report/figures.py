@@ -541,6 +541,9 @@ def build_figures(doc: dict[str, Any]) -> list[FigureOut]:
         fig = make(doc, colours)
         if fig is not None:
             out.append(fig)
+    from dlbench.report.training import run_training_figures
+
+    out.extend(run_training_figures(doc, colours))  # learning curves, step losses and times
     return out
 
 

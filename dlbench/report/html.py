@@ -372,6 +372,9 @@ def render(doc: dict[str, Any], figures: list[tuple[Any, bytes]]) -> str:
     from dlbench.report.detection import html_section
 
     body.append(html_section(doc))  # a detector: 12 COCO stats, AP difference, stage times
+    from dlbench.report.training import run_training_section
+
+    body.append(run_training_section(doc))  # training cells: step times, losses, agreement
     notes = energy_notes(doc)
     if notes:
         items = "".join(f"<li>{_e(n)}</li>" for n in notes)

@@ -180,12 +180,56 @@ DETECTION_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def fmt_loss(x: float | None) -> str:
+    """A training loss to four significant digits."""
+    return "-" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+#: A training run's columns (``--scenario training``): the step time (p50, p90) and samples/s
+#: of its training cell, the loss of its last step and the time to the target accuracy; shown
+#: only when some row has them.
+TRAINING_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "train_step_median",
+        "train step p50",
+        "time/step",
+        "lower",
+        fmt_time,
+        "step time (p50)",
+        "step p50",
+    ),
+    Column(
+        "train_step_p90",
+        "train step p90",
+        "time/step",
+        "lower",
+        fmt_time,
+        "step time (p90)",
+        "step p90",
+    ),
+    Column(
+        "train_throughput",
+        "train samples/s",
+        "samples/s",
+        "higher",
+        fmt_rate,
+        "training throughput",
+        "train/s",
+    ),
+    Column("train_final_loss", "final loss", "loss", "lower", fmt_loss, "final loss", "loss"),
+    Column("train_tta", "time to target", "s", "lower", fmt_time, "time to target accuracy", "tta"),
+)
+#: Training columns that name no winner (a final loss is a check of agreement, not a race; a
+#: p90 repeats the p50's verdict).
+NO_WINNER_KEYS = ("train_final_loss", "train_step_p90")
+
+
 def visible_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
-    """:data:`COLUMNS`, plus each server, energy and detection column that has a value in some
-    row."""
+    """:data:`COLUMNS`, plus each server, energy, detection and training column that has a
+    value in some row."""
     extra = tuple(
         c
-        for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS, *DETECTION_COLUMNS)
+        for c in (*SERVER_COLUMNS, *ENERGY_COLUMNS, *DETECTION_COLUMNS, *TRAINING_COLUMNS)
         if any(r.get(c.key) is not None for r in rows)
     )
     return COLUMNS + extra
@@ -337,12 +381,48 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 row["accuracy_untrained"] = untrained(doc)
         elif cell["scenario"] == "server":
             _update_server(row, cell, why)
+        elif cell["scenario"] == "training":
+            _update_training(row, cell, why)
     _common_server_rate(list(rows.values()))
     devices = {r["device"] for r in rows.values()}
     for r in rows.values():
         r["label"] = r["backend"] if len(devices) <= 1 else f"{r['backend']}/{r['device']}"
         r["precision"] = split_row(r["backend"])[1]
     return list(rows.values())
+
+
+def _update_training(row: dict[str, Any], cell: dict[str, Any], why: str | None) -> None:
+    """A training cell's figures in its backend's row: of the batch size with the highest
+    training throughput (a valid cell over an INVALID one)."""
+    timing = cell.get("timing") or {}
+    stats = timing.get("stats") or {}
+    tput = timing.get("throughput")
+    held = row.get("train_throughput")
+    held_invalid = row.get("train_throughput_invalid") is not None
+    invalid = why is not None
+    if held is not None and not (
+        (held_invalid and not invalid) or ((tput or 0) > held and invalid == held_invalid)
+    ):
+        return
+    train = cell.get("training") or {}
+    losses = [x for x in train.get("step_losses") or [] if x is not None]
+    row.update(
+        train_step_median=stats.get("median"),
+        train_step_p90=stats.get("p90"),
+        train_step_ci=(stats.get("ci95_low"), stats.get("ci95_high")) if stats else None,
+        train_step_noisy=bool(stats.get("noisy")),
+        train_throughput=tput,
+        train_throughput_ci=throughput_ci(timing) if timing else None,
+        train_throughput_noisy=bool(stats.get("noisy")),
+        train_final_loss=losses[-1] if losses else None,
+        train_tta=train.get("time_to_accuracy_s"),
+        train_bs=cell["batch_size"],
+        train_first_step_s=train.get("first_step_s"),
+        train_agreement=train.get("agreement"),
+    )
+    for key in ("train_step_median", "train_step_p90", "train_throughput", "train_final_loss"):
+        row[f"{key}_invalid"] = why
+    row["train_tta_invalid"] = why
 
 
 def best_worst(rows: list[dict[str, Any]], column: Column) -> tuple[Any, Any]:
@@ -374,6 +454,8 @@ CI_KEYS = {
     "accuracy": "accuracy_ci",
     "server_p99": "server_p99_ci",
     "server_p50": "server_p50_ci",
+    "train_step_median": "train_step_ci",
+    "train_throughput": "train_throughput_ci",
 }
 #: Row key of each column's noise flag (its own cell's IQR above 10% of the median).
 NOISY_KEYS = {
@@ -382,6 +464,9 @@ NOISY_KEYS = {
     "throughput": "throughput_noisy",
     "server_p99": "server_noisy",
     "server_p50": "server_noisy",
+    "train_step_median": "train_step_noisy",
+    "train_step_p90": "train_step_noisy",
+    "train_throughput": "train_throughput_noisy",
 }
 #: The mark of a noisy figure and of an INVALID one, in every view.
 NOISY_MARK = "~"
@@ -582,7 +667,7 @@ def invalid_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per INVALID figure: which, and why (the reason next to the value)."""
     out = []
     for r in rows:
-        for col in (*COLUMNS, *SERVER_COLUMNS):
+        for col in (*COLUMNS, *SERVER_COLUMNS, *TRAINING_COLUMNS):
             why = r.get(f"{col.key}_invalid")
             if why and r.get(col.key) is not None:
                 out.append(f"INVALID {r['label']} {col.label}: {why}")
@@ -640,6 +725,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
         if col.key in ("AP", "AP50", "pre_median"):  # one sentence on AP below; same decode
             continue
         if col.key in ("build_time_s", "power_watts", "server_offered", "server_rate"):
+            continue
+        if col.key in NO_WINNER_KEYS:
             continue
         if col.key == "accuracy" and any(r.get("accuracy_untrained") for r in rows):
             if any(r.get("accuracy") is not None for r in rows):
@@ -713,6 +800,8 @@ def winner_sentences(rows: list[dict[str, Any]]) -> list[str]:
             continue
         ratio = _ratio(v1, v2, col)
         extra = f" at batch {r1['throughput_bs']}" if col.key == "throughput" else ""
+        if col.key in ("train_step_median", "train_throughput"):
+            extra = f" at batch {r1['train_bs']}"
         if col.key == "server_p99" and r1.get("server_common"):
             extra = f" at {fmt_rate(r1['server_common'])} offered to every backend"
         if col.key == "energy_per_sample" and r1.get("energy_bs") is not None:

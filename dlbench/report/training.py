@@ -276,3 +276,159 @@ def write_training_report(doc: dict[str, Any], out_dir: str | Path) -> TrainingR
     for fig, _ in pngs:
         fig.figure.clear()
     return files
+
+
+# -- training cells of a benchmark run (``dlbench run --scenario training``) ------------------
+
+
+def training_cells(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training cells of a run document that trained (ok or INVALID)."""
+    return [
+        c
+        for c in doc.get("cells") or []
+        if c.get("scenario") == "training"
+        and c.get("status") in ("ok", "invalid")
+        and isinstance(c.get("training"), dict)
+    ]
+
+
+def _cell_label(cell: dict[str, Any], cells: list[dict[str, Any]]) -> str:
+    """The backend, with the batch size, device and precision when the cells differ in them."""
+    label = cell["backend"]
+    if len({c["device"] for c in cells}) > 1:
+        label += f"/{cell['device']}"
+    if len({c["batch_size"] for c in cells}) > 1:
+        label += f" bs{cell['batch_size']}"
+    if len({c.get("precision") or "float32" for c in cells}) > 1:
+        label += f" {cell.get('precision') or 'float32'}"
+    return label
+
+
+def as_training_document(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A run document's training cells in the shape of a ``dlbench train`` document (one run
+    per cell), so its figures are drawn by the same code; None without training cells."""
+    cells = training_cells(doc)
+    if not cells:
+        return None
+    backends: dict[str, Any] = {}
+    for c in cells:
+        backends.setdefault(_cell_label(c, cells), {"status": "ok", "runs": []})["runs"].append(
+            c["training"]
+        )
+    return {"backends": backends}
+
+
+def run_training_figures(doc: dict[str, Any], colours: dict[str, str]) -> list[FigureOut]:
+    """The learning curves and the step figure of a run's training cells (each label in its
+    backend's colour)."""
+    from dlbench.report.figures import backend_colour
+
+    tdoc = as_training_document(doc)
+    if tdoc is None:
+        return []
+    by_label = {
+        label: colours.get(label.split("/")[0].split(" ")[0]) or backend_colour(label)
+        for label in tdoc["backends"]
+    }
+    out = []
+    for make in (learning_curves_figure, steps_figure):
+        fig = make(tdoc, by_label)
+        if fig is not None:
+            fig.name = f"training_{fig.name}"
+            out.append(fig)
+    return out
+
+
+def agreement_lines(doc: dict[str, Any]) -> list[str]:
+    """One sentence per compared group of training cells: each backend's largest step-loss
+    difference from the reference over the first steps, and whether it is within tolerance."""
+    summary = doc.get("training") or {}
+    out = []
+    for g in summary.get("groups") or []:
+        parts = []
+        for b, a in (g.get("backends") or {}).items():
+            d = a.get("max_abs_loss_diff")
+            verdict = "ok" if a.get("ok") else "DISAGREES"
+            parts.append(f"{b} {d:.1e} {verdict}" if d is not None else f"{b} {a.get('reason')}")
+        if not parts:
+            continue
+        where = f"{g['device']}, batch {g['batch_size']}, {g['precision']}"
+        out.append(
+            f"Training step-loss agreement ({where}; max |diff| from {g['reference']} over the "
+            f"first {summary.get('steps')} steps, tolerance {g['tolerance']:g}): "
+            + ", ".join(parts)
+            + "."
+        )
+    return out
+
+
+def run_training_section(doc: dict[str, Any]) -> str:
+    """The HTML section of a run's training cells: one row per cell (step time, samples/s,
+    first step, losses, accuracies, time to target, agreement), and the agreement sentences."""
+    cells = training_cells(doc)
+    skipped = [
+        c for c in doc.get("cells") or [] if c.get("scenario") == "training" and c not in cells
+    ]
+    if not cells and not skipped:
+        return ""
+    head = (
+        "<tr><th>cell</th><th>steps</th><th>step p50</th><th>step p90</th><th>samples/s</th>"
+        "<th>first step</th><th>first loss</th><th>final loss</th><th>train acc</th>"
+        "<th>val acc</th><th>test acc</th><th>time to target</th><th>loss agreement</th></tr>"
+    )
+    out = [
+        "<h2>Training</h2>",
+        '<p class="meta">Each training cell trained the same model from the same initial weights '
+        "on the same batches (the plan's fingerprint is checked). Step times leave out the "
+        "warm-up steps; the first (compiling) step is shown apart; evaluations are outside every "
+        "time. Agreement: each backend's per-step losses against the reference backend's.</p>",
+        f"<table>{head}",
+    ]
+
+    def pct(v: Any) -> str:
+        return f"{v * 100:.1f}%" if isinstance(v, (int, float)) else "-"
+
+    for c in cells:
+        t, timing = c["training"], c.get("timing") or {}
+        stats = timing.get("stats") or {}
+        losses = [x for x in t.get("step_losses") or [] if x is not None]
+        final = t.get("final") or {}
+        target = t.get("target_accuracy")
+        tta = t.get("time_to_accuracy_s")
+        tta_s = "-" if target is None else "not reached" if tta is None else fmt_time(tta)
+        a = t.get("agreement") or {}
+        if a.get("is_reference"):
+            agree, cls = "reference", "muted"
+        elif a:
+            d = a.get("max_abs_loss_diff")
+            agree = (f"{d:.1e} " if d is not None else "") + (
+                "ok" if a.get("ok") else f"DISAGREES: {a.get('reason')}"
+            )
+            cls = "ok" if a.get("ok") else "bad"
+        else:
+            agree, cls = "not compared", "muted"
+        row_cls = " class='invalid'" if c.get("status") == "invalid" else ""
+        out.append(
+            f"<tr{row_cls}><td>{_e(c['id'])}</td><td class='num'>{_e(t.get('steps'))}</td>"
+            f"<td class='num'>{_e(fmt_time(stats.get('median')))}</td>"
+            f"<td class='num'>{_e(fmt_time(stats.get('p90')))}</td>"
+            f"<td class='num'>{_e(fmt_rate(timing.get('throughput')))}</td>"
+            f"<td class='num'>{_e(fmt_time(t.get('first_step_s')))}</td>"
+            f"<td class='num'>{_e(f'{losses[0]:.4g}' if losses else '-')}</td>"
+            f"<td class='num'>{_e(f'{losses[-1]:.4g}' if losses else '-')}</td>"
+            f"<td class='num'>{pct(final.get('train_accuracy'))}</td>"
+            f"<td class='num'>{pct(final.get('val_accuracy'))}</td>"
+            f"<td class='num'>{pct(final.get('test_accuracy'))}</td>"
+            f"<td class='num'>{_e(tta_s)}</td><td class='{cls}'>{_e(agree)}</td></tr>"
+        )
+    for c in skipped:
+        why = c.get("skip_reason") or c.get("error") or c.get("status")
+        out.append(
+            f"<tr><td>{_e(c['id'])}</td><td class='muted' colspan='12'>"
+            f"{_e(c.get('status'))}: {_e(why)}</td></tr>"
+        )
+    out.append("</table>")
+    lines = agreement_lines(doc)
+    if lines:
+        out.append("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in lines) + "</ul>")
+    return "".join(out)
