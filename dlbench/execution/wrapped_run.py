@@ -206,7 +206,7 @@ def _run_rows(
     from dlbench.execution.config import BenchmarkConfig
     from dlbench.execution.onnx_source import file_summary
     from dlbench.execution.runner import _Run, _settings_warnings
-    from dlbench.execution.scenarios.detection import per_image_accuracy
+    from dlbench.execution.scenarios.detection import DETECTION_DATASETS, per_image_accuracy
 
     if resume:
         raise ConfigError(
@@ -219,7 +219,7 @@ def _run_rows(
             f"Expected dataset option image_size={size} (the detector's input size). Received: "
             f"image_size={opts['image_size']}"
         )
-    if size is not None:
+    if size is not None and config.dataset in DETECTION_DATASETS:
         opts["image_size"] = size  # the letterbox is the model's input: said in the config
     config = per_image_accuracy(dataclasses.replace(config, dataset_options=opts))
     dataset = datasets.load(config.dataset, root=config.dataset_root, split=config.split, **opts)
