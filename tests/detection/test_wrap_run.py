@@ -34,7 +34,7 @@ from dlbench.execution.scenarios.detection import STAGES
 SIZE, PATCH, CLASSES = 64, 16, 4
 STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 STATS += ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-FAST = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 1.0}
+FAST = {"warmup_min": 1, "warmup_max": 2, "min_iters": 3, "min_time": 0.0, "max_time": 5.0}
 CONTRACT = {
     # DETR's layout: the last of the 5 logit columns is "no object"
     "outputs": {
@@ -464,4 +464,5 @@ def test_hugging_face_detr_through_run(root) -> None:
     want = pycocotools_stats(ds.coco_ground_truth(), kept)
     np.testing.assert_allclose([acc["metrics"][k] for k in STATS], want, atol=1e-9)
     assert len(kept["coco_results"]["score"]) == 4 * 100
-    assert {c["status"] for c in doc["cells"]} == {"ok"}
+    bad = {c["id"]: c["validity"] for c in doc["cells"] if c["status"] != "ok"}
+    assert not bad, bad
