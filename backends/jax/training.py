@@ -240,6 +240,7 @@ class JaxTrainer(SpecTrainer):
         self._step_fn = step
         self._step = jax.jit(step)
         self._last_args: tuple[Any, ...] | None = None
+        self._observed: dict[str, int] | None = None
         self._forward = jax.jit(lambda p, bn, x: run(p, frozen, bn, x, None, None, False)[0])
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str, str], Any] | None:
@@ -282,8 +283,10 @@ class JaxTrainer(SpecTrainer):
             key,
             np.float32(lr),
         )
-        if self._last_args is None:
-            self._last_args = args  # for the jaxpr of the step (observed dtypes)
+        if self._last_args is None:  # shapes and dtypes only: for the step's jaxpr
+            self._last_args = jax.tree_util.tree_map(
+                lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), args
+            )
         self.params, self.state, self.bn, self.scale_state, loss = self._step(*args)
         self.steps += 1
         return float(loss)
@@ -293,6 +296,8 @@ class JaxTrainer(SpecTrainer):
         and backward) in the jaxpr of the step as it was first called (None before a step)."""
         if self._last_args is None:
             return None
+        if self._observed is not None:
+            return self._observed
         jaxpr = jax.make_jaxpr(self._step_fn)(*self._last_args)
         seen: dict[str, int] = {}
 
@@ -308,6 +313,7 @@ class JaxTrainer(SpecTrainer):
                             walk(inner)
 
         walk(jaxpr.jaxpr)
+        self._observed = seen
         return seen
 
     def loss_scale(self) -> float | None:
