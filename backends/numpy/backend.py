@@ -1,8 +1,10 @@
 """The NumPy backend: a float64 interpreter of the ModelSpec, the reference for parity.
 
-Correctness over speed: every op is written out in :mod:`dlbench.backends.numpy.ops` in float64
-from the float32 weights, so that float32 backends can be compared against a result whose own
-rounding error is negligible.
+Every op is written out in :mod:`dlbench.backends.numpy.ops` in float64 from the float32
+weights, so that float32 backends can be compared against a result whose own rounding error is
+negligible. The model runs them through a :class:`~dlbench.backends.numpy.program.Program`
+compiled at build (batch norm folded into convolutions, in-place activations, micro-batches on the
+run's threads), exact up to float64 rounding.
 
 Example:
     >>> import numpy as np, dlbench
@@ -20,12 +22,14 @@ import numpy as np
 from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
+from dlbench.backends.numpy.program import Program, blas_threads
 from dlbench.model.backend import Backend, Model
 from dlbench.model.spec import FLOAT_INPUT, ModelSpec, ResolvedNode
 
 
 class NumpyModel(Model):
-    """Runs a spec node by node in float64 (the output is float64 too)."""
+    """Runs a spec in float64 (the output is float64 too) through a compiled
+    :class:`~dlbench.backends.numpy.program.Program` on the backend's threads."""
 
     def __init__(self, backend: NumpyBackend, spec: ModelSpec, device: str) -> None:
         super().__init__(backend, device, spec.name)
@@ -40,13 +44,15 @@ class NumpyModel(Model):
         }
         self.outputs = list(spec.outputs)
         self._weight_bytes = sum(a.nbytes for p in self.params.values() for a in p.values())
+        self.program = Program(
+            self.nodes, self.params, [self.input_name], self.outputs, backend.threads()
+        )
 
     def to_device(self, batch: np.ndarray) -> np.ndarray:
         return self.input_desc.host(batch, np.float64)  # integer ids stay int64
 
     def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        env = OPS.run(self.nodes, {self.input_name: x}, self.params)
-        outs = tuple(env[o] for o in self.outputs)
+        outs = self.program({self.input_name: x})
         return outs[0] if len(outs) == 1 else outs
 
     def sync(self, y: Any) -> None:
@@ -59,19 +65,9 @@ class NumpyModel(Model):
         return int(self._weight_bytes)
 
 
-def _blas_threads() -> int | None:
-    """Threads of the BLAS library NumPy calls (via threadpoolctl), or None when unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return None
-    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-    return max(counts) if counts else None
-
-
 class NumpyBackend(Backend):
-    """Float64 NumPy interpreter. Options: the common ones (threads are up to the BLAS library
-    and only recorded)."""
+    """Float64 NumPy interpreter. Options: the common ones; ``intra_op_threads`` is how many
+    micro-batches run at once (each with a one-thread BLAS), by default the BLAS's own threads."""
 
     name: ClassVar[str] = "numpy"
     requires: ClassVar[tuple[str, ...]] = ("numpy",)
@@ -81,6 +77,10 @@ class NumpyBackend(Backend):
         super().__init__(**options)
         check_common(self.name, self.options)
         verify(self.name, self.settings())
+
+    def threads(self) -> int:
+        """Threads a model runs on: ``intra_op_threads``, else the BLAS's threads (else 1)."""
+        return int(self.options["intra_op_threads"] or blas_threads() or 1)
 
     def build(self, spec: ModelSpec, device: str = "cpu") -> NumpyModel:
         self.check_device(device)
@@ -97,8 +97,7 @@ class NumpyBackend(Backend):
             "thread_env": thread_env(),
             "versions": self.versions(),
         }
-        blas = _blas_threads() if self.options["intra_op_threads"] else None
-        if blas is not None:
-            settings["intra_op_threads_in_force"] = blas
+        if self.options["intra_op_threads"]:
+            settings["intra_op_threads_in_force"] = self.threads()
         settings["not_in_force"] = not_in_force(settings)
         return settings

@@ -8,7 +8,7 @@ arrays, the node's float64 weights and the :class:`~dlbench.model.spec.ResolvedN
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -34,45 +34,81 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-#: Rows of one im2col block (float64 values): about 64 MiB, so a large batch never materialises
-#: every patch at once, and a block stays near the caches.
-_IM2COL_BLOCK = 1 << 23
+#: Values (float64) of one im2col block: 1 MiB, about one CIFAR-sized image's patches, so the
+#: patches are still in the core's cache when the matrix product reads them (a 64 MiB block
+#: measured 1.5-2x slower on resnet20's convolutions) and a large batch never materialises them all.
+_IM2COL_BLOCK = 1 << 17
+
+#: ``epilogue(out, n0, n1)``: called on each block of images' NHWC output ``out`` (images
+#: ``n0:n1`` of the batch) right after its product, while it is in cache (see ``program.py``).
+Epilogue = Callable[[np.ndarray, int, int], None]
 
 
-@OPS.register("conv2d")
-def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
-    """im2col + one BLAS matrix product per block of images (per group), in float64.
+def conv2d_matrices(w: np.ndarray, groups: int) -> list[np.ndarray]:
+    """Per group, the (KH*KW*Cg, Og) matrix the patches multiply: (O, Cg, KH, KW) -> (KH, KW,
+    Cg, Og), the patches' column order. Computed once per model by the program."""
+    og = w.shape[0] // groups
+    o, cg, kh, kw = w.shape
+    return [
+        np.ascontiguousarray(w[k * og : (k + 1) * og].transpose(2, 3, 1, 0)).reshape(
+            kh * kw * cg, og
+        )
+        for k in range(groups)
+    ]
 
-    Channels-last inside: the input is padded into an NHWC buffer (a plain copy when it is
-    already channels-last in memory, as every convolution's output is), the patches are a
-    strided view ``(N, OH, OW, KH, KW, C)`` of it until the reshape to
-    ``(images * OH * OW, KH * KW * C)`` copies them in one contiguous pass, and the product lands
-    in an NHWC buffer returned as an NCHW view (elementwise ops keep that memory order).
-    Depthwise convolutions sum the taps directly (no product to batch).
-    """
-    x, w = xs[0], p["weight"]
+
+def _depthwise(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, n: ResolvedNode
+) -> np.ndarray:
+    """A depthwise convolution: KH*KW multiply-adds over the input (no product to batch)."""
     t, b, l, r = n.attrs["pads"]  # noqa: E741
+    (sh, sw), (dh, dw) = n.attrs["stride"], n.attrs["dilation"]
+    o, _, kh, kw = w.shape
+    _, oh, ow = n.out_shape
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r))) if t or b or l or r else x
+    out = np.zeros((x.shape[0], o, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            tap = xp[
+                :,
+                :,
+                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+            ]
+            out += tap * w[:, 0, i, j][None, :, None, None]
+    if bias is not None:
+        out += bias[None, :, None, None]
+    return out
+
+
+def conv2d_apply(
+    x: np.ndarray,
+    w: np.ndarray,
+    mats: list[np.ndarray] | None,
+    bias: np.ndarray | None,
+    n: ResolvedNode,
+    epilogue: Epilogue | None = None,
+) -> np.ndarray:
+    """The convolution of ``x`` (NCHW, any memory order) by ``w`` (OIHW), returned as an NCHW
+    view of NHWC memory. ``mats``: :func:`conv2d_matrices` of ``w`` (None: computed here)."""
     (sh, sw), (dh, dw), g = n.attrs["stride"], n.attrs["dilation"], n.attrs["groups"]
     o, cg, kh, kw = w.shape
+    og = o // g
+    if g > 1 and cg == 1 and og == 1:
+        out = _depthwise(x, w, bias, n)
+        if epilogue is not None:
+            epilogue(out.transpose(0, 2, 3, 1), 0, out.shape[0])
+        return out
+    t, b, l, r = n.attrs["pads"]  # noqa: E741
     _, oh, ow = n.out_shape
     nb, c, h, wd = x.shape
-    og = o // g
-    if g > 1 and cg == 1 and og == 1:  # depthwise: KH*KW multiply-adds over the input
-        xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r))) if t or b or l or r else x
-        out = np.zeros((nb, o, oh, ow))
-        for i in range(kh):
-            for j in range(kw):
-                tap = xp[
-                    :,
-                    :,
-                    i * dh : i * dh + (oh - 1) * sh + 1 : sh,
-                    j * dw : j * dw + (ow - 1) * sw + 1 : sw,
-                ]
-                out += tap * w[:, 0, i, j][None, :, None, None]
-        if "bias" in p:
-            out += p["bias"][None, :, None, None]
-        return out
-    xp = np.zeros((nb, h + t + b, wd + l + r, c))  # NHWC, padded
+    mats = conv2d_matrices(w, g) if mats is None else mats
+    xp = np.empty((nb, h + t + b, wd + l + r, c))  # NHWC, padded: only the border is zeroed
+    if t or b or l or r:
+        xp[:, :t] = 0.0
+        xp[:, t + h :] = 0.0
+        xp[:, t : t + h, :l] = 0.0
+        xp[:, t : t + h, l + wd :] = 0.0
     xp[:, t : t + h, l : l + wd, :] = x.transpose(0, 2, 3, 1)
     s_n, s_h, s_w, s_c = xp.strides
     patches = np.lib.stride_tricks.as_strided(  # (N, OH, OW, KH, KW, C), read-only view
@@ -82,21 +118,39 @@ def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
         writeable=False,
     )
     out = np.empty((nb, oh, ow, o))
-    step = max(1, _IM2COL_BLOCK // (cg * kh * kw * oh * ow))
-    for k in range(g):
-        # (O, Cg, KH, KW) -> (KH, KW, Cg, Og) -> (KH*KW*Cg, Og): the patches' column order
-        w2 = w[k * og : (k + 1) * og].transpose(2, 3, 1, 0).reshape(kh * kw * cg, og)
-        group = patches[..., k * cg : (k + 1) * cg]
-        for n0 in range(0, nb, step):
-            n1 = min(nb, n0 + step)
-            cols = group[n0:n1].reshape((n1 - n0) * oh * ow, kh * kw * cg)
+    step = max(1, min(nb, _IM2COL_BLOCK // (cg * kh * kw * oh * ow)))
+    buf = np.empty(step * oh * ow * kh * kw * cg)  # the patches of one block, reused
+    for n0 in range(0, nb, step):
+        n1 = min(nb, n0 + step)
+        rows = (n1 - n0) * oh * ow
+        blk = out[n0:n1]
+        for k in range(g):
+            cols = buf[: rows * kh * kw * cg].reshape(n1 - n0, oh, ow, kh, kw, cg)
+            np.copyto(cols, patches[n0:n1, ..., k * cg : (k + 1) * cg])
+            cols = cols.reshape(rows, kh * kw * cg)
             if g == 1:  # the product written straight into the output
-                np.matmul(cols, w2, out=out[n0:n1].reshape(-1, o))
+                np.matmul(cols, mats[0], out=blk.reshape(rows, o))
             else:
-                out[n0:n1, :, :, k * og : (k + 1) * og] = (cols @ w2).reshape(n1 - n0, oh, ow, og)
-    if "bias" in p:
-        out += p["bias"]
+                blk[..., k * og : (k + 1) * og] = (cols @ mats[k]).reshape(n1 - n0, oh, ow, og)
+        if bias is not None:
+            blk += bias
+        if epilogue is not None:
+            epilogue(blk, n0, n1)
     return out.transpose(0, 3, 1, 2)
+
+
+@OPS.register("conv2d")
+def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
+    """im2col + one BLAS matrix product per block of images (per group), in float64.
+
+    Channels-last inside: the input is copied into a padded NHWC buffer (a plain copy when it is
+    already channels-last in memory, as every convolution's output is), the patches are a
+    strided view ``(N, OH, OW, KH, KW, C)`` of it, copied one block of images at a time
+    (:data:`_IM2COL_BLOCK`) into a ``(images * OH * OW, KH * KW * C)`` matrix, and the product
+    lands in an NHWC buffer returned as an NCHW view (elementwise ops keep that memory order).
+    Depthwise convolutions sum the taps directly (no product to batch).
+    """
+    return conv2d_apply(xs[0], p["weight"], None, p.get("bias"), n)
 
 
 @OPS.register("batch_norm")
