@@ -166,6 +166,7 @@ class TorchModel(Model):
     def __init__(self, backend: TorchBackend, module: nn.Module, device: str, name: str) -> None:
         super().__init__(backend, device, name)
         self.torch_device = torch.device(device)
+        self._cuda = self.torch_device.type == "cuda"
         self.channels_last = bool(backend.options["channels_last"])
         module = module.to(self.torch_device)
         if self.channels_last:
@@ -196,7 +197,7 @@ class TorchModel(Model):
             return self.runner(x)
 
     def sync(self, y: Any) -> None:
-        if self.torch_device.type == "cuda":
+        if self._cuda:
             torch.cuda.synchronize(self.torch_device)
 
     def to_numpy(self, y: Any) -> np.ndarray:
@@ -258,6 +259,10 @@ class TorchBackend(Backend):
         inplace = bool(self.options["inference_mode"])
         model = TorchModel(self, build_module(spec.validate(), inplace=inplace), dev, spec.name)
         model.input_desc = spec.input_desc()
+        if self.options["mode"] == "eager":
+            # the generated forward itself: the GraphModule's __call__ adds fx's call wrapper and
+            # the hook machinery around it, and dlbench's own module has no hooks
+            model.runner = model.module.forward
         return model
 
     def wrap(
