@@ -1,5 +1,5 @@
 """How fast the float64 NumPy reference runs: resnet20's accuracy pass over a full-size CIFAR-10
-test split, and the convolution against the per-tap implementation it replaced.
+test split, and its forward pass against the plain interpreter and the per-tap convolution.
 
 Two figures, from one run:
 
@@ -9,10 +9,13 @@ Two figures, from one run:
    random, so the accuracy itself is meaningless: the compute is the real one). Reported: the
    accuracy cell's own seconds (the worker's timed pass over the split) and the run's wall time
    (worker start, parity, everything). The issue's goal: <= 40 s (377 s before).
-2. **The convolution, same process, same images**: the model's forward pass on ``--subset``
-   images with today's im2col + BLAS ``conv2d`` and with the per-tap ``einsum`` one it replaced
-   (kept below, verbatim), alternating, median of ``--repeats``; their outputs must agree to
-   1e-9 of the output scale.
+2. **The forward pass, same process, same images**: resnet20 on ``--subset`` images three
+   ways, alternating, median of ``--repeats``: the compiled program the model runs
+   (``backends/numpy/program.py``: batch norm folded, in-place epilogues, micro-batches on
+   ``--threads`` threads), the plain node-by-node interpreter of the same op table (im2col +
+   BLAS ``conv2d``), and that interpreter with the per-tap ``einsum`` convolution of before
+   issue 23 (kept below, verbatim); the first two must agree with the third to 1e-9 of the
+   output scale.
 
 Usage:
     .venv/bin/python benchmarks/reference_speed.py [--threads 2] [--subset 256] [--repeats 3]
@@ -82,39 +85,54 @@ def per_tap_conv2d(xs, p, n):
     return out
 
 
-def compare_conv(subset: int, repeats: int) -> dict:
+def compare_forward(subset: int, repeats: int, threads: int) -> dict:
+    """The model's forward pass three ways, alternating: the compiled program (what dlbench
+    runs), the plain node-by-node interpreter of the same op table, and that interpreter with
+    the per-tap convolution. Raises SystemExit when their outputs disagree beyond 1e-9."""
     import dlbench
     from dlbench.backends.numpy import ops
 
-    model = dlbench.get_backend("numpy").build(dlbench.zoo.get("resnet20"))
+    model = dlbench.get_backend("numpy", intra_op_threads=threads).build(
+        dlbench.zoo.get("resnet20")
+    )
     x = np.random.default_rng(0).standard_normal((subset, 3, 32, 32)).astype(np.float32)
     x = model.to_device(x)
     fns = ops.OPS._fns
     current = fns["conv2d"]
-    times: dict[str, list[float]] = {"im2col": [], "per_tap": []}
+
+    def interpreter() -> np.ndarray:
+        env = ops.OPS.run(model.nodes, {model.input_name: x}, model.params)
+        return env[model.outputs[0]]
+
+    def per_tap() -> np.ndarray:
+        fns["conv2d"] = per_tap_conv2d
+        try:
+            return interpreter()
+        finally:
+            fns["conv2d"] = current
+
+    ways = {"program": lambda: model.to_numpy(model.forward(x)), "interpreter": interpreter}
+    ways["per_tap"] = per_tap
+    times: dict[str, list[float]] = {k: [] for k in ways}
     outs = {}
     for _ in range(repeats):
-        for name, fn in (("im2col", current), ("per_tap", per_tap_conv2d)):
-            fns["conv2d"] = fn
-            try:
-                t0 = time.perf_counter()
-                outs[name] = model.to_numpy(model.forward(x))
-                times[name].append(time.perf_counter() - t0)
-            finally:
-                fns["conv2d"] = current
+        for name, fn in ways.items():
+            t0 = time.perf_counter()
+            outs[name] = fn()
+            times[name].append(time.perf_counter() - t0)
     scale = float(np.abs(outs["per_tap"]).max())
-    diff = float(np.abs(outs["im2col"] - outs["per_tap"]).max())
-    if diff > 1e-9 * max(scale, 1e-300):
-        raise SystemExit(
-            f"im2col and per-tap disagree: max abs diff {diff:.3g} (scale {scale:.3g})"
-        )
+    diffs = {k: float(np.abs(outs[k] - outs["per_tap"]).max()) for k in ("program", "interpreter")}
+    for k, diff in diffs.items():
+        if diff > 1e-9 * max(scale, 1e-300):
+            raise SystemExit(
+                f"{k} and per-tap disagree: max abs diff {diff:.3g} (scale {scale:.3g})"
+            )
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "images": subset,
         "repeats": repeats,
         "median_s": med,
-        "speedup": med["per_tap"] / med["im2col"],
-        "max_abs_diff": diff,
+        "max_abs_diff": diffs,
         "output_scale": scale,
     }
 
@@ -152,20 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--subset", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--skip-run", action="store_true", help="only the convolution comparison")
+    p.add_argument("--skip-run", action="store_true", help="only the forward-pass comparison")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     out: dict = {"threads": args.threads}
     with threadpool_limits(args.threads):
-        out["conv2d"] = compare_conv(args.subset, args.repeats)
-    c = out["conv2d"]
+        out["forward"] = c = compare_forward(args.subset, args.repeats, args.threads)
+    m, d = c["median_s"], c["max_abs_diff"]
     print(
         f"resnet20 forward, {c['images']} images, float64, {args.threads} thread(s), "
-        f"median of {c['repeats']}: im2col {c['median_s']['im2col']:.2f} s, per-tap "
-        f"{c['median_s']['per_tap']:.2f} s ({c['speedup']:.1f}x); max abs diff "
-        f"{c['max_abs_diff']:.2g} at output scale {c['output_scale']:.3g}"
+        f"median of {c['repeats']}: program {m['program']:.2f} s, node-by-node interpreter "
+        f"{m['interpreter']:.2f} s, interpreter with the per-tap conv {m['per_tap']:.2f} s; "
+        f"max abs diff to per-tap {d['program']:.2g} (program), {d['interpreter']:.2g} "
+        f"(interpreter) at output scale {c['output_scale']:.3g}"
     )
     if not args.skip_run:
         root = _cifar_generator()(args.root)
