@@ -118,6 +118,17 @@ def _checked_precision(framework: str, config: TrainConfig, info: dict[str, Any]
     return info
 
 
+def _train_settings(settings: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """The backend's settings with the training step's precision: the backend is set up in
+    float32 (TF32 off, full float32 matrix products for what stays float32); the step itself
+    computes in ``config.precision`` (details in each fold's ``precision`` record)."""
+    return {
+        **settings,
+        "backend_precision": settings.get("precision"),
+        "precision": config.precision,
+    }
+
+
 def _training_energy(readings: list[Any], record: dict[str, Any], config: TrainConfig) -> Any:
     """The fold's energy over its training steps (every epoch's window, evaluations left out):
     joules per sample, per step and per epoch, or why there is none."""
@@ -175,7 +186,7 @@ def run_training_job(job: dict[str, Any], events: Any) -> int:
             {
                 "type": "ready",
                 "versions": backend.versions(),
-                "settings": backend.settings(),
+                "settings": _train_settings(backend.settings(), config),
                 "pid": os.getpid(),
             }
         )
