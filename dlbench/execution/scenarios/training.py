@@ -168,24 +168,23 @@ def plan_cell(
         epochs = max(1, math.ceil(steps / per_epoch))
         config = replace(config, epochs=epochs, warmup_epochs=0.0)
     fold = plan_folds(data["y_train"], config)[0]
-    fd = fold_data(fold, data)
+    val_idx = fold.val_idx[:eval_limit] if eval_limit is not None else fold.val_idx
     orders, lrs = fold.orders, fold.lrs
     fit_config = config
+    train_idx = fold.train_idx
     if steps is not None:
         per_epoch = len(lrs) // config.epochs
         used = np.concatenate(
             [o[: per_epoch * config.batch_size] for o in orders[: config.epochs]]
         )[: steps * config.batch_size]
         uniq, inverse = np.unique(used, return_inverse=True)
-        fd["x_train"], fd["y_train"] = fd["x_train"][uniq], fd["y_train"][uniq]
+        train_idx = fold.train_idx[uniq]  # only the samples the steps draw (no copy of the rest)
         orders = inverse.astype(np.int64)[None, :]
         lrs = lrs[:steps]
         fit_config = replace(config, epochs=1, drop_last=True, warmup_epochs=0.0)
-    if eval_limit is not None:
-        for part in ("val", "test"):
-            if f"x_{part}" in fd:
-                fd[f"x_{part}"] = fd[f"x_{part}"][:eval_limit]
-                fd[f"y_{part}"] = fd[f"y_{part}"][:eval_limit]
+    fd = fold_data(replace(fold, train_idx=train_idx, val_idx=val_idx), data)
+    if eval_limit is not None and "x_test" in fd:
+        fd["x_test"], fd["y_test"] = fd["x_test"][:eval_limit], fd["y_test"][:eval_limit]
     h = hashlib.sha256()
     for arr in (fold.train_idx, fold.val_idx, orders, lrs, fd["y_train"]):
         h.update(np.ascontiguousarray(arr).tobytes())
