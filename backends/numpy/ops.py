@@ -39,9 +39,10 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
 #: measured 1.5-2x slower on resnet20's convolutions) and a large batch never materialises them all.
 _IM2COL_BLOCK = 1 << 17
 
-#: ``epilogue(out, n0, n1)``: called on each block of images' NHWC output ``out`` (images
-#: ``n0:n1`` of the batch) right after its product, while it is in cache (see ``program.py``).
-Epilogue = Callable[[np.ndarray, int, int], None]
+#: ``epilogue(out, index)``: called on each block of the NHWC output, ``out`` = the output's
+#: ``[index]`` (``index``: a slice of images and one of output rows), right after its product,
+#: while it is in cache (see ``program.py``).
+Epilogue = Callable[[np.ndarray, tuple[slice, slice]], None]
 
 
 def conv2d_matrices(w: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -97,7 +98,7 @@ def conv2d_apply(
     if g > 1 and cg == 1 and og == 1:
         out = _depthwise(x, w, bias, n)
         if epilogue is not None:
-            epilogue(out.transpose(0, 2, 3, 1), 0, out.shape[0])
+            epilogue(out.transpose(0, 2, 3, 1), (slice(None), slice(None)))
         return out
     t, b, l, r = n.attrs["pads"]  # noqa: E741
     _, oh, ow = n.out_shape
@@ -118,24 +119,35 @@ def conv2d_apply(
         writeable=False,
     )
     out = np.empty((nb, oh, ow, o))
-    step = max(1, min(nb, _IM2COL_BLOCK // (cg * kh * kw * oh * ow)))
-    buf = np.empty(step * oh * ow * kh * kw * cg)  # the patches of one block, reused
-    for n0 in range(0, nb, step):
-        n1 = min(nb, n0 + step)
-        rows = (n1 - n0) * oh * ow
-        blk = out[n0:n1]
+    per_row = ow * kh * kw * cg  # patch values of one output row
+    if per_row * oh <= _IM2COL_BLOCK:  # whole images per block
+        step = max(1, min(nb, _IM2COL_BLOCK // (per_row * oh)))
+        blocks = [(slice(n0, min(nb, n0 + step)), slice(0, oh)) for n0 in range(0, nb, step)]
+    else:  # a large image: a few output rows per block, the blocks of even size
+        parts = -(-oh // max(1, _IM2COL_BLOCK // per_row))
+        step = -(-oh // parts)
+        blocks = [
+            (slice(i, i + 1), slice(r0, min(oh, r0 + step)))
+            for i in range(nb)
+            for r0 in range(0, oh, step)
+        ]
+    buf = np.empty(max((b.stop - b.start) * (r.stop - r.start) for b, r in blocks) * per_row)
+    for idx in blocks:  # idx: (images, output rows) of this block
+        blk = out[idx]
+        bn, br = blk.shape[:2]
+        rows = bn * br * ow
         for k in range(g):
-            cols = buf[: rows * kh * kw * cg].reshape(n1 - n0, oh, ow, kh, kw, cg)
-            np.copyto(cols, patches[n0:n1, ..., k * cg : (k + 1) * cg])
+            cols = buf[: rows * kh * kw * cg].reshape(bn, br, ow, kh, kw, cg)
+            np.copyto(cols, patches[idx][..., k * cg : (k + 1) * cg])
             cols = cols.reshape(rows, kh * kw * cg)
             if g == 1:  # the product written straight into the output
                 np.matmul(cols, mats[0], out=blk.reshape(rows, o))
             else:
-                blk[..., k * og : (k + 1) * og] = (cols @ mats[k]).reshape(n1 - n0, oh, ow, og)
+                blk[..., k * og : (k + 1) * og] = (cols @ mats[k]).reshape(bn, br, ow, og)
         if bias is not None:
             blk += bias
         if epilogue is not None:
-            epilogue(blk, n0, n1)
+            epilogue(blk, idx)
     return out.transpose(0, 3, 1, 2)
 
 
@@ -145,8 +157,9 @@ def conv2d(xs: list[np.ndarray], p: Params, n: ResolvedNode) -> np.ndarray:
 
     Channels-last inside: the input is copied into a padded NHWC buffer (a plain copy when it is
     already channels-last in memory, as every convolution's output is), the patches are a
-    strided view ``(N, OH, OW, KH, KW, C)`` of it, copied one block of images at a time
-    (:data:`_IM2COL_BLOCK`) into a ``(images * OH * OW, KH * KW * C)`` matrix, and the product
+    strided view ``(N, OH, OW, KH, KW, C)`` of it, copied one block of images (or of output rows
+    of one large image) at a time (:data:`_IM2COL_BLOCK`) into a ``(rows, KH * KW * C)`` matrix
+    through one reused buffer, and the product
     lands in an NHWC buffer returned as an NCHW view (elementwise ops keep that memory order).
     Depthwise convolutions sum the taps directly (no product to batch).
     """

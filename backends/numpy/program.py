@@ -129,10 +129,10 @@ def _conv_step(
             return conv2d_apply(xs[0], w, mats, bias, conv)
         others = [xs[j].transpose(0, 2, 3, 1) for j in range(1, len(xs))]  # NCHW -> NHWC views
 
-        def epi(blk: np.ndarray, n0: int, n1: int) -> None:
+        def epi(blk: np.ndarray, index: tuple[slice, slice]) -> None:
             for kind, j in epilogue:
                 if kind == "add":
-                    blk += others[j][n0:n1]
+                    blk += others[j][index]
                 elif kind == "relu":
                     np.maximum(blk, 0.0, out=blk)
                 else:  # relu6

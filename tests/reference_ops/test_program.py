@@ -167,3 +167,17 @@ def test_bad_threads_are_refused() -> None:
     spec = zoo.get("mlp")
     with pytest.raises(ValueError, match="Expected `threads` to be a positive int. Received: 0"):
         Program(spec.resolved(), {}, ["input"], spec.outputs, threads=0)
+
+
+@pytest.mark.parametrize("block", [1 << 17, 700, 50])
+def test_convolution_blocks_of_rows_and_images_agree(monkeypatch, block: int) -> None:
+    """A large image's patches go by blocks of output rows, small ones by blocks of images."""
+    from dlbench.backends.numpy import ops
+
+    spec = _liveness_spec()
+    model = get_backend("numpy").build(spec)
+    x = _batch((2, 6, 6), n=3)
+    want = _plain(model, x)  # the default block: whole batch at once here
+    monkeypatch.setattr(ops, "_IM2COL_BLOCK", block)
+    for g, w in zip(model.forward(model.to_device(x)), want):
+        assert _rel(g, w) <= TOL
