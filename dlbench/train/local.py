@@ -92,9 +92,9 @@ def run_folds(
         record = fit(
             trainer, config, fold_data(fold, data), fold.orders, fold.lrs, num_classes, cb, meter
         )
-        precision = getattr(trainer, "precision_info", None)
+        precision = trainer_precision(framework, trainer, config)
         if precision is not None:
-            record["precision"] = _checked_precision(framework, config, precision())
+            record["precision"] = precision
         if meter is not None:
             record["energy"] = _training_energy(record.pop("energy_readings"), record, config)
         record.update(
@@ -102,6 +102,15 @@ def run_folds(
         )
         out.append((record, trainer.export_params()))
     return out
+
+
+def trainer_precision(framework: str, trainer: Any, config: TrainConfig) -> dict[str, Any] | None:
+    """What precision a trainer ran after its steps (its ``precision_info()``: the idiom, the
+    dtypes its step's matrix products ran in, the loss scale), checked: raises
+    :class:`~dlbench.errors.BackendError` when the step did not compute in
+    ``config.precision``. None for a trainer that does not report it."""
+    info = getattr(trainer, "precision_info", None)
+    return None if info is None else _checked_precision(framework, config, info())
 
 
 def _checked_precision(framework: str, config: TrainConfig, info: dict[str, Any]) -> dict[str, Any]:

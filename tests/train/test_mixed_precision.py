@@ -188,6 +188,44 @@ def test_torch_autocast_switched_off_is_caught() -> None:
         _checked_precision("torch", t.config, t.precision_info())
 
 
+def test_trainer_precision_refuses_a_claim_not_in_force(runs) -> None:
+    from dlbench.train.local import trainer_precision
+
+    f = INSTALLED[0]
+    _, t32 = runs["mlp", f, "float32"]
+    assert trainer_precision(f, t32, t32.config)["observed_compute_dtypes"] == {"float32": 8}
+    t32.config = config("bfloat16")  # the record would claim bfloat16
+    try:
+        with pytest.raises(BackendError, match="compute in bfloat16"):
+            trainer_precision(f, t32, t32.config)
+    finally:
+        t32.config = config("float32")
+
+
+def test_a_precision_the_device_cannot_run_is_refused(monkeypatch) -> None:
+    """torch: autocast left disabled (as torch does, with a warning, for a dtype a device
+    lacks); TensorFlow: a kernel missing for the compute dtype."""
+    spec = zoo.get("mlp")
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        monkeypatch.setattr(torch, "is_autocast_enabled", lambda *a: False)
+        with pytest.raises(BackendError, match="Expected a precision torch can autocast to"):
+            make("torch", spec, config("bfloat16"))
+        monkeypatch.undo()
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf
+
+        from dlbench.backends.tensorflow.training import TensorFlowTrainer
+
+        def no_kernel(self, x):
+            raise tf.errors.NotFoundError(None, None, "No registered 'MatMul' kernel for bfloat16")
+
+        monkeypatch.setattr(TensorFlowTrainer, "predict", no_kernel)
+        with pytest.raises(BackendError, match="TensorFlow can run.*No registered 'MatMul'"):
+            make("tensorflow", spec, config("bfloat16"))
+
+
 def test_precision_record_meets_the_schema(runs) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     path = Path(__file__).parents[2] / "dlbench/execution/schema/train-result-v1.json"
