@@ -353,9 +353,10 @@ def agreement_lines(doc: dict[str, Any]) -> list[str]:
         if not parts:
             continue
         where = f"{g['device']}, batch {g['batch_size']}, {g['precision']}"
+        n = max((a.get("steps") or 0 for a in g["backends"].values()), default=0)
         out.append(
             f"Training step-loss agreement ({where}; max |diff| from {g['reference']} over the "
-            f"first {summary.get('steps')} steps, tolerance {g['tolerance']:g}): "
+            f"first {n or summary.get('steps')} steps, tolerance {g['tolerance']:g}): "
             + ", ".join(parts)
             + "."
         )

@@ -77,6 +77,7 @@ def test_backends_that_cannot_train_and_precisions() -> None:
     assert "via-ONNX" in cannot_train("torch>onnxruntime")
     assert precision_unsupported("float32") is None
     assert "not defined" in precision_unsupported("int8")
+    assert precision_unsupported("bfloat16") is None  # TrainConfig.precision (mixed precision)
 
 
 # -- the plan ----------------------------------------------------------------------------------
