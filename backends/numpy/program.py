@@ -242,6 +242,14 @@ def plan_memory(steps: list[Step], inputs: Sequence[str], outputs: Sequence[str]
 
 _BLAS: Any = None
 _BLAS_LOCK = threading.Lock()
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # one pool per thread count, shared by all programs
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _BLAS_LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dlbench-ref")
+        return _POOLS[threads]
 
 
 def _blas() -> Any:
@@ -294,7 +302,6 @@ class Program:
         plan_memory(self.steps, self.inputs, self.outputs)
         largest = max([math.prod(rn.out_shape) for rn in nodes] or [1])
         self.micro_batch = max(1, micro_batch_bytes // (8 * max(1, largest)))
-        self._pool: ThreadPoolExecutor | None = None
 
     def run_chunk(self, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """The steps on one (micro-)batch, in this thread."""
@@ -332,9 +339,7 @@ class Program:
         if self.threads == 1:
             parts = [one(b) for b in bounds]
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dlbench-ref")
-            parts = list(self._pool.map(one, bounds))
+            parts = list(_pool(self.threads).map(one, bounds))
         return tuple(np.concatenate(ys) for ys in zip(*parts))
 
 
