@@ -106,30 +106,39 @@ def _infer_source(obj: Any) -> str:
     )
 
 
-def _flat_outputs(y: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """A model's outputs as ``(name, array)`` pairs in order: one array is ``[("", y)]``; a
-    dict (a detector's ``{"logits", "pred_boxes"}``) gives its keys, a list / tuple
-    ``output_<i>``, nested levels joined with ``.``. The order is the structure's own (a
-    dict's insertion order; JAX returns its dicts sorted by key), the order the exporters
-    flatten it in: the per-output parity check catches any disagreement."""
+#: exporters that flatten a dict output in sorted key order (``tf.nest``, JAX pytrees); torch
+#: keeps the dict's insertion order
+SORTED_DICT_SOURCES = ("tensorflow", "jax")
+
+
+def _flat_outputs(y: Any, prefix: str = "", sort: bool = False) -> list[tuple[str, Any]]:
+    """A model's outputs as ``(name, array)`` pairs in the exporter's order: one array is
+    ``[("", y)]``; a dict (a detector's ``{"logits", "pred_boxes"}``) gives its keys (in
+    insertion order, or sorted with ``sort``: see :data:`SORTED_DICT_SOURCES`), a list /
+    tuple ``output_<i>``, nested levels joined with ``.``. The per-output parity check catches
+    an exporter that orders them otherwise (a wrong name gets another output's values)."""
     from collections.abc import Mapping
 
     if isinstance(y, Mapping):
         out = []
-        for k, v in y.items():
-            out.extend(_flat_outputs(v, f"{prefix}{k}."))
+        for k in sorted(y, key=str) if sort else y:
+            out.extend(_flat_outputs(y[k], f"{prefix}{k}.", sort))
         return out
     if isinstance(y, (tuple, list)):
         out = []
         for i, v in enumerate(y):
-            out.extend(_flat_outputs(v, f"{prefix}output_{i}."))
+            out.extend(_flat_outputs(v, f"{prefix}output_{i}.", sort))
         return out
     return [(prefix[:-1], y)]
 
 
-def _named_outputs(y: Any, names: list[str]) -> dict[str, Any]:
-    """``y`` (one array, or the dict / list of a multi-output model) by output name."""
-    flat = _flat_outputs(y)
+def _named_outputs(
+    y: Any, names: list[str], sort: bool = False, by_name: bool = False
+) -> dict[str, Any]:
+    """``y`` (one array, or the dict / list of a multi-output model) by output name: in the
+    exporter's order (the source model: ``names`` are positional), or, with ``by_name``, by
+    name when its names are ``names`` (ONNX Runtime's dict by graph output name)."""
+    flat = _flat_outputs(y, sort=sort)
     if len(flat) == 1 and len(names) == 1:
         return {names[0]: flat[0][1]}
     if len(flat) != len(names):
@@ -137,6 +146,9 @@ def _named_outputs(y: Any, names: list[str]) -> dict[str, Any]:
             f"Expected {len(names)} outputs {names}. Received {len(flat)}: "
             f"{[n or '<array>' for n, _ in flat]}"
         )
+    named = dict(flat)
+    if by_name and set(named) == set(names):
+        return {n: named[n] for n in names}
     return dict(zip(names, (v for _, v in flat)))
 
 
@@ -176,6 +188,7 @@ def _parity(
     sizes: list[int],
     tol: float,
     names: list[str] | None = None,
+    sort: bool = False,
 ) -> dict[str, Any]:
     """ONNX Runtime against the source on a batch of each of ``sizes``. A model with several
     outputs (``names``) is compared output by output, each against its own scale (boxes in
@@ -190,9 +203,9 @@ def _parity(
     per: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
     for i, n in enumerate(sizes):
         batch = make_batch(shape, n, seed=i)
-        ref = _named_outputs(model.predict(batch), names)
+        ref = _named_outputs(model.predict(batch), names, sort)
         try:
-            out = _named_outputs(ort_model.predict(batch), names)
+            out = _named_outputs(ort_model.predict(batch), names, by_name=True)
         except ExportError as exc:
             rec = compare(np.zeros(1), np.zeros(2), tolerance=tol)  # a shape mismatch record
             rec["error"] = f"ONNX Runtime's outputs do not match the source's: {exc}"
@@ -338,7 +351,8 @@ def to_onnx(
             "(per sample, NCHW) to wrap() or to_onnx()."
         )
 
-    out_names = _output_names(spec_or_model, model, shape, output_names, batch_size)
+    sort = src in SORTED_DICT_SOURCES
+    out_names = _output_names(spec_or_model, model, shape, output_names, batch_size, sort)
     out_path = Path(path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -381,7 +395,7 @@ def to_onnx(
             ) from None
         ort_model = _wrap_exported(partial, model, shape, src, exporter)
         sizes = [PARITY_BATCH, 1] if dynamic_batch else [batch_size]
-        parity = _parity(model, ort_model, shape, sizes, float(tolerance), out_names)
+        parity = _parity(model, ort_model, shape, sizes, float(tolerance), out_names, sort)
         del ort_model
         graph.set_metadata(proto, "dlbench.analysis.parity", parity)
         _save(proto, partial, out_path)
@@ -441,7 +455,12 @@ def to_onnx(
 
 
 def _output_names(
-    obj: Any, model: Any, shape: tuple[int, ...], given: list[str] | None, batch_size: int
+    obj: Any,
+    model: Any,
+    shape: tuple[int, ...],
+    given: list[str] | None,
+    batch_size: int,
+    sort: bool = False,
 ) -> list[str]:
     """The graph's output names: ``given``; else a detector's own (a ModelSpec's outputs,
     the keys of the dict a wrapped detector returns, ``output_<i>`` for a list); else
@@ -458,7 +477,7 @@ def _output_names(
     from dlbench.execution.scenarios.detection import model_task
     from dlbench.model.spec import ModelSpec
 
-    flat = _flat_outputs(model.predict(make_batch(shape, batch_size, seed=0)))
+    flat = _flat_outputs(model.predict(make_batch(shape, batch_size, seed=0)), sort=sort)
     if len(flat) > 1 and getattr(model, "detection", None) is None:
         raise ExportError(
             f"Expected one output from {model.name!r}, or a wrapped detector (wrap(..., "

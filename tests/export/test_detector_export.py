@@ -185,3 +185,53 @@ def test_zoo_detector_keeps_its_output_name(tmp_path) -> None:
     assert report.ok, report.parity
     assert report.output_names == list(spec.outputs) == ["detections"]
     assert "outputs" not in report.parity  # one output: one record, as before
+
+
+# -- JAX and Keras: their exporters flatten a dict in sorted key order -------------------------
+
+
+def _same_detections(model, path) -> None:
+    ort = dlbench.get_backend("onnxruntime").wrap(path, detection=contract())
+    x = np.random.default_rng(1).random((2, 3, SIZE, SIZE), dtype=np.float32)
+    for w, g in zip(model.detection.run(model.predict(x)), ort.detection.run(ort.predict(x))):
+        np.testing.assert_array_equal(w.labels, g.labels)
+        np.testing.assert_allclose(w.boxes, g.boxes, atol=1e-3)
+
+
+@pytest.mark.slow  # imports JAX and jax2onnx
+def test_jax_detector_dict_outputs(tmp_path) -> None:
+    need("jax")
+    import jax
+    import jax.numpy as jnp
+
+    w = np.random.default_rng(0).normal(0, 0.02, (9, 3, 16, 16)).astype(np.float32)
+
+    def fn(params, x):
+        dn = ("NCHW", "OIHW", "NCHW")
+        y = jax.lax.conv_general_dilated(x, params["w"], (16, 16), "VALID", dimension_numbers=dn)
+        o = y.reshape(y.shape[0], 9, -1).transpose(0, 2, 1)
+        return {"pred_boxes": jax.nn.sigmoid(o[..., :4]), "logits": o[..., 4:]}
+
+    model = dlbench.get_backend("jax").wrap(
+        fn, {"w": jnp.asarray(w)}, input_shape=(3, SIZE, SIZE), detection=contract()
+    )
+    report = core.to_onnx(model, tmp_path / "jax.onnx")
+    assert report.ok and report.output_names == sorted(NAMES)
+    assert set(report.parity["outputs"]) == set(NAMES)
+    _same_detections(model, tmp_path / "jax.onnx")
+
+
+@pytest.mark.slow  # imports TensorFlow and tf2onnx
+def test_keras_detector_dict_outputs(tmp_path) -> None:
+    need("tensorflow")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((SIZE, SIZE, 3))
+    rows = keras.layers.Reshape((16, 9))(keras.layers.Conv2D(9, 16, strides=16)(inp))
+    boxes = keras.layers.Activation("sigmoid")(rows[..., :4])
+    net = keras.Model(inp, {"pred_boxes": boxes, "logits": rows[..., 4:]})
+    model = dlbench.get_backend("tensorflow").wrap(net, detection=contract())
+    report = core.to_onnx(model, tmp_path / "keras.onnx")
+    assert report.ok and report.output_names == sorted(NAMES)
+    _same_detections(model, tmp_path / "keras.onnx")
