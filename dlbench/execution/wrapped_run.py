@@ -63,11 +63,23 @@ def is_live_model(model: Any) -> bool:
 
 
 def wants_contract(config: Any) -> bool:
-    """Whether ``config`` runs an ONNX file with a detection contract."""
+    """Whether ``config`` runs an ONNX file with a detection contract.
+
+    Raises:
+        ConfigError: a contract for a model that is no ONNX file (a zoo detector or a saved
+            spec has its own decoder).
+    """
     from dlbench.execution.onnx_source import is_onnx_path
 
     opts = getattr(config, "model_options", None) or {}
-    return CONTRACT_OPTION in opts and is_onnx_path(config.model)
+    if CONTRACT_OPTION not in opts:
+        return False
+    if not is_onnx_path(config.model):
+        raise ConfigError(
+            "Expected an ONNX file (--model detector.onnx) with a detection contract (a zoo "
+            f"detector or a saved spec decodes its own outputs). Received: model={config.model!r}"
+        )
+    return True
 
 
 def _contract(value: Any) -> Any:

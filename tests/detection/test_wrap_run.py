@@ -274,6 +274,15 @@ def test_cli_detection_contract(onnx_path, root, tmp_path) -> None:
     assert main([*args, "--out", str(tmp_path / "bad-run.json"), "-q"]) != 0
 
 
+def test_contract_needs_an_onnx_file(root) -> None:
+    with pytest.raises(ConfigError, match="Expected an ONNX file"):
+        dlbench.run(
+            model="fcos_mobilenet_v2",
+            model_options={"detection_contract": CONTRACT},
+            **data_fields(root),
+        )
+
+
 def test_contract_naming_a_missing_output_fails_at_wrap(onnx_path) -> None:
     wrong = dict(CONTRACT, outputs={"kind": "logits_boxes", "logits": "logits", "boxes": "boxes"})
     with pytest.raises(DataError, match="output named 'boxes'.*'logits', 'pred_boxes'"):
