@@ -310,7 +310,7 @@ def test_html_section_and_figures(tmp_path) -> None:
 
 
 # -- real training, in this process --------------------------------------------------------------
-def _train(framework: str, steps: int = 8, **train_options):
+def _train(framework: str, steps: int | None = 8, epochs=None, target=None, **train_options):
     from dlbench import datasets, zoo
     from dlbench.execution.scenarios import run_scenario
     from dlbench.model.backend import get_backend
@@ -324,6 +324,8 @@ def _train(framework: str, steps: int = 8, **train_options):
         datasets.load("digits"),
         batch_size=16,
         train_steps=steps,
+        epochs=epochs,
+        target_accuracy=target,
         train_options=train_options,
         context=ctx,
     )
@@ -400,6 +402,20 @@ def test_a_backend_with_a_wrong_learning_rate_is_caught(monkeypatch) -> None:
     # step 0's loss is computed before the first update: equal; the departure comes after
     assert bad["training"]["agreement"]["first_step_over"] >= 1
     assert "step losses differ" in bad["validity"]["reasons"][0]
+
+
+@pytest.mark.skipif(not HAS["torch"], reason="torch is not installed")
+def test_epochs_and_time_to_accuracy() -> None:
+    _, rec = _train("torch", steps=None, epochs=2, target=0.5)
+    t = rec["training"]
+    assert t["epochs"] == 2 and len(t["epoch_times_s"]) == 2
+    assert t["steps"] == 2 * (t["n_train"] // 16)  # whole epochs over the hold-out train part
+    assert len(t["curves"]["test_accuracy"]) == 2
+    first = next(i for i, a in enumerate(t["curves"]["test_accuracy"]) if a >= 0.5)
+    assert t["epochs_to_accuracy"] == first + 1
+    assert t["time_to_accuracy_s"] == pytest.approx(sum(t["epoch_times_s"][: first + 1]))
+    _, never = _train("torch", steps=None, epochs=1, target=1.0)
+    assert never["training"]["time_to_accuracy_s"] is None
 
 
 @pytest.mark.skipif(not HAS["torch"], reason="torch is not installed")
