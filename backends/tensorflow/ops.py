@@ -112,18 +112,42 @@ def _pad(x: tf.Tensor, pads: list[int], value: float = 0.0) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], constant_values=value)
 
 
+def same_pads(in_hw, kernel, stride, dilation=(1, 1)) -> list[int]:
+    """(top, bottom, left, right): what TensorFlow's ``"SAME"`` padding adds for this window."""
+    out = []
+    for n, k, s, d in zip(in_hw, kernel, stride, dilation):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        out += [total // 2, total - total // 2]
+    return out
+
+
+def _padding(x: tf.Tensor, rn: ResolvedNode, kernel, value: float = 0.0) -> tuple[tf.Tensor, str]:
+    """The input and the padding mode of a convolution or max pool: ``"SAME"`` when the spec's
+    pads are what TensorFlow's SAME adds (the kernel pads as it reads: no padded copy of the
+    activation, as a Keras ``padding="same"`` layer runs), else an explicit pad then
+    ``"VALID"``."""
+    a = rn.attrs
+    pads = list(a["pads"])
+    if any(pads) and pads == same_pads(
+        rn.in_shapes[0][1:], kernel, a["stride"], a.get("dilation", (1, 1))
+    ):
+        return x, "SAME"
+    return _pad(x, pads, value), "VALID"
+
+
 @OPS.register("conv2d")
 def conv2d(xs, w, rn):
     a = rn.attrs
-    x = _pad(nhwc(xs[0]), a["pads"])
+    f = w["filter"]
+    x, mode = _padding(nhwc(xs[0]), rn, f.shape[:2])
     strides, dil = [1, *a["stride"], 1], list(a["dilation"])
     g = a["groups"]
-    f = w["filter"]
     if g == 1:
-        y = tf.nn.conv2d(x, f, strides, "VALID", dilations=[1, *dil, 1])
+        y = tf.nn.conv2d(x, f, strides, mode, dilations=[1, *dil, 1])
     elif f.shape[2] == g and rn.in_shapes[0][0] == g:  # depthwise
-        y = tf.nn.depthwise_conv2d(x, f, strides, "VALID", dilations=dil)
+        y = tf.nn.depthwise_conv2d(x, f, strides, mode, dilations=dil)
     else:
+        x = _pad(x, a["pads"]) if mode == "SAME" else x  # grouped: split after padding
         og = f.shape[3] // g
         parts = tf.split(x, g, axis=3)
         y = tf.concat(
@@ -206,8 +230,8 @@ def global_avg_pool(xs, w, rn):
 @OPS.register("max_pool")
 def max_pool(xs, w, rn):
     a = rn.attrs
-    x = _pad(nhwc(xs[0]), a["pads"], float("-inf"))
-    return Value(tf.nn.max_pool2d(x, a["kernel_size"], a["stride"], "VALID"), NHWC)
+    x, mode = _padding(nhwc(xs[0]), rn, a["kernel_size"], float("-inf"))
+    return Value(tf.nn.max_pool2d(x, a["kernel_size"], a["stride"], mode), NHWC)
 
 
 @OPS.register("avg_pool")

@@ -205,3 +205,52 @@ def test_jax_channels_last_program_has_no_activation_transpose():
     # the check can fail: the canonical program moves activations around its convolutions
     assert transposes(False) > 0
     assert transposes(True) == 0
+
+
+# -- TensorFlow: NHWC inside already; convolutions pad as they read; a flat call ---------------
+
+
+@pytest.mark.parametrize(
+    "n, k, s, d", [(32, 3, 1, 1), (32, 3, 2, 1), (33, 3, 2, 1), (8, 5, 1, 2), (7, 1, 2, 1)]
+)
+def test_tensorflow_same_pads_are_what_same_padding_adds(n, k, s, d):
+    tf = pytest.importorskip("tensorflow")
+    from dlbench.backends.tensorflow.ops import same_pads
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, n, n + 1, 2)), tf.float32)
+    f = tf.constant(np.random.default_rng(1).normal(size=(k, k, 2, 3)), tf.float32)
+    t, b, l, r = same_pads((n, n + 1), (k, k), (s, s), (d, d))  # noqa: E741
+    want = tf.nn.conv2d(x, f, [1, s, s, 1], "SAME", dilations=[1, d, d, 1])
+    padded = tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]])
+    got = tf.nn.conv2d(padded, f, [1, s, s, 1], "VALID", dilations=[1, d, d, 1])
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    # the check can fail: one pixel moved from the end to the start is another result
+    if b > t:
+        moved = tf.pad(x, [[0, 0], [t + 1, b - 1], [l, r], [0, 0]])
+        other = tf.nn.conv2d(moved, f, [1, s, s, 1], "VALID", dilations=[1, d, d, 1])
+        assert not np.allclose(other.numpy(), want.numpy(), atol=1e-3)
+
+
+def test_tensorflow_build_pads_inside_the_convolution_and_matches_the_reference():
+    tf = pytest.importorskip("tensorflow")
+    spec = dlbench.zoo.get("resnet20")
+    model = dlbench.get_backend("tensorflow").build(spec)
+    ops = {op.type for op in model._call.graph.get_operations()}
+    pads = [op for op in model._call.graph.get_operations() if op.type in ("Pad", "PadV2")]
+    assert "Conv2D" in ops
+    # only the two stride-2 convolutions (pads (1, 1) where SAME adds (0, 1)) and the two
+    # option-A shortcuts (a channel pad) still pad: the 17 stride-1 convolutions do not
+    assert len(pads) == 4, [p.name for p in pads]
+    x = _x(spec, n=2)
+    want = dlbench.get_backend("numpy").build(spec).predict(x)
+    np.testing.assert_allclose(model.predict(x), want, rtol=1e-4, atol=1e-4)
+    assert isinstance(model.forward(model.to_device(x)), tf.Tensor)
+
+
+def test_tensorflow_flat_call_equals_the_concrete_function():
+    pytest.importorskip("tensorflow")
+    spec = dlbench.zoo.get("lenet5")
+    model = dlbench.get_backend("tensorflow").build(spec)
+    x = model.to_device(_x(spec, n=3))
+    assert model._run is not model._call  # the flat entry is in use
+    np.testing.assert_array_equal(model.forward(x).numpy(), model._call(x).numpy())
