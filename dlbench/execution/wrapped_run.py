@@ -299,7 +299,7 @@ def _run_rows(
         )
     with _workdir() as workdir:
         if live and config.via_onnx:
-            rows.append(_via_onnx_row(state, model, workdir))
+            rows.append(_via_onnx_row(state, config, model, workdir))
         names = [r[0] for r in rows]
         run_config = dataclasses.replace(
             config, backends=names, via_onnx=False, devices=[model.device]
@@ -315,6 +315,10 @@ def _run_rows(
                 for c in (c for c in cells if c.backend == row):
                     state.fail(c, binfo["error"])
                 continue
+            message = _threads_not_applied(config, row, binfo["settings"])
+            if message:
+                binfo["settings"]["run_threads_not_in_force"] = message
+                state.warn(message)
             state.save()
             for cell in (c for c in cells if c.backend == row):
                 _run_cell(state, run_config, cell, row_model, dataset, binfo)
@@ -347,6 +351,24 @@ class _workdir:
         self._tmp.cleanup()
 
 
+def _threads_not_applied(config: Any, row: str, settings: dict[str, Any]) -> str | None:
+    """The run's thread counts against those a row reports in force (a live model's backend
+    was made by its user, with its own): a difference is said, never silent."""
+    differ = []
+    for key in ("intra_op_threads", "inter_op_threads"):
+        asked = getattr(config, key)
+        got = settings.get(f"{key}_in_force", settings.get(key))
+        if got is not None and got != asked:
+            differ.append(f"{key}: run {asked}, in force {got}")
+    if not differ:
+        return None
+    return (
+        f"The run's thread settings are not in force for {row} (a wrapped model keeps the "
+        f"options of the backend it was made with, get_backend({row!r}, intra_op_threads=..., "
+        f"inter_op_threads=...)): {'; '.join(differ)}"
+    )
+
+
 def _row_info(model: Any, build: float | None) -> dict[str, Any]:
     if model is None:
         return {"status": "failed", "parity": None}
@@ -363,7 +385,9 @@ def _row_info(model: Any, build: float | None) -> dict[str, Any]:
     }
 
 
-def _via_onnx_row(state: Any, model: Any, workdir: Path) -> tuple[str, Any, dict[str, Any]]:
+def _via_onnx_row(
+    state: Any, config: Any, model: Any, workdir: Path
+) -> tuple[str, Any, dict[str, Any]]:
     """``<source>>onnxruntime``: the detector exported (every output by name, checked output
     by output) and the file run in ONNX Runtime with the same contract."""
     from dlbench.export import to_onnx
@@ -377,7 +401,9 @@ def _via_onnx_row(state: Any, model: Any, workdir: Path) -> tuple[str, Any, dict
     t0 = time.perf_counter()
     try:
         report = to_onnx(model, path, force=True)
-        ort = get_backend(runner).wrap(
+        from dlbench.execution.worker import backend_options
+
+        ort = get_backend(runner, **backend_options(config, runner)).wrap(
             path, device=model.device, name=model.name, detection=model.detection.decoder
         )
     except Exception as exc:

@@ -226,6 +226,29 @@ def test_live_detector_records_contract_isolation_and_parity(torch_doc) -> None:
     assert doc["model"]["wrapped"]["in_process"] is True
     assert any("in-process" in w for w in doc["warnings"])
     assert cell(doc, "accuracy")["settings"]["postprocess"]["decoder"]["kind"] == "outputs_fields"
+    # the run's threads against the model's own: a difference is warned, never silent
+    asked = (doc["config"]["intra_op_threads"], doc["config"]["inter_op_threads"])
+    got = (
+        row["settings"]["intra_op_threads_in_force"],
+        row["settings"]["inter_op_threads_in_force"],
+    )
+    said = [w for w in doc["warnings"] if "thread settings are not in force for torch" in w]
+    assert bool(said) == (asked != got)
+    assert ("run_threads_not_in_force" in row["settings"]) == (asked != got)
+
+
+def test_threads_not_applied_is_said() -> None:
+    from types import SimpleNamespace
+
+    from dlbench.execution.wrapped_run import _threads_not_applied
+
+    config = SimpleNamespace(intra_op_threads=2, inter_op_threads=1)
+    same = {"intra_op_threads_in_force": 2, "inter_op_threads_in_force": 1}
+    assert _threads_not_applied(config, "torch", same) is None
+    msg = _threads_not_applied(config, "torch", {**same, "inter_op_threads_in_force": 8})
+    assert "inter_op_threads: run 1, in force 8" in msg and "intra_op_threads: run" not in msg
+    # a backend that reports only what it was asked (ONNX Runtime's None: its default)
+    assert _threads_not_applied(config, "onnxruntime", {"intra_op_threads": 2}) is None
 
 
 # -- an ONNX file with a contract: dlbench.run and the CLI --------------------------------------
