@@ -225,6 +225,15 @@ def _run_rows(
             "Expected no resume for a wrapped detector (its cells run in this process, from "
             "the object). Received: resume=True"
         )
+    if live and config.devices not in ([model.device], BenchmarkConfig().devices):
+        raise ConfigError(
+            f"Expected devices=[{model.device!r}] (the wrapped detector's). Received: "
+            f"{config.devices}"
+        )
+    if not live and len(config.devices) != 1:
+        raise ConfigError(
+            f"Expected one device for an ONNX detector with a contract. Received: {config.devices}"
+        )
     opts = dict(config.dataset_options or {})
     if size is not None and opts.get("image_size", size) != size:
         raise ConfigError(
@@ -258,15 +267,9 @@ def _run_rows(
         runner = source["runner"]
         t0 = time.perf_counter()
         backend = get_backend(runner, **backend_options(config, runner))
-        device = config.devices[0] if len(config.devices) == 1 else None
-        if device is None:
-            raise ConfigError(
-                "Expected one device for an ONNX detector with a contract. Received: "
-                f"{config.devices}"
-            )
         model = backend.wrap(
             source["path"],
-            device=device,
+            device=config.devices[0],
             name=Path(source["path"]).stem,
             input_shape=tuple(info.input_shape),
             detection=source["contract"],
@@ -292,11 +295,32 @@ def _run_rows(
         doc["model"]["onnx_file"] = file_summary(source["path"])
     rows: list[tuple[str, Any, dict[str, Any]]] = [(model.backend.name, model, {})]
     state.warn(f"Wrapped detector {model.name!r}: {ISOLATION_NOTE}.")
-    if live and config.devices not in ([model.device], BenchmarkConfig().devices):
-        raise ConfigError(
-            f"Expected devices=[{model.device!r}] (the wrapped detector's). Received: "
-            f"{config.devices}"
-        )
+    try:
+        _run_all(state, config, model, rows, build, dataset, live)
+    except KeyboardInterrupt:
+        doc["status"] = "interrupted"
+        state.save()
+        raise
+    doc["model"]["detection_contract"] = pipeline.decoder.to_dict()  # its counts after the run
+    for message in _settings_warnings(doc):
+        state.warn(message)
+    from dlbench.report.detection import detection_summary
+
+    summary = detection_summary(doc)
+    if summary:
+        doc["detection"] = summary
+    doc["status"] = "complete"
+    state.save()
+    if state.unsaved:
+        raise res.ResultWriteError(state.unsaved, doc)
+    return doc
+
+
+def _run_all(
+    state: Any, config: Any, model: Any, rows: list, build: float | None, dataset: Any, live: bool
+) -> None:
+    """Every row's cells, one after the other (the via-ONNX row exported first)."""
+    doc = state.doc
     with _workdir() as workdir:
         if live and config.via_onnx:
             rows.append(_via_onnx_row(state, config, model, workdir))
@@ -322,20 +346,6 @@ def _run_rows(
             state.save()
             for cell in (c for c in cells if c.backend == row):
                 _run_cell(state, run_config, cell, row_model, dataset, binfo)
-            del row_model
-    doc["model"]["detection_contract"] = pipeline.decoder.to_dict()  # its counts after the run
-    for message in _settings_warnings(doc):
-        state.warn(message)
-    from dlbench.report.detection import detection_summary
-
-    summary = detection_summary(doc)
-    if summary:
-        doc["detection"] = summary
-    doc["status"] = "complete"
-    state.save()
-    if state.unsaved:
-        raise res.ResultWriteError(state.unsaved, doc)
-    return doc
 
 
 class _workdir:
