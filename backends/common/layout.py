@@ -17,8 +17,11 @@ entry and one at its exit:
   canonical;
 - ``global_avg_pool`` (and ``reduce_mean`` over both spatial axes without ``keepdims``) reads
   either layout and produces a canonical (N, C);
-- everything else (flatten, reshape, transpose, dense, matmul, attention, LSTM, embedding...)
-  reads canonical inputs, and graph outputs leave canonical.
+- a ``transpose`` of a 4-D tensor reads it as stored and lands in whichever layout makes it a
+  no-op (``physical_perm``): a channels-last block's (0, 2, 3, 1) ... (0, 3, 1, 2) permutes
+  around a layer norm cost nothing;
+- everything else (flatten, reshape, dense, matmul, attention, LSTM, embedding...) reads
+  canonical inputs, and graph outputs leave canonical.
 
 Only tensors with three per-sample dimensions (N, C, H, W) are ever NHWC. The graph input arrives
 NHWC when that makes fewer transposes (:func:`plan_layouts` tries both), so the host hands the
@@ -127,6 +130,15 @@ def per_axis(values: list[Any], layout: str) -> list[Any]:
     return list(values)
 
 
+def physical_perm(perm: list[int], in_layout: str, out_layout: str) -> tuple[int, ...]:
+    """The permutation of the stored (physical) array that a spec ``transpose`` by ``perm``
+    becomes when its input is stored in ``in_layout`` and its output in ``out_layout`` (rank
+    4): ``(0, 1, 2, 3)`` means no data moves."""
+    p_in = NHWC_TO_NCHW if in_layout == NHWC else (0, 1, 2, 3)
+    q = NCHW_TO_NHWC if out_layout == NHWC else (0, 1, 2, 3)
+    return tuple(p_in[perm[i]] for i in q)
+
+
 def _node_rule(rn: Any, layouts: list[str]) -> tuple[tuple[str, ...], str]:
     """(the layout each input is read in, the output's layout) for one node."""
     op, n = rn.op, len(rn.inputs)
@@ -144,6 +156,14 @@ def _node_rule(rn: Any, layouts: list[str]) -> tuple[tuple[str, ...], str]:
             return (layouts[0],), CANON
         return canon_all
     if op == "global_avg_pool":
+        return (layouts[0],), CANON
+    if op == "transpose" and four[0]:
+        # read as it is; out in the layout whose physical order needs no data movement, if one
+        # does (a channels-last block's permutes cancel against NHWC), else canonical
+        perm = rn.attrs["perm"]
+        for out in (CANON, NHWC):
+            if physical_perm(perm, layouts[0], out) == (0, 1, 2, 3):
+                return (layouts[0],), out
         return (layouts[0],), CANON
     if op in JOIN and all(four) and _is_4d(rn.out_shape) and NHWC in layouts:
         if op == "concat" or n == 2 or _const_ok(rn.params.get("other")):

@@ -36,6 +36,7 @@ from dlbench.backends.common.layout import (
     NHWC,
     NHWC_TO_NCHW,
     const_to_nhwc,
+    physical_perm,
     plan_layouts,
 )
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
@@ -73,7 +74,10 @@ def make_apply(
                 params[rn.name] = arrange(params[rn.name])
                 fns[i] = fn
     for i, rn in enumerate(plan):
-        if rn.inputs and layouts.wants[rn.name][0] == NHWC:
+        if rn.op == "transpose" and len(rn.out_shape) == 3:  # moves what the layouts leave
+            perm = physical_perm(rn.attrs["perm"], layouts.wants[rn.name][0], layouts.out[rn.name])
+            fns[i] = functools.partial(_transpose_stored, perm)
+        elif rn.inputs and layouts.wants[rn.name][0] == NHWC:
             fns[i] = NHWC_OPS.get(rn.op, fns[i])
             if "other" in params[rn.name]:  # a constant operand, rearranged once
                 params[rn.name]["other"] = const_to_nhwc(params[rn.name]["other"])
@@ -102,6 +106,12 @@ def make_apply(
     apply.input_layout = input_layout  # type: ignore[attr-defined]
     apply.layouts = layouts  # type: ignore[attr-defined]
     return apply, params
+
+
+def _transpose_stored(perm: tuple[int, ...], xs: list, p: dict, rn: Any) -> jax.Array:
+    """A spec transpose on the stored arrays (see :func:`plan_layouts`): nothing when the
+    layouts absorb it."""
+    return xs[0] if perm == (0, 1, 2, 3) else jnp.transpose(xs[0], perm)
 
 
 def _arrange_conv(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

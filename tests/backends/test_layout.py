@@ -19,6 +19,7 @@ from dlbench.backends.common.layout import (
     axis_of,
     const_to_nhwc,
     per_axis,
+    physical_perm,
     plan_layouts,
 )
 from dlbench.model.zoo.builder import GraphBuilder
@@ -80,15 +81,46 @@ def test_plan_of_models_without_images_stays_canonical():
 def test_plan_brings_tensors_back_where_a_consumer_needs_the_spec_layout():
     spec = every_layout_op()
     p = plan_layouts(spec)
-    assert p.input == CANON  # 3 conversions either way: the host's layout is kept on a tie
+    assert p.input == NHWC
     assert p.out["mp"] == NHWC and p.out["cat"] == NHWC and p.out["sm"] == NHWC
-    assert p.wants["tr"] == (CANON,)  # a spec transpose reads the spec's layout
+    # a spec transpose reads its input as stored and moves it straight to the canonical result
+    assert p.wants["tr"] == (NHWC,) and p.out["tr"] == CANON
     assert p.out["mixed"] == NHWC and p.wants["mixed"] == (NHWC, NHWC)
     assert p.wants["flat"] == (CANON,) and p.out["rm"] == NHWC
     assert p.out["spatial_mean"] == CANON and p.wants["spatial_mean"] == (NHWC,)
-    # conversions: the input -> NHWC for c1, pad_c -> NHWC for the add, rm -> canonical
-    assert p.transposes == 3
+    # conversions: pad_c -> NHWC for the add, rm -> canonical for the flatten
+    assert p.transposes == 2
     assert plan_layouts(spec, channels_last=False).transposes == 0
+
+
+def channels_last_block() -> dlbench.ModelSpec:
+    """A ConvNeXt-style block: conv, permute to (N, H, W, C), layer norm and dense over
+    channels, permute back, residual add."""
+    b = GraphBuilder("cl_block", (8, 6, 5), seed=4)
+    x = b.conv(b.input, 8, 3, groups=8, name="dw")
+    y = b.add("transpose", [x], {"perm": [0, 2, 3, 1]}, name="to_hwc")
+    y = b.dense(b.ln(y, name="ln"), 8, name="pw")
+    y = b.add("transpose", [y], {"perm": [0, 3, 1, 2]}, name="to_chw")
+    z = b.add("add", [x, y], name="res")
+    odd = b.add("transpose", [z], {"perm": [0, 1, 3, 2]}, name="odd")  # a real move
+    return b.build([b.add("flatten", [odd], name="flat")])
+
+
+def test_permutes_around_a_channels_last_block_move_no_data():
+    p = plan_layouts(channels_last_block())
+    assert p.out["dw"] == NHWC and p.out["to_hwc"] == CANON and p.out["to_chw"] == NHWC
+    assert p.out["res"] == NHWC and p.wants["odd"] == (NHWC,) and p.out["odd"] == CANON
+    assert p.transposes == 0
+    assert physical_perm([0, 2, 3, 1], NHWC, CANON) == (0, 1, 2, 3)
+    assert physical_perm([0, 1, 3, 2], NHWC, CANON) == (0, 3, 2, 1)
+    assert physical_perm([0, 1, 3, 2], NHWC, NHWC) == (0, 2, 1, 3)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3, 4))  # stored NHWC: (N, H, W, C)
+    canon = x.transpose(0, 3, 1, 2)
+    for perm in ([0, 1, 3, 2], [0, 2, 3, 1], [0, 3, 2, 1]):
+        for out in (CANON, NHWC):
+            want = canon.transpose(perm)
+            want = want.transpose(0, 2, 3, 1) if out == NHWC else want
+            np.testing.assert_array_equal(x.transpose(physical_perm(perm, NHWC, out)), want)
 
 
 def test_a_constant_that_cannot_broadcast_in_nhwc_keeps_the_op_canonical():
@@ -168,6 +200,14 @@ def test_jax_image_model_takes_nhwc_batches_from_to_device():
     np.testing.assert_array_equal(np.asarray(model.to_device(x)), x.transpose(0, 2, 3, 1))
     want = dlbench.get_backend("numpy").build(spec).predict(x)
     np.testing.assert_allclose(model.predict(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_jax_channels_last_block_matches_the_reference():
+    pytest.importorskip("jax")
+    spec = channels_last_block()
+    x = _x(spec, n=2)
+    want = dlbench.get_backend("numpy").build(spec).predict(x)
+    np.testing.assert_allclose(_jax_outputs(spec, x, True), want, rtol=1e-4, atol=1e-5)
 
 
 def test_a_wrong_nhwc_op_is_caught(monkeypatch):
