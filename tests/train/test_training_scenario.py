@@ -445,6 +445,24 @@ def test_frameworks_agree_with_torch(framework: str) -> None:
     np.testing.assert_allclose(b["step_losses"], a["step_losses"], rtol=1e-4)
 
 
+def test_a_run_skips_the_training_cells_of_backends_without_a_trainer(tmp_path) -> None:
+    import dlbench
+    from dlbench.execution import results as res
+
+    events = []
+    doc = dlbench.run(
+        {"backends": ["numpy"], "scenarios": ["training"], "batch_sizes": [8, 16]},
+        out=tmp_path / "r.json",
+        on_event=lambda kind, payload: events.append((kind, payload)),
+    )
+    assert [c["status"] for c in doc["cells"]] == ["skipped", "skipped"]
+    assert all("no training implementation" in c["skip_reason"] for c in doc["cells"])
+    assert not [p for k, p in events if k == "worker"]  # nothing was started for them
+    assert any("Skipped numpy/cpu/training/bs8" in w for w in doc["warnings"])
+    assert doc["training"] == {"steps": 20, "groups": [], "disagreements": []}
+    res.load(tmp_path / "r.json")  # the file passes the schema
+
+
 # -- end to end (workers) ----------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS["torch"], reason="torch is not installed")
