@@ -22,7 +22,7 @@ import numpy as np
 from dlbench.analysis.settings_check import not_in_force, verify
 from dlbench.backends.common.options import COMMON_OPTIONS, check_common, thread_env
 from dlbench.backends.numpy.ops import OPS
-from dlbench.backends.numpy.program import Program, blas_threads
+from dlbench.backends.numpy.program import MICRO_BATCH_BYTES, Program, blas_threads
 from dlbench.model.backend import Backend, Model
 from dlbench.model.spec import FLOAT_INPUT, ModelSpec, ResolvedNode
 
@@ -94,6 +94,14 @@ class NumpyBackend(Backend):
             **self.options,
             "mode": "interpreter",
             "compute_dtype": "float64",
+            # how a model runs (backends/numpy/program.py): micro-batches on the threads, each
+            # with a one-thread BLAS; batch norm folded into the convolution before it
+            "program": {
+                "threads": self.threads(),
+                "blas_threads_while_running": 1,
+                "micro_batch_bytes": MICRO_BATCH_BYTES,
+                "batch_norm_folded": True,
+            },
             "thread_env": thread_env(),
             "versions": self.versions(),
         }
