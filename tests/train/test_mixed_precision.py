@@ -175,6 +175,20 @@ def test_the_dtype_in_force_is_observed_and_recorded(runs, framework: str) -> No
         _checked_precision(framework, config("bfloat16"), t32.precision_info())
 
 
+def test_check_observed_rules() -> None:
+    from dlbench.backends.common.mixed_precision import check_observed
+
+    bf16 = config("bfloat16")
+    assert check_observed("f", bf16, {"bfloat16": 4}) is None
+    assert "1 of 5" in check_observed("f", bf16, {"bfloat16": 4, "float32": 1})  # partial: warned
+    with pytest.raises(BackendError, match="Received: its matrix products"):
+        check_observed("f", bf16, {"float32": 5})
+    with pytest.raises(BackendError, match="compute in float32"):
+        check_observed("f", config(), {"bfloat16": 5})  # float32 asked, bfloat16 ran
+    assert check_observed("f", config(), {}) is None  # nothing to check
+    assert "could not be checked" in check_observed("f", bf16, {})
+
+
 def test_torch_autocast_switched_off_is_caught() -> None:
     pytest.importorskip("torch")
     from dlbench.train.local import _checked_precision
