@@ -26,4 +26,5 @@ MANIFEST = BackendManifest(
     requires=(),
     capabilities={"build": f"{_B}.backend:NumpyBackend", "devices": f"{_B}.backend:NumpyBackend"},
     options=NumpyOptions,
+    frees_activations=True,  # its compiled program drops each value after its last reader
 )

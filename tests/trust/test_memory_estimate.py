@@ -23,15 +23,19 @@ from dlbench.analysis import memory_estimate as me
 from dlbench.errors import ConfigError
 from dlbench.execution.config import BenchmarkConfig, Cell
 
-#: The documented bound on over-estimation for the NumPy reference (measured: 1.5x to 2.5x).
-MAX_OVER = 4.0
+#: The bound on over-estimation for the NumPy reference. Since issue 23 the reference runs a
+#: compiled program (backends/numpy/program.py) that frees each value after its last reader
+#: (its manifest says so: the freeing estimate) but materialises its im2col patches 1 MiB at a
+#: time, where the estimate counts a whole batch's: measured 1.5x (lstm) to 9.9x (lenet5's
+#: 5x5 patches) on the cases below, with one thread (one micro-batch, a deterministic peak).
+MAX_OVER = 12.0
 
 
 def _numpy_peak(name: str, batch: int) -> tuple[int, me.MemoryEstimate]:
     from dlbench.model.backend import get_backend
 
     spec = dlbench.zoo.get(name)
-    model = get_backend("numpy").build(spec)
+    model = get_backend("numpy", intra_op_threads=1).build(spec)
     x = np.random.default_rng(0).standard_normal((batch, *spec.input_shape)).astype(np.float32)
     tracemalloc.start()
     try:
@@ -40,7 +44,8 @@ def _numpy_peak(name: str, batch: int) -> tuple[int, me.MemoryEstimate]:
     finally:
         tracemalloc.stop()
     del y
-    return peak, me.estimate(spec, batch, bytes_per_element=8)
+    keeps = not me.frees_tensors("numpy")
+    return peak, me.estimate(spec, batch, bytes_per_element=8, keeps_every_tensor=keeps)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +112,7 @@ def test_estimate_bounds_freeing_backends_measured_peak(backend, name, batch):
     grew = json.loads(proc.stdout.strip().splitlines()[-1])["grew"]
     est = me.estimate(dlbench.zoo.get(name), batch, keeps_every_tensor=False)
     assert me.frees_tensors(backend) and me.frees_tensors(f"jax>{backend}")
-    assert not me.frees_tensors("numpy") and not me.frees_tensors("jax")
+    assert me.frees_tensors("numpy") and not me.frees_tensors("jax")
     assert grew > 0.05 * est.activation_bytes  # the batch is large enough to be seen
     assert grew <= est.input_bytes + est.activation_bytes
 
