@@ -40,7 +40,7 @@ from dlbench.backends.common.layout import (
     plan_layouts,
 )
 from dlbench.backends.common.options import COMMON_OPTIONS, check_choice, check_common, thread_env
-from dlbench.backends.jax.ops import HIGHEST, NHWC_OPS, OPS, conv2d_kernel, prepare
+from dlbench.backends.jax.ops import HIGHEST, NHWC_OPS, NHWC_SUFFIX, OPS, conv2d_kernel, prepare
 from dlbench.errors import BackendError
 from dlbench.model.backend import Backend, Model, parse_device
 from dlbench.model.spec import FLOAT_INPUT, InputDesc, ModelSpec
@@ -79,8 +79,10 @@ def make_apply(
             fns[i] = functools.partial(_transpose_stored, perm)
         elif rn.inputs and layouts.wants[rn.name][0] == NHWC:
             fns[i] = NHWC_OPS.get(rn.op, fns[i])
-            if "other" in params[rn.name]:  # a constant operand, rearranged once
-                params[rn.name]["other"] = const_to_nhwc(params[rn.name]["other"])
+            if "other" in params[rn.name]:  # a constant operand, rearranged once (a copy:
+                # the canonical program an exporter traces reads the original)
+                other = params[rn.name]["other"]
+                params[rn.name]["other" + NHWC_SUFFIX] = const_to_nhwc(other)
     steps = [
         (fn, rn, rn.name, layouts.out[rn.name], layouts.wants[rn.name]) for fn, rn in zip(fns, plan)
     ]
@@ -203,6 +205,8 @@ class JaxModel(Model):
     input_desc: InputDesc = FLOAT_INPUT
     #: the program reads NHWC batches: ``to_device`` transposes the NCHW batch on the host
     input_nhwc: bool = False
+    #: the input layout of :attr:`fn`, the function the ONNX exporter traces
+    layout: str = "NCHW"
 
     def __init__(
         self,
@@ -285,6 +289,15 @@ class JaxBackend(Backend):
         model = JaxModel(self, apply, params, device, self._device(device), spec.name)
         model.input_desc = spec.input_desc()
         model.input_nhwc = apply.input_layout == NHWC  # type: ignore[attr-defined]
+        # what the exporter traces: the same params through the canonical (NCHW) program, whose
+        # pools and pads ONNX's NCHW operators express directly
+        model.fn = make_apply(spec, arranged=True)[0]
+        model._weight_bytes = sum(  # the NHWC copies of constant operands are not weights
+            int(a.size) * a.dtype.itemsize
+            for node in params.values()
+            for k, a in node.items()
+            if not k.endswith(NHWC_SUFFIX)
+        )
         return model
 
     def wrap(

@@ -253,8 +253,19 @@ def _slice_nhwc(xs, p, rn):
     )
 
 
+#: the params key of a constant operand's NHWC copy (``other`` -> ``other_nhwc``)
+NHWC_SUFFIX = "_nhwc"
+
+
+def _binary_nhwc(fn):
+    return lambda xs, p, rn: fn(xs[0], xs[1] if len(xs) == 2 else p["other" + NHWC_SUFFIX])
+
+
 #: op -> its function on NHWC input (see :func:`dlbench.backends.common.layout.plan_layouts`)
 NHWC_OPS = {
+    "add": _binary_nhwc(jnp.add),
+    "mul": _binary_nhwc(jnp.multiply),
+    "div": _binary_nhwc(jnp.divide),
     "conv2d": conv2d_nhwc,
     "batch_norm": lambda xs, p, rn: xs[0] * p["scale"] + p["shift"],
     "max_pool": lambda xs, p, rn: _pool_nhwc(xs[0], rn, -jnp.inf, lax.max),

@@ -210,6 +210,24 @@ def test_jax_channels_last_block_matches_the_reference():
     np.testing.assert_allclose(_jax_outputs(spec, x, True), want, rtol=1e-4, atol=1e-5)
 
 
+def test_jax_model_keeps_a_canonical_function_for_exporters():
+    """The ONNX exporter traces ``model.fn`` (NCHW in) with ``model.params``: the same weights
+    as the channels-last program, constants' NHWC copies kept apart (not counted as weights)."""
+    pytest.importorskip("jax")
+    spec = every_layout_op()
+    x = _x(spec, n=2)
+    model = dlbench.get_backend("jax").build(spec)
+    assert model.layout == "NCHW" and model.input_nhwc
+    np.testing.assert_allclose(
+        np.asarray(model.fn(model.params, x)), model.predict(x), rtol=1e-5, atol=1e-6
+    )
+    assert "other_nhwc" in model.params["scale"]
+    from dlbench.backends.jax.backend import make_apply
+
+    canonical = make_apply(spec, arranged=True)[1]
+    assert model.weight_bytes() == sum(a.nbytes for p in canonical.values() for a in p.values())
+
+
 def test_a_wrong_nhwc_op_is_caught(monkeypatch):
     """The comparison above can fail: a softmax left on the canonical axis 1 (H in NHWC)
     computes something else with the same shape."""
