@@ -181,3 +181,23 @@ def test_convolution_blocks_of_rows_and_images_agree(monkeypatch, block: int) ->
     monkeypatch.setattr(ops, "_IM2COL_BLOCK", block)
     for g, w in zip(model.forward(model.to_device(x)), want):
         assert _rel(g, w) <= TOL
+
+
+def test_relu6_epilogue_and_binary_ops_in_place() -> None:
+    """conv -> bn -> relu6 runs in the convolution's epilogue; dense -> relu6 -> mul -> div in
+    place (each the last reader of its input), against the plain interpreter."""
+    b = GraphBuilder("relu6_inplace", (3, 7, 7), seed=4)
+    c = b.act(b.bn(b.conv(b.input, 6, 3, name="c")), "relu6", name="c6")
+    d = b.dense(b.flatten(c), 12, name="d")
+    r = b.act(d, "relu6", name="r6")
+    m = b.add("mul", [r], None, {"other": b.rng.uniform(5.0, 9.0, 12)}, name="m")
+    q = b.add("div", [m, d], name="q")  # d read again: r6 may still be in place (its own value)
+    model = get_backend("numpy").build(b.build([q]))
+    steps = {st.out: st for st in model.program.steps}
+    assert steps["c6"].nodes == ["c", "bn", "c6"]
+    assert steps["r6"].inplace is None  # d is read again by q
+    assert steps["m"].inplace == 0 and steps["q"].inplace == 0
+    x = _batch((3, 7, 7), n=4) * 4.0  # large enough that relu6 clips at 6
+    (want,) = _plain(model, x)
+    (got,) = _outputs(model, x)
+    assert _rel(got, want) <= TOL
