@@ -131,7 +131,8 @@ def conv2d_apply(
             for i in range(nb)
             for r0 in range(0, oh, step)
         ]
-    buf = np.empty(max((b.stop - b.start) * (r.stop - r.start) for b, r in blocks) * per_row)
+    most = max(((b.stop - b.start) * (r.stop - r.start) for b, r in blocks), default=0)
+    buf = np.empty(most * per_row)
     for idx in blocks:  # idx: (images, output rows) of this block
         blk = out[idx]
         bn, br = blk.shape[:2]

@@ -201,3 +201,8 @@ def test_relu6_epilogue_and_binary_ops_in_place() -> None:
     (want,) = _plain(model, x)
     (got,) = _outputs(model, x)
     assert _rel(got, want) <= TOL
+
+
+def test_an_empty_batch_gives_empty_outputs() -> None:
+    model = get_backend("numpy", intra_op_threads=2).build(zoo.get("resnet20"))
+    assert model.predict(np.zeros((0, 3, 32, 32), np.float32)).shape == (0, 10)
