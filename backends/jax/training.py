@@ -242,6 +242,20 @@ class JaxTrainer(SpecTrainer):
         self._last_args: tuple[Any, ...] | None = None
         self._observed: dict[str, int] | None = None
         self._forward = jax.jit(lambda p, bn, x: run(p, frozen, bn, x, None, None, False)[0])
+        if config.precision != "float32":
+            self._probe_precision()
+
+    def _probe_precision(self) -> None:
+        """One eval-mode forward pass in the compute dtype: one this device cannot compile or
+        run is a clear refusal here, never a float32 run."""
+        try:
+            self.predict(np.zeros((1, *self.spec.input_shape), np.float32))
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise BackendError(
+                f"Expected a precision JAX can run on {self.jax_device}. Received: precision="
+                f"{self.config.precision!r}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}"
+            ) from exc
 
     def locate(self, rn: ResolvedNode, role: str) -> tuple[tuple[str, str, str], Any] | None:
         """The ``(tree, node, role)`` leaf (``tree``: ``params`` or ``bn``; canonical layout)."""

@@ -228,6 +228,7 @@ class TorchTrainer(SpecTrainer):
                     f"Expected a precision torch can autocast to on {self.device}. Received: "
                     f"precision={cfg.precision!r} ({why})"
                 )
+            self._probe_precision()
         if uses_loss_scaling(cfg):
             self.optimizer = SpecOptimizer(self.params, self.state, cfg)
             self.scaler = torch.amp.GradScaler(
@@ -237,6 +238,19 @@ class TorchTrainer(SpecTrainer):
                 backoff_factor=cfg.loss_scale_backoff_factor,
                 growth_interval=cfg.loss_scale_growth_interval,
             )
+
+    def _probe_precision(self) -> None:
+        """One eval-mode forward pass under autocast: a kernel this device lacks in the compute
+        dtype (oneDNN's LSTM in bfloat16 on a CPU without bfloat16 support, for one) is a clear
+        refusal here, not an obscure error at the first step."""
+        try:
+            self.predict(np.zeros((1, *self.spec.input_shape), np.float32))
+        except RuntimeError as exc:
+            raise BackendError(
+                f"Expected a precision torch can run on {self.device}. Received: precision="
+                f"{self.config.precision!r}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}"
+            ) from exc
 
     def _autocast(self) -> Any:
         return torch.autocast(

@@ -240,6 +240,22 @@ def test_a_precision_the_device_cannot_run_is_refused(monkeypatch) -> None:
             make("tensorflow", spec, config("bfloat16"))
 
 
+def test_torch_lstm_in_bfloat16_trains_or_is_refused_clearly() -> None:
+    """oneDNN's LSTM has no bfloat16 kernel on CPUs without bfloat16 support: torch's own
+    autocast then fails inside the LSTM; dlbench refuses at build, saying so."""
+    pytest.importorskip("torch")
+    spec = zoo.get("lstm", input_shape=(3, 8, 8), hidden=16)
+    try:
+        t = make("torch", spec, config("bfloat16"))
+    except BackendError as exc:
+        assert "Expected a precision torch can run on cpu" in str(exc)
+        assert "LSTM" in str(exc)
+        return
+    xs, ys = batches(spec, 1, BATCH)
+    t.train_step(t.to_device(xs[0], ys[0]), LR)
+    assert set(t.precision_info()["observed_compute_dtypes"]) == {"bfloat16"}
+
+
 def test_precision_record_meets_the_schema(runs) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     path = Path(__file__).parents[2] / "dlbench/execution/schema/train-result-v1.json"
