@@ -13,6 +13,9 @@ alternating their order every round:
   ``tf.device`` block; JAX: ``apply(params, x).block_until_ready()``; ONNX Runtime:
   ``session.run``; NumPy: the interpreter's forward): adds the backend wrapper's own cost.
 
+It also counts the Python function calls one ``sync(forward(x))`` makes against one native call
+(cProfile): a figure of the wrapper's own work that load from other processes does not change.
+
 Each contender's median per-call time is taken per round; the figures are medians over rounds,
 and the overhead is the median over rounds of ``dlbench - reference`` (paired by round, so load
 from other processes that drifts between rounds cancels). The bar (issue 4): within 1% or 5 us per call,
@@ -67,7 +70,8 @@ def _native_call(name: str, model: Any, x: Any):
     if name == "torch":
         import torch
 
-        runner = model.runner
+        # the module's own __call__ (the build itself calls the generated forward in eager mode)
+        runner = model.module if model.backend.options["mode"] == "eager" else model.runner
         return (lambda: runner(x)), torch.inference_mode()
     if name == "tensorflow":
         import tensorflow as tf
@@ -112,7 +116,25 @@ def worker(name: str, rounds: int, seconds: float) -> dict[str, Any]:
         order = CONTENDERS if r % 2 == 0 else CONTENDERS[::-1]
         for c in order:
             results[c].append(run(c))
-    return {"backend": name, "per_round_s": results}
+    with native_ctx:
+        native_calls = _python_calls(native)
+    calls = {"same_calls": _python_calls(lambda: sync(forward(x))), "native": native_calls}
+    return {"backend": name, "per_round_s": results, "python_calls_per_call": calls}
+
+
+def _python_calls(call, n: int = 200) -> float:
+    """Python function calls per call (cProfile's count): the per-call Python work, a figure
+    that load on the machine does not change."""
+    import cProfile
+    import pstats
+
+    call()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        call()
+    prof.disable()
+    return pstats.Stats(prof).total_calls / n
 
 
 def summarize(rec: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +142,7 @@ def summarize(rec: dict[str, Any]) -> dict[str, Any]:
     differences, which cancels load that drifts between rounds on a shared machine."""
     per = rec["per_round_s"]
     med = {c: statistics.median(v) for c, v in per.items()}
-    out = {"backend": rec["backend"], "median_s": med}
+    out = {"backend": rec["backend"], "median_s": med, "python_calls": rec["python_calls_per_call"]}
     for ref in ("same_calls", "native"):
         over = statistics.median(d - r for d, r in zip(per["dlbench"], per[ref]))
         allowed = max(0.01 * med[ref], 5e-6)
@@ -187,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['overhead_vs_same_calls_s'] * us:>+9.2f} us {verdict('same_calls'):<4}"
             f"{r['overhead_vs_native_s'] * us:>+8.2f} us {verdict('native')}"
         )
+    print(
+        "\nPython calls per call (cProfile; load-independent): Model.sync(Model.forward(x)) vs native"
+    )
+    for r in rows:
+        c = r["python_calls"]
+        print(f"{r['backend']:<12}{c['same_calls']:>8.1f}{c['native']:>9.1f}")
     print(
         "engine ovh: dlbench vs a hand loop over the same Model methods (the stopwatch itself);\n"
         "total ovh: dlbench vs a hand loop over the framework's own call (adds the backend's\n"
