@@ -235,7 +235,11 @@ class JaxModel(Model):
         return self.apply(self.params, x)
 
     def sync(self, y: Any) -> None:
-        jax.block_until_ready(y)
+        ready = getattr(y, "block_until_ready", None)  # one array: no pytree walk
+        if ready is not None:
+            ready()
+        else:
+            jax.block_until_ready(y)
 
     def to_numpy(self, y: Any) -> np.ndarray:
         return np.asarray(jax.device_get(y))
