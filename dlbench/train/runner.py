@@ -34,7 +34,19 @@ SCHEMA_VERSION = res.TRAIN_SCHEMA_VERSION
 PARITY_STEPS = 20
 #: warn above these (first steps' max abs loss difference; final test accuracy, points)
 LOSS_TOLERANCE = 1e-3
+#: the step-loss tolerance by training precision: float32's, and for a reduced precision twice
+#: the bound each framework is held to against its own float32 run over the first steps
+#: (tests/train/test_mixed_precision.py: bfloat16 2e-2, float16 2e-3; two frameworks each
+#: within it of float32 are within twice it of each other). Measured on digits over 20 steps
+#: at bfloat16: TensorFlow 7.7e-3 and JAX 4.0e-3 from torch.
+LOSS_TOLERANCES = {"float32": LOSS_TOLERANCE, "bfloat16": 4e-2, "float16": 4e-3}
 ACCURACY_TOLERANCE_PP = 1.0
+
+
+def loss_tolerance(precision: str) -> float:
+    """The tolerance on the first steps' max abs loss difference between frameworks training
+    at ``precision`` (float32's for an unknown one)."""
+    return LOSS_TOLERANCES.get(precision, LOSS_TOLERANCE)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -289,10 +301,11 @@ def train(
     for b, a in doc["agreement"].get("backends", {}).items():
         ref = doc["agreement"]["reference"]
         d = a["max_abs_loss_diff_first_steps"]
-        if d is not None and d > LOSS_TOLERANCE:
+        tol = loss_tolerance(getattr(config, "precision", "float32"))
+        if d is not None and d > tol:
             doc["warnings"].append(
                 f"{b} vs {ref}: per-step losses differ by up to {d:.2e} over the first "
-                f"{PARITY_STEPS} steps (expected <= {LOSS_TOLERANCE:g})"
+                f"{PARITY_STEPS} steps (expected <= {tol:g} at {config.precision})"
             )
         acc = a["test_accuracy_diff_pp"]
         if acc is not None and acc > ACCURACY_TOLERANCE_PP:

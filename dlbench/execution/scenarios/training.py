@@ -51,9 +51,6 @@ from dlbench.execution.scenarios._common import validity
 
 #: The scenario's name.
 TRAINING = "training"
-#: Step-loss tolerance (max abs difference over the first steps) by precision. float32 is
-#: dlbench.train's LOSS_TOLERANCE; the reduced precisions' are wider guesses, not calibrated.
-REDUCED_LOSS_TOLERANCE = {"bfloat16": 5e-2, "float16": 2e-2}
 #: Backends preferred as the reference of the agreement check, in order.
 REFERENCE_ORDER = ("torch", "tensorflow", "jax")
 
@@ -213,7 +210,7 @@ def training(
     from dlbench.analysis.stats import summarize
     from dlbench.execution.memory import peak_rss_bytes
     from dlbench.execution.scenarios.options import TrainingOptions
-    from dlbench.train.local import make_trainer_fn
+    from dlbench.train.local import make_trainer_fn, trainer_precision
     from dlbench.train.loop import fit
 
     if context is None:
@@ -247,6 +244,8 @@ def training(
     trainer = make_trainer_fn(name)(context.spec, config, model.device)
     build = time.perf_counter() - t0
     rec = fit(trainer, fit_config, fd, orders, lrs, num_classes)
+    # what the step really ran in, checked (a step not in the cell's precision is refused)
+    ran_in = trainer_precision(name, trainer, fit_config)
     measured = rec["step_times_s"][rec["warmup_steps"] :]
     losses = [float(x) for x in rec["step_losses"]]
     reasons, notes = [], []
@@ -302,6 +301,7 @@ def training(
         "n_test": int(len(fd.get("y_test", ()))),
         "plan_fingerprint": fingerprint,
         "precision": context.precision,
+        "precision_in_force": ran_in,
         "config": config.to_dict(),
         "peak_rss_bytes": peak_rss_bytes(),
     }
@@ -332,10 +332,11 @@ def _parity_steps() -> int:
 
 
 def loss_tolerance(precision: str) -> float:
-    """The step-loss agreement tolerance at ``precision`` (max abs difference)."""
-    from dlbench.train.runner import LOSS_TOLERANCE
+    """The step-loss agreement tolerance at ``precision`` (max abs difference): ``dlbench
+    train``'s (:data:`dlbench.train.runner.LOSS_TOLERANCES`)."""
+    from dlbench.train.runner import loss_tolerance as train_tolerance
 
-    return REDUCED_LOSS_TOLERANCE.get(precision, LOSS_TOLERANCE)
+    return train_tolerance(precision)
 
 
 def training_agreement(doc: dict[str, Any], steps: int | None = None) -> dict[str, Any]:
