@@ -48,6 +48,7 @@ def loss_tolerance(precision: str) -> float:
     at ``precision`` (float32's for an unknown one)."""
     return LOSS_TOLERANCES.get(precision, LOSS_TOLERANCE)
 
+
 EventCallback = Callable[[str, dict[str, Any]], None]
 
 #: metrics summarised across folds (mean ± std)
