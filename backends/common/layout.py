@@ -83,7 +83,7 @@ class LayoutPlan:
     """Where every tensor lives: ``input`` (the graph input's layout as the program receives
     it), ``out`` (tensor name -> layout it is produced in), ``wants`` (node name -> the layout
     it reads each input in), ``outputs`` (graph outputs, read canonical) and ``transposes``
-    (distinct conversions per call)."""
+    (distinct conversions per call that move data)."""
 
     input: str
     out: dict[str, str]
@@ -173,9 +173,16 @@ def _node_rule(rn: Any, layouts: list[str]) -> tuple[tuple[str, ...], str]:
     return canon_all
 
 
+def _free(shape: tuple[int, ...]) -> bool:
+    """A (C, H, W) tensor whose NCHW and NHWC orders are the same memory (C == 1 or
+    H * W == 1, e.g. squeeze-excitation scales): converting it moves no data."""
+    return len(shape) == 3 and (shape[0] == 1 or shape[1] * shape[2] == 1)
+
+
 def _plan(plan: list[Any], input_name: str, outputs: list[str], input_layout: str) -> LayoutPlan:
     out: dict[str, str] = {input_name: input_layout}
     wants: dict[str, tuple[str, ...]] = {}
+    shapes = {rn.name: rn.out_shape for rn in plan}
     needed: set[tuple[str, str]] = set()  # (tensor, layout) pairs some reader needs
     for rn in plan:
         have = [out[i] for i in rn.inputs]
@@ -184,7 +191,7 @@ def _plan(plan: list[Any], input_name: str, outputs: list[str], input_layout: st
         out[rn.name] = produced
         needed.update((t, w) for t, w in zip(rn.inputs, want))
     needed.update((t, CANON) for t in outputs)
-    transposes = sum(1 for t, w in needed if out[t] != w)
+    transposes = sum(1 for t, w in needed if out[t] != w and not _free(shapes.get(t, ())))
     nhwc = frozenset(rn.name for rn in plan if out[rn.name] == NHWC)
     return LayoutPlan(input_layout, out, wants, transposes, nhwc)
 

@@ -123,6 +123,20 @@ def test_permutes_around_a_channels_last_block_move_no_data():
             np.testing.assert_array_equal(x.transpose(physical_perm(perm, NHWC, out)), want)
 
 
+def test_converting_a_tensor_whose_two_orders_are_one_memory_is_not_counted():
+    """Squeeze-excitation: a pooled (N, C) reshaped to a canonical (N, C, 1, 1) scales an NHWC
+    map; bringing it to NHWC moves no data. A (C, H, W) with both C and H * W above 1 does."""
+    b = GraphBuilder("se", (4, 5, 6), seed=0)
+    x = b.conv(b.input, 8, 3)
+    s = b.add("reshape", [b.add("global_avg_pool", [x])], {"shape": [8, 1, 1]}, name="s")
+    y = b.add("mul", [x, b.act(s, "sigmoid")], name="scaled")
+    row = b.add("reduce_mean", [y], {"axes": [2], "keepdims": True}, name="row")  # (8, 1, 6)
+    spec = b.build([b.add("flatten", [row], name="flat")])
+    p = plan_layouts(spec)
+    assert p.out["s"] == CANON and p.wants["scaled"] == (NHWC, NHWC)
+    assert p.transposes == 1  # only the (8, 1, 6) row means before the flatten
+
+
 def test_a_constant_that_cannot_broadcast_in_nhwc_keeps_the_op_canonical():
     b = GraphBuilder("const", (4, 5, 6), seed=0)
     x = b.conv(b.input, 4, 3)
