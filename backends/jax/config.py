@@ -75,4 +75,5 @@ MANIFEST = BackendManifest(
     exporters={"jax2onnx": ("jax2onnx",)},
     module_extras={"jax2onnx": "export"},
     priority=2,
+    sorted_dict_outputs=True,  # its exporter flattens a dict output in sorted key order
 )

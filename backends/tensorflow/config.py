@@ -73,4 +73,5 @@ MANIFEST = BackendManifest(
     exporters={"tf2onnx": ("tf2onnx",)},
     module_extras={"tf2onnx": "export"},
     priority=1,
+    sorted_dict_outputs=True,  # its exporter flattens a dict output in sorted key order
 )

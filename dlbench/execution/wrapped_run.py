@@ -154,7 +154,7 @@ def run_live(
             "detection=...)) as dlbench.run's model object. Received: "
             f"{type(model).__name__} {getattr(model, 'name', '')!r} without a detection "
             "contract. A classifier goes through a file: to_onnx(model, 'net.onnx') (or "
-            "dlbench.spec.from_torch / from_keras / from_jax), then run(model='net.onnx')"
+            "dlbench.spec's from_<framework> converters), then run(model='net.onnx')"
         )
     if isinstance(config, dict):
         config = BenchmarkConfig.from_dict({**config, "model": model.name})
@@ -405,7 +405,12 @@ def _via_onnx_row(
     from dlbench.registry import backends as registry
 
     src = model.backend.name
-    runner = registry.onnx_runtime() or "onnxruntime"
+    runner = registry.onnx_runtime()
+    if runner is None:
+        raise ConfigError(
+            "Expected a backend that runs ONNX files for the via-ONNX row. Received: none "
+            "registered (pip install 'dlbench[onnx]')"
+        )
     row = f"{src}>{runner}"
     path = workdir / f"{src}.onnx"
     t0 = time.perf_counter()

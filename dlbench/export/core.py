@@ -106,15 +106,10 @@ def _infer_source(obj: Any) -> str:
     )
 
 
-#: exporters that flatten a dict output in sorted key order (``tf.nest``, JAX pytrees); torch
-#: keeps the dict's insertion order
-SORTED_DICT_SOURCES = ("tensorflow", "jax")
-
-
 def _flat_outputs(y: Any, prefix: str = "", sort: bool = False) -> list[tuple[str, Any]]:
     """A model's outputs as ``(name, array)`` pairs in the exporter's order: one array is
     ``[("", y)]``; a dict (a detector's ``{"logits", "pred_boxes"}``) gives its keys (in
-    insertion order, or sorted with ``sort``: see :data:`SORTED_DICT_SOURCES`), a list /
+    insertion order, or sorted with ``sort``: a source whose manifest says ``sorted_dict_outputs``), a list /
     tuple ``output_<i>``, nested levels joined with ``.``. The per-output parity check catches
     an exporter that orders them otherwise (a wrong name gets another output's values)."""
     from collections.abc import Mapping
@@ -351,7 +346,9 @@ def to_onnx(
             "(per sample, NCHW) to wrap() or to_onnx()."
         )
 
-    sort = src in SORTED_DICT_SOURCES
+    from dlbench.registry import backends
+
+    sort = backends.manifest(src).sorted_dict_outputs
     out_names = _output_names(spec_or_model, model, shape, output_names, batch_size, sort)
     out_path = Path(path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -172,6 +172,8 @@ class BackendManifest:
             framework, a runtime with a memory planner), so its peak is the largest set of
             tensors alive at once; otherwise the memory check assumes every tensor of the
             forward pass is kept (:mod:`dlbench.analysis.memory_estimate`).
+        sorted_dict_outputs: Its ONNX exporters flatten a dict output in sorted key order
+            (``tf.nest``, JAX pytrees); otherwise in the dict's insertion order (torch).
     """
 
     name: str
@@ -191,6 +193,7 @@ class BackendManifest:
     runs_onnx: bool = False
     composite: tuple[str, str] | None = None
     frees_activations: bool = False
+    sorted_dict_outputs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

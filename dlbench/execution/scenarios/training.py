@@ -51,8 +51,6 @@ from dlbench.execution.scenarios._common import validity
 
 #: The scenario's name.
 TRAINING = "training"
-#: Backends preferred as the reference of the agreement check, in order.
-REFERENCE_ORDER = ("torch", "tensorflow", "jax")
 
 
 @dataclass
@@ -342,13 +340,15 @@ def loss_tolerance(precision: str) -> float:
 def training_agreement(doc: dict[str, Any], steps: int | None = None) -> dict[str, Any]:
     """Compare every training cell's first ``steps`` step losses with its reference's.
 
-    Cells are grouped by (device, batch size, precision); the reference is the first of
-    :data:`REFERENCE_ORDER` whose cell trained (else the first backend that did). Each compared
+    Cells are grouped by (device, batch size, precision); the reference is the first trainer
+    in the manifests' ``priority`` order whose cell trained (torch when it did). Each compared
     cell gets ``training.agreement`` (``reference``, ``steps``, ``max_abs_loss_diff``,
     ``max_rel_loss_diff``, ``tolerance``, ``ok``); a cell above the tolerance, or trained on
     another plan (a different fingerprint), is marked INVALID with the reason. Returns
     ``{"groups": [...], "disagreements": [messages]}`` (the document's ``training`` entry).
     """
+    from dlbench.registry import backends as registry
+
     steps = _parity_steps() if steps is None else steps
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for c in doc.get("cells") or []:
@@ -363,7 +363,7 @@ def training_agreement(doc: dict[str, Any], steps: int | None = None) -> dict[st
         finite = [c for c in cells if _finite_losses(c)]
         if not finite:
             continue
-        order = {b: i for i, b in enumerate(REFERENCE_ORDER)}
+        order = {b: i for i, b in enumerate(registry.with_capability("train"))}
         ref = min(finite, key=lambda c: order.get(c["backend"], len(order)))
         tol = loss_tolerance(precision)
         ref_losses = np.asarray(ref["training"]["step_losses"][:steps], dtype=np.float64)
