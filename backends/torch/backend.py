@@ -165,8 +165,7 @@ class TorchModel(Model):
 
     def __init__(self, backend: TorchBackend, module: nn.Module, device: str, name: str) -> None:
         super().__init__(backend, device, name)
-        self.torch_device = torch.device(device)
-        self._cuda = self.torch_device.type == "cuda"
+        self.torch_device = torch.device(device)  # also sets _cuda (the property below)
         self.channels_last = bool(backend.options["channels_last"])
         module = module.to(self.torch_device)
         if self.channels_last:
@@ -184,6 +183,17 @@ class TorchModel(Model):
         else:
             self.runner = module
         self._ctx = _grad_mode(bool(backend.options["inference_mode"]))
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The device the module and its inputs live on."""
+        return self._torch_device
+
+    @torch_device.setter
+    def torch_device(self, device: torch.device) -> None:
+        # ``sync`` tests a bool (no attribute chain per call); kept in step with the device
+        self._torch_device = device
+        self._cuda = device.type == "cuda"
 
     def to_device(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(self.input_desc.host(batch)))

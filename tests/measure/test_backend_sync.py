@@ -84,22 +84,38 @@ def test_sync_inside_timed_region_gpu(name):
 
 
 def test_jax_sync_blocks_until_ready():
-    """JAX dispatches asynchronously: the backend's sync must be block_until_ready."""
+    """JAX dispatches asynchronously: the backend's sync must block until the result is ready,
+    on every warm-up and measured call (an array's own ``block_until_ready``; a pytree of them
+    through ``jax.block_until_ready``)."""
     jax = pytest.importorskip("jax")
     model = _build("jax")
     waited = []
-    real = jax.block_until_ready
 
-    def spy(y):
-        waited.append(y)
-        return real(y)
+    class Pending:
+        """The forward's array, recording that sync waited on it."""
 
+        def __init__(self, y):
+            self.y = y
+
+        def block_until_ready(self):
+            waited.append(self.y)
+            return self.y.block_until_ready()
+
+    real_forward = model.forward
+    model.forward = lambda x: Pending(real_forward(x))
+    time_model(model, np.zeros((2, 1, 8, 8), np.float32), **TINY)
+    assert len(waited) == 3 + 3  # every warm-up call (3, the cap) and measured call (3)
+
+    # a tree of arrays (a detector's several outputs) goes through jax.block_until_ready
     import dlbench.backends.jax.backend as jb
 
+    trees = []
+    real = jax.block_until_ready
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(jb.jax, "block_until_ready", spy)
-        time_model(model, np.zeros((2, 1, 8, 8), np.float32), **TINY)
+        mp.setattr(jb.jax, "block_until_ready", lambda y: trees.append(y) or real(y))
+        y = real_forward(model.to_device(np.zeros((2, 1, 8, 8), np.float32)))
+        model.sync({"a": y, "b": y})
     finally:
         mp.undo()
-    assert len(waited) == 3 + 3  # every warm-up call (3, the cap) and measured call (3)
+    assert len(trees) == 1 and set(trees[0]) == {"a", "b"}
