@@ -55,6 +55,7 @@ def _python(code, root, timeout=600):
     )
 
 
+@pytest.mark.slow  # 29 s (a plugin's whole life in a subprocess); discovery stays in the next test
 def test_entry_point_manifest_backend_builds_exports_and_trains(tmp_path):
     _install_plugin(tmp_path)
     code = """

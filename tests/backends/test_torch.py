@@ -22,8 +22,11 @@ class TestTorchCompile(BackendConformance):
     backend_name = "torch"
     backend_options = {"mode": "compile"}
     slow_ops = True
+    # mlp stays in the default suite (it pays the compiler's first start, ~18 s); the others
+    # are slow
     slow_models = frozenset(
         {"resnet20", "resnet56", "resnet18", "vgg11_bn", "mobilenet_v2", "vit_tiny", "lstm"}
+        | {"lenet5", "digits_cnn"}
     )
 
 

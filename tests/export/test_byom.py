@@ -108,6 +108,7 @@ def test_user_keras_model_eager_mode(digits):
     np.testing.assert_allclose(model.predict(x), ref, rtol=1e-6)
 
 
+@pytest.mark.slow  # 25 s of the default suite (jax2onnx); the torch and Keras cases stay
 def test_user_jax_function(tmp_path, digits):
     need("jax")
     import jax
