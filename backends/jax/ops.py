@@ -41,9 +41,10 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=HIGHEST)
 
 
-def conv2d_kernel(xs, p, rn, kernel_layout: str):
+def conv2d_kernel(xs, p, rn, kernel_layout: str, data_layout: str = "NCHW"):
     """conv2d with the weight in ``kernel_layout`` ("OIHW" as the spec stores it, or "HWIO"
-    when the build arranged it once for XLA)."""
+    when the build arranged it once for XLA), input and output in ``data_layout`` ("NCHW", or
+    "NHWC" where the build's layout plan keeps the activation channels-last)."""
     a = rn.attrs
     t, b, l, r = a["pads"]  # noqa: E741
     y = lax.conv_general_dilated(
@@ -52,11 +53,13 @@ def conv2d_kernel(xs, p, rn, kernel_layout: str):
         window_strides=tuple(a["stride"]),
         padding=((t, b), (l, r)),
         rhs_dilation=tuple(a["dilation"]),
-        dimension_numbers=("NCHW", kernel_layout, "NCHW"),
+        dimension_numbers=(data_layout, kernel_layout, data_layout),
         feature_group_count=a["groups"],
         precision=HIGHEST,
     )
-    return y + p["bias"][None, :, None, None] if "bias" in p else y
+    if "bias" not in p:
+        return y
+    return y + (p["bias"] if data_layout == "NHWC" else p["bias"][None, :, None, None])
 
 
 @OPS.register("conv2d")
@@ -202,19 +205,7 @@ def embedding(xs: list, p: dict, rn: ResolvedNode) -> jax.Array:
 
 def conv2d_nhwc(xs, p, rn):
     """conv2d on an NHWC input with an HWIO kernel (arranged once at build time), NHWC out."""
-    a = rn.attrs
-    t, b, l, r = a["pads"]  # noqa: E741
-    y = lax.conv_general_dilated(
-        xs[0],
-        p["weight"],
-        window_strides=tuple(a["stride"]),
-        padding=((t, b), (l, r)),
-        rhs_dilation=tuple(a["dilation"]),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=a["groups"],
-        precision=HIGHEST,
-    )
-    return y + p["bias"] if "bias" in p else y
+    return conv2d_kernel(xs, p, rn, "HWIO", "NHWC")
 
 
 def _pool_nhwc(x, rn, init, fn):
