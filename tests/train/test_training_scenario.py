@@ -182,6 +182,28 @@ def test_agreement_catches_a_small_late_departure_and_groups_by_batch_and_precis
     assert training_agreement(doc2, steps=6)["disagreements"] == []
 
 
+def test_a_reduced_precision_is_held_to_its_own_tolerance() -> None:
+    """bfloat16 cells: a rounding-size gap (8e-3, TF's measured bf16 departure on digits) passes
+    at bfloat16 and would not at float32; a wrong curve is still caught at bfloat16."""
+    from dlbench.train.runner import LOSS_TOLERANCES
+
+    near = np.add(LOSSES, 8e-3).tolist()
+    doc = {
+        "cells": [
+            _cell("torch", LOSSES, precision="bfloat16"),
+            _cell("tensorflow", near, precision="bfloat16"),
+            _cell("jax", LOSSES[::-1], precision="bfloat16"),  # a wrong loss curve
+            _cell("torch", LOSSES),
+            _cell("tensorflow", near),  # the same gap at float32: over its 1e-3
+        ]
+    }
+    summary = training_agreement(doc)
+    tol = {g["precision"]: g["tolerance"] for g in summary["groups"]}
+    assert tol == {"bfloat16": LOSS_TOLERANCES["bfloat16"], "float32": LOSS_TOLERANCES["float32"]}
+    status = [c["status"] for c in doc["cells"]]
+    assert status == ["ok", "ok", "invalid", "ok", "invalid"], status
+
+
 def test_a_diverged_reference_is_not_used() -> None:
     doc = {"cells": [_cell("torch", [2.3, float("nan")]), _cell("jax", [2.3, 2.2])]}
     summary = training_agreement(doc)
